@@ -1,0 +1,135 @@
+"""``invoicing dev``: the whole product on one machine, with nothing installed but Python.
+
+Starts embedded PostgreSQL and Redis under the data folder unless ``DATABASE_URL`` /
+``REDIS_URL`` are set, migrates, seeds demo data into an empty database, then runs the server
+and the workers as child processes and restarts a worker that dies. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from invoicing.embedded import EmbeddedPostgres, EmbeddedRedis, port_answers
+from invoicing.settings import Settings
+from invoicing.storage.database import Database
+from invoicing.storage.migrations import migrate
+from invoicing.storage.seed import SeedResult, database_is_empty, seed
+
+DEMO_FILE = "demo-logins.json"
+DEMO_ORDERS = 1000
+
+
+def _secret_key(data_dir: Path) -> str:
+    """A key kept in the data folder, so sessions survive restarts of `dev`."""
+    path = data_dir / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+async def _prepare_database(database_url: str, data_dir: Path) -> SeedResult | None:
+    async with Database(database_url, pool_size=2) as database:
+        await migrate(database)
+        if await database_is_empty(database):
+            demo = await seed(database, organizations=2, orders=DEMO_ORDERS, invalid_ratio=0.05)
+            (data_dir / DEMO_FILE).write_text(json.dumps(demo, indent=2))
+            (data_dir / DEMO_FILE).chmod(0o600)
+            return demo
+    path = data_dir / DEMO_FILE
+    if not path.exists():
+        return None
+    saved: SeedResult = json.loads(path.read_text())
+    return saved
+
+
+def _print_banner(url: str, demo: SeedResult | None, data_dir: Path) -> None:
+    print(f"\n  Batch invoicing is running at {url}\n", flush=True)
+    if demo is None:
+        print("  (database was not empty: no demo data created)\n", flush=True)
+        return
+    for organization in demo["organizations"]:
+        print(f"  {organization['name']}", flush=True)
+        for user in organization["users"]:
+            print(f"    {user['role']:<7} {user['email']}  password: {user['password']}", flush=True)
+            print(f"            API token: {user['token']}", flush=True)
+    print(f"\n  Demo logins are kept in {data_dir / DEMO_FILE}. Ctrl-C stops everything.\n", flush=True)
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "cli", *args], env=env)
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _supervise(
+    server: subprocess.Popen[bytes], workers: list[subprocess.Popen[bytes]], env: dict[str, str]
+) -> int:
+    """Block until the server exits; restart any worker that dies meanwhile."""
+    while server.poll() is None:
+        for index, worker in enumerate(workers):
+            if worker.poll() is not None:
+                print(f"worker exited with {worker.returncode}; restarting it", file=sys.stderr, flush=True)
+                workers[index] = _spawn(["worker"], env)
+        time.sleep(0.5)
+    return server.returncode or 0
+
+
+def run_dev(settings: Settings, *, host: str, port: int, workers: int) -> int:
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if port_answers(host, port):
+        print(f"invoicing dev: port {port} is already in use; pass --port.", file=sys.stderr)
+        return 2
+    with ExitStack() as stack:
+        database_url = settings.database_url
+        if database_url is None:
+            print(f"Starting embedded PostgreSQL in {data_dir / 'postgres'} ...", flush=True)
+            postgres = EmbeddedPostgres(data_dir / "postgres")
+            stack.callback(postgres.stop)
+            database_url = postgres.ensure_database("invoicing")
+        redis_url = settings.redis_url
+        if redis_url is None:
+            print(f"Starting embedded Redis in {data_dir / 'redis'} ...", flush=True)
+            redis = EmbeddedRedis(data_dir / "redis").start()
+            stack.callback(redis.stop)
+            redis_url = redis.url
+        demo = asyncio.run(_prepare_database(database_url, data_dir))
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "SECRET_KEY": settings.secret_key or _secret_key(data_dir),
+        }
+        server = _spawn(["server", "--host", host, "--port", str(port)], env)
+        worker_processes = [_spawn(["worker"], env) for _ in range(max(1, workers))]
+        stack.callback(lambda: _stop([server, *worker_processes]))
+        deadline = time.monotonic() + 30
+        while not port_answers(host, port) and server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _print_banner(f"http://{host}:{port}", demo, data_dir)
+        try:
+            return _supervise(server, worker_processes, env)
+        except KeyboardInterrupt:
+            print("\nStopping ...", flush=True)
+            return 0

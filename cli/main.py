@@ -1,0 +1,92 @@
+"""``invoicing``: dev, server, worker, migrate, seed, process-pending."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from invoicing.errors import InvoicingError
+from invoicing.settings import Settings
+
+logger = logging.getLogger("invoicing")
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="invoicing", description="Batch invoicing service.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    dev = commands.add_parser("dev", help="run everything locally (embedded PostgreSQL/Redis if no URLs)")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--workers", type=int, default=1, help="worker processes to run (default 1)")
+    server = commands.add_parser("server", help="run the HTTP/WebSocket server")
+    server.add_argument("--host", default="127.0.0.1")
+    server.add_argument("--port", type=int, default=8000)
+    worker = commands.add_parser("worker", help="run a worker (processes jobs, runs the minute sweep)")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    commands.add_parser("migrate", help="apply database migrations")
+    seed = commands.add_parser("seed", help="create demo organizations, users and orders; prints JSON")
+    seed.add_argument("--orgs", type=int, default=2)
+    seed.add_argument("--orders", type=int, default=200)
+    seed.add_argument("--invalid-ratio", type=float, default=0.1)
+    commands.add_parser("process-pending", help="run the sweep now: enqueue pending, resume stalled jobs")
+    return parser
+
+
+def _check_seed_args(args: argparse.Namespace) -> None:
+    if not 1 <= args.orgs <= 100:
+        raise SystemExit("invoicing seed: --orgs must be between 1 and 100")
+    if not 0 <= args.orders <= 1_000_000:
+        raise SystemExit("invoicing seed: --orders must be between 0 and 1000000")
+    if not 0.0 <= args.invalid_ratio <= 1.0:
+        raise SystemExit("invoicing seed: --invalid-ratio must be between 0 and 1")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        _configure_logging(settings)
+        return _run(args, settings)
+    except InvoicingError as exc:
+        print(f"invoicing {args.command}: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from cli import commands
+
+    if args.command == "dev":
+        from cli.dev import run_dev
+
+        return run_dev(settings, host=args.host, port=args.port, workers=args.workers)
+    if args.command == "server":
+        return commands.serve(settings, host=args.host, port=args.port)
+    if args.command == "worker":
+        return commands.work(settings, burst=args.burst)
+    if args.command == "migrate":
+        applied = asyncio.run(commands.migrate_database(settings))
+        print(f"migrations applied: {applied or 'none (up to date)'}")
+        return 0
+    if args.command == "seed":
+        _check_seed_args(args)
+        result = asyncio.run(commands.seed_database(settings, args.orgs, args.orders, args.invalid_ratio))
+        print(json.dumps(result, indent=2))
+        return 0
+    if args.command == "process-pending":
+        print(json.dumps(asyncio.run(commands.process_pending(settings))))
+        return 0
+    raise AssertionError(args.command)

@@ -1,0 +1,223 @@
+"""Pure rules that turn a sales order into an invoice draft, or say why it cannot be invoiced."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, timedelta
+from decimal import Decimal
+
+from invoicing.domain.models import (
+    Customer,
+    InvoiceDraft,
+    InvoiceLineDraft,
+    OrderLine,
+    SalesOrder,
+    TaxAmount,
+)
+from invoicing.domain.money import exact_arithmetic, is_valid_currency, round_money
+from invoicing.errors import InvoiceRuleError
+
+INVOICE_NUMBER_PREFIX = "INV"
+
+ORDER_NOT_FOUND = "order_not_found"
+ORDER_NOT_CONFIRMED = "order_not_confirmed"
+ALREADY_INVOICED = "already_invoiced"
+NO_LINES = "no_lines"
+INVALID_LINE = "invalid_line"
+MISSING_BILLING_INFO = "missing_billing_info"
+CURRENCY_MISMATCH = "currency_mismatch"
+
+# In the order ``build_invoice_draft`` checks them: the first failure is the one reported.
+INVOICE_ERROR_CODES: tuple[str, ...] = (
+    ORDER_NOT_FOUND,
+    ORDER_NOT_CONFIRMED,
+    ALREADY_INVOICED,
+    NO_LINES,
+    INVALID_LINE,
+    MISSING_BILLING_INFO,
+    CURRENCY_MISMATCH,
+)
+
+_INVOICEABLE_STATUS = "confirmed"
+_HUNDRED = Decimal(100)
+
+
+def format_invoice_number(year: int, sequence: int) -> str:
+    """Return the invoice number for ``sequence`` in ``year``, e.g. ``INV-2026-000123``.
+
+    The sequence is zero-padded to six digits and grows past them when it has to.
+    """
+    if not 1 <= year <= 9999:
+        raise ValueError(f"year out of range: {year}")
+    if sequence < 1:
+        raise ValueError(f"invoice sequence must be positive: {sequence}")
+    return f"{INVOICE_NUMBER_PREFIX}-{year:04d}-{sequence:06d}"
+
+
+def build_invoice_draft(
+    order: SalesOrder | None,
+    customer: Customer | None,
+    *,
+    already_invoiced: bool,
+    issue_date: date,
+) -> InvoiceDraft:
+    """Check that ``order`` can be invoiced to ``customer`` and compute the invoice draft.
+
+    Pass ``None`` for an order that does not exist or belongs to another organization: both
+    get the same ``order_not_found`` answer. Raises ``InvoiceRuleError`` with the code of the
+    first failed check, in the order of ``INVOICE_ERROR_CODES``.
+
+    Each line's net is rounded half-up to the currency's minor unit; tax is computed once per
+    rate on the sum of that rate's nets, so the invoice shows one rounding per rate.
+    """
+    if order is None:
+        raise InvoiceRuleError("Sales order not found.", code=ORDER_NOT_FOUND)
+    _check_order(order, already_invoiced=already_invoiced)
+    lines = tuple(sorted(order.lines, key=lambda line: line.position))
+    _check_lines(lines)
+    if customer is None:
+        raise InvoiceRuleError("The order's customer has no billing information.", code=MISSING_BILLING_INFO)
+    billing_name, billing_address, billing_email = _billing_details(customer)
+    _check_currency(order, customer)
+
+    currency = order.currency
+    with exact_arithmetic():
+        line_drafts = tuple(_line_draft(line, currency) for line in lines)
+        taxes = _taxes_per_rate(line_drafts, currency)
+        subtotal = _money_sum((line.net_amount for line in line_drafts), currency)
+        tax_total = _money_sum((tax.tax for tax in taxes), currency)
+        total = round_money(subtotal + tax_total, currency)
+
+    return InvoiceDraft(
+        sales_order_id=order.id,
+        customer_id=customer.id,
+        billing_name=billing_name,
+        billing_address=billing_address,
+        billing_email=billing_email,
+        issue_date=issue_date,
+        due_date=issue_date + timedelta(days=customer.payment_terms_days),
+        currency=currency,
+        lines=line_drafts,
+        taxes=taxes,
+        subtotal=subtotal,
+        tax_total=tax_total,
+        total=total,
+    )
+
+
+def _check_order(order: SalesOrder, *, already_invoiced: bool) -> None:
+    if order.status != _INVOICEABLE_STATUS:
+        raise InvoiceRuleError(
+            f"Sales order {order.number} is {order.status}; only confirmed orders can be invoiced.",
+            code=ORDER_NOT_CONFIRMED,
+        )
+    if already_invoiced:
+        raise InvoiceRuleError(
+            f"Sales order {order.number} has already been invoiced.", code=ALREADY_INVOICED
+        )
+    if not order.lines:
+        raise InvoiceRuleError(f"Sales order {order.number} has no lines.", code=NO_LINES)
+
+
+def _check_lines(lines: Iterable[OrderLine]) -> None:
+    for line in lines:
+        problem = _line_problem(line)
+        if problem is not None:
+            raise InvoiceRuleError(f"Line {line.position}: {problem}.", code=INVALID_LINE)
+
+
+def _line_problem(line: OrderLine) -> str | None:
+    """Describe the first thing wrong with ``line``, or return ``None`` if it can be invoiced."""
+    if not line.description.strip():
+        return "description must not be empty"
+    numbers = {
+        "quantity": line.quantity,
+        "unit price": line.unit_price,
+        "discount": line.discount_percent,
+        "tax rate": line.tax_rate_percent,
+    }
+    # Checked first: comparing a NaN raises InvalidOperation instead of answering.
+    for name, value in numbers.items():
+        if not value.is_finite():
+            return f"{name} must be a finite number"
+    if line.quantity <= 0:
+        return "quantity must be greater than zero"
+    if line.unit_price < 0:
+        return "unit price must not be negative"
+    if not 0 <= line.discount_percent <= _HUNDRED:
+        return "discount must be between 0 and 100 percent"
+    if not 0 <= line.tax_rate_percent <= _HUNDRED:
+        return "tax rate must be between 0 and 100 percent"
+    return None
+
+
+def _billing_details(customer: Customer) -> tuple[str, str, str]:
+    """Return the stripped billing name, address and email, or refuse if any is blank."""
+    fields = {
+        "billing name": (customer.billing_name or "").strip(),
+        "billing address": (customer.billing_address or "").strip(),
+        "billing email": (customer.billing_email or "").strip(),
+    }
+    missing = [label for label, value in fields.items() if not value]
+    if missing:
+        raise InvoiceRuleError(
+            f"Customer {customer.name} has no {', '.join(missing)}.", code=MISSING_BILLING_INFO
+        )
+    return fields["billing name"], fields["billing address"], fields["billing email"]
+
+
+def _check_currency(order: SalesOrder, customer: Customer) -> None:
+    if order.currency != customer.currency:
+        raise InvoiceRuleError(
+            f"Sales order {order.number} is in {order.currency} but customer {customer.name}"
+            f" is billed in {customer.currency}.",
+            code=CURRENCY_MISMATCH,
+        )
+    if not is_valid_currency(order.currency):
+        raise InvoiceRuleError(
+            f"Sales order {order.number} has an invalid currency code {order.currency!r}.",
+            code=CURRENCY_MISMATCH,
+        )
+
+
+def _line_draft(line: OrderLine, currency: str) -> InvoiceLineDraft:
+    gross = line.quantity * line.unit_price
+    net = round_money(_percent_of(gross, _HUNDRED - line.discount_percent), currency)
+    return InvoiceLineDraft(
+        position=line.position,
+        description=line.description,
+        quantity=line.quantity,
+        unit_price=line.unit_price,
+        discount_percent=line.discount_percent,
+        tax_rate_percent=line.tax_rate_percent,
+        net_amount=_unsigned(net),
+    )
+
+
+def _taxes_per_rate(lines: Iterable[InvoiceLineDraft], currency: str) -> tuple[TaxAmount, ...]:
+    # Decimal("20") and Decimal("20.00") are equal and hash alike, so they share one group;
+    # the group keeps the spelling of its first line.
+    bases: dict[Decimal, list[Decimal]] = {}
+    for line in lines:
+        bases.setdefault(line.tax_rate_percent, []).append(line.net_amount)
+    taxes = []
+    for rate in sorted(bases):
+        base = _money_sum(bases[rate], currency)
+        tax = round_money(_percent_of(base, rate), currency)
+        taxes.append(TaxAmount(rate_percent=rate, base=base, tax=_unsigned(tax)))
+    return tuple(taxes)
+
+
+def _percent_of(amount: Decimal, percent: Decimal) -> Decimal:
+    # scaleb shifts the exponent, so dividing by 100 never rounds.
+    return (amount * percent).scaleb(-2)
+
+
+def _money_sum(amounts: Iterable[Decimal], currency: str) -> Decimal:
+    return round_money(sum(amounts, Decimal(0)), currency)
+
+
+def _unsigned(amount: Decimal) -> Decimal:
+    # Inputs are validated non-negative, so this only turns a signed zero (a unit price of
+    # Decimal("-0") passes the "not negative" check) into a plain 0.00 on the invoice.
+    return amount.copy_abs()

@@ -1,0 +1,88 @@
+"""Currency minor units and half-up rounding of money amounts (``Decimal`` only, never float)."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from decimal import (
+    MAX_EMAX,
+    MAX_PREC,
+    MIN_EMIN,
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
+
+# ISO 4217 exponents that differ from the usual two decimals.
+_ZERO_DECIMAL_CURRENCIES = frozenset(
+    {
+        "BIF",
+        "CLP",
+        "DJF",
+        "GNF",
+        "ISK",
+        "JPY",
+        "KMF",
+        "KRW",
+        "PYG",
+        "RWF",
+        "UGX",
+        "UYI",
+        "VND",
+        "VUV",
+        "XAF",
+        "XOF",
+        "XPF",
+    }
+)
+_THREE_DECIMAL_CURRENCIES = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
+# Unidades de fomento (Chile) and the Uruguayan wage index unit are quoted to four decimals.
+_FOUR_DECIMAL_CURRENCIES = frozenset({"CLF", "UYW"})
+
+# The default context keeps 28 significant digits, so a quantity times a price at the
+# database's numeric(18, 4) could be rounded silently before we round to the minor unit.
+# Multiplication, addition and scaleb are exact under this context (no inexact operation
+# is ever asked of it), so the only rounding left is the explicit half-up one.
+_EXACT = Context(
+    prec=MAX_PREC,
+    rounding=ROUND_HALF_UP,
+    Emax=MAX_EMAX,
+    Emin=MIN_EMIN,
+    traps=[InvalidOperation, DivisionByZero, Overflow],
+)
+
+
+def minor_unit(currency: str) -> int:
+    """Return the ISO 4217 exponent of ``currency``: 0 for JPY, 3 for KWD, 2 for EUR and others."""
+    if currency in _ZERO_DECIMAL_CURRENCIES:
+        return 0
+    if currency in _THREE_DECIMAL_CURRENCIES:
+        return 3
+    if currency in _FOUR_DECIMAL_CURRENCIES:
+        return 4
+    return 2
+
+
+def round_money(amount: Decimal, currency: str) -> Decimal:
+    """Round ``amount`` half-up (ties away from zero) to the minor unit of ``currency``.
+
+    The result always carries the currency's exponent: ``round_money(Decimal("1"), "EUR")``
+    is ``Decimal("1.00")``. Raises ``ValueError`` for NaN or infinity.
+    """
+    if not amount.is_finite():
+        raise ValueError(f"cannot round a non-finite amount: {amount}")
+    exponent = Decimal(1).scaleb(-minor_unit(currency))
+    return amount.quantize(exponent, rounding=ROUND_HALF_UP, context=_EXACT)
+
+
+def is_valid_currency(code: str) -> bool:
+    """Tell whether ``code`` has the shape of an ISO 4217 code: three uppercase ASCII letters."""
+    return len(code) == 3 and code.isascii() and code.isalpha() and code.isupper()
+
+
+def exact_arithmetic() -> AbstractContextManager[Context]:
+    """Context manager under which ``Decimal`` products and sums of amounts are exact."""
+    return localcontext(_EXACT)

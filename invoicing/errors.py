@@ -1,0 +1,67 @@
+"""One exception hierarchy for the whole product.
+
+Every error carries a stable machine-readable ``code`` and a ``message`` that is safe to show
+to the user (no SQL, no ids of other organizations, no stack traces). The HTTP edge maps the
+classes to status codes in one place (``server/errors.py``).
+"""
+
+from __future__ import annotations
+
+
+class InvoicingError(Exception):
+    """Base of every error the product raises on purpose."""
+
+    code: str = "error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class InvoiceRuleError(InvoicingError):
+    """An order cannot be invoiced; ``code`` says why (recorded per batch item)."""
+
+    code = "invoice_rule"
+
+
+class BadRequest(InvoicingError):
+    """The client sent something malformed; nothing was written."""
+
+    code = "invalid_request"
+
+
+class NotFound(InvoicingError):
+    """The thing does not exist, or belongs to another organization (never revealed)."""
+
+    code = "not_found"
+
+
+class Conflict(InvoicingError):
+    """The request is valid but the current state forbids it (e.g. cancel a finished job)."""
+
+    code = "conflict"
+
+
+class Unauthorized(InvoicingError):
+    code = "unauthorized"
+
+
+class Forbidden(InvoicingError):
+    code = "forbidden"
+
+
+class ServiceUnavailable(InvoicingError):
+    """A backing service (PostgreSQL) cannot be reached."""
+
+    code = "service_unavailable"
+
+
+class ConfigurationError(InvoicingError):
+    """A setting from the environment is missing or malformed."""
+
+    code = "configuration_error"

@@ -1,0 +1,24 @@
+"""Every Redis key, channel and arq name the product uses, in one place."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+#: arq task names (the worker registers functions under these names).
+PROCESS_BATCH_JOB = "process_batch_job"
+SWEEP = "sweep"
+
+
+def arq_job_id(job_id: UUID, generation: int) -> str:
+    """arq dedupes on job id; a new generation per re-enqueue keeps a resume from being swallowed."""
+    return f"batch-job:{job_id}:{generation}"
+
+
+def events_channel(prefix: str, organization_id: UUID) -> str:
+    """Pub/sub channel carrying the progress events of one organization's jobs."""
+    return f"{prefix}:events:{organization_id}"
+
+
+def events_pattern(prefix: str) -> str:
+    """Pattern a server process subscribes to once, to fan out to every socket it holds."""
+    return f"{prefix}:events:*"

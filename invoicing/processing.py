@@ -1,0 +1,140 @@
+"""Turning orders into invoices: one chunk of a batch job, or a single order.
+
+Each chunk is one transaction: it proves the lease, locks the orders, writes the invoices,
+marks the items and moves the counters together, so a crash anywhere leaves either all of a
+chunk or none of it. Exactly once is then the database's job (unique ``sales_order_id``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID
+
+from invoicing.domain.invoice_rules import build_invoice_draft
+from invoicing.domain.jobs import ItemStatus
+from invoicing.domain.models import InvoiceDraft
+from invoicing.errors import InvoiceRuleError
+from invoicing.records import BatchJob, Invoice
+from invoicing.storage import invoices, progress
+from invoicing.storage.database import Database
+from invoicing.storage.invoices import OrdersToInvoice
+from invoicing.storage.progress import ItemResult
+
+#: How many failed items the job's ``errors`` column keeps; the rest are in the items.
+ERROR_SAMPLE_SIZE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkOutcome:
+    """The job as committed by a chunk, or None when another worker has taken the job over."""
+
+    job: BatchJob | None
+
+    @property
+    def done(self) -> bool:
+        return self.job is None or self.job.is_finished
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def decide(
+    order_ids: Sequence[UUID], loaded: OrdersToInvoice, issue_date: date
+) -> list[InvoiceDraft | InvoiceRuleError]:
+    """Pure: a draft or the rule it breaks, for each order id, in order."""
+    decisions: list[InvoiceDraft | InvoiceRuleError] = []
+    for order_id in order_ids:
+        order = loaded.orders.get(order_id)
+        customer = None if order is None else loaded.customers.get(order.customer_id)
+        try:
+            decisions.append(
+                build_invoice_draft(
+                    order,
+                    customer,
+                    already_invoiced=order_id in loaded.already_invoiced,
+                    issue_date=issue_date,
+                )
+            )
+        except InvoiceRuleError as error:
+            decisions.append(error)
+    return decisions
+
+
+async def process_next_chunk(
+    database: Database, job_id: UUID, owner: str, *, chunk_size: int, lease_seconds: float
+) -> ChunkOutcome:
+    """Invoice the next ``chunk_size`` pending items of a job whose lease ``owner`` holds."""
+    async with database.transaction() as connection:
+        lease = await progress.renew_lease(connection, job_id, owner, lease_seconds)
+        if lease is None:
+            return ChunkOutcome(job=None)
+        if lease.cancel_requested:
+            return ChunkOutcome(job=await progress.finish_cancelled(connection, job_id))
+        items = await progress.next_pending_items(connection, job_id, chunk_size)
+        if not items:
+            return ChunkOutcome(job=await progress.finish_completed(connection, job_id))
+        order_ids = [order_id for _, order_id in items]
+        loaded = await invoices.lock_orders_for_invoicing(connection, lease.organization_id, order_ids)
+        decisions = decide(order_ids, loaded, today())
+        drafts = [d for d in decisions if isinstance(d, InvoiceDraft)]
+        created = await invoices.insert_invoices(
+            connection,
+            organization_id=lease.organization_id,
+            drafts=drafts,
+            created_by=lease.created_by,
+            batch_job_id=job_id,
+        )
+        results = [
+            _item_result(position, d, created) for (position, _), d in zip(items, decisions, strict=True)
+        ]
+        await progress.record_items(connection, job_id, results)
+        failures = [
+            {"order_id": str(order_id), "code": d.code, "message": d.message}
+            for order_id, d in zip(order_ids, decisions, strict=True)
+            if isinstance(d, InvoiceRuleError)
+        ]
+        job = await progress.record_progress(
+            connection,
+            job_id,
+            processed=len(items),
+            succeeded=len(drafts),
+            failed=len(failures),
+            new_errors=failures[: max(0, ERROR_SAMPLE_SIZE - lease.error_count)],
+        )
+        return ChunkOutcome(job=job)
+
+
+def _item_result(
+    position: int, decision: InvoiceDraft | InvoiceRuleError, created: dict[UUID, UUID]
+) -> ItemResult:
+    if isinstance(decision, InvoiceRuleError):
+        return ItemResult(position, ItemStatus.failed.value, None, decision.code, decision.message)
+    return ItemResult(position, ItemStatus.succeeded.value, created[decision.sales_order_id])
+
+
+async def invoice_single_order(
+    database: Database, *, organization_id: UUID, order_id: UUID, user_id: UUID
+) -> Invoice:
+    """The seed's create-invoice-from-order: same rules and locks as a batch chunk."""
+    async with database.transaction() as connection:
+        loaded = await invoices.lock_orders_for_invoicing(connection, organization_id, [order_id])
+        decision = decide([order_id], loaded, today())[0]
+        if isinstance(decision, InvoiceRuleError):
+            raise decision
+        created = await invoices.insert_invoices(
+            connection,
+            organization_id=organization_id,
+            drafts=[decision],
+            created_by=user_id,
+            batch_job_id=None,
+        )
+        return await invoices.get_invoice(connection, organization_id, created[order_id])
+
+
+def job_payload(user_id: UUID, source: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The request context stored with a job (the seed's ``payload``), for audit and support."""
+    return {"requested_by": str(user_id), "source": source, **(extra or {})}

@@ -1,0 +1,126 @@
+"""The one settings object, built from the environment and passed explicitly everywhere."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from invoicing.errors import ConfigurationError
+
+#: Every environment variable the product reads, with its default (None: optional).
+ENVIRONMENT: dict[str, str | None] = {
+    "DATABASE_URL": None,
+    "REDIS_URL": None,
+    "SECRET_KEY": None,
+    "INVOICING_DATA_DIR": ".data",
+    "MAX_BATCH_SIZE": "100000",
+    "CHUNK_SIZE": "100",
+    "LEASE_SECONDS": "60",
+    "MAX_JOB_ATTEMPTS": "3",
+    "WORKER_MAX_JOBS": "4",
+    "WORKER_POLL_DELAY": "0.1",
+    "SWEEP_PENDING_AFTER_SECONDS": "5",
+    "QUEUE_NAME": "invoicing:queue",
+    "REDIS_PREFIX": "invoicing",
+    "DB_POOL_SIZE": "10",
+    "LOG_LEVEL": "INFO",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Configuration of one process. Build it with :meth:`from_env`; never read os.environ elsewhere."""
+
+    database_url: str | None
+    redis_url: str | None
+    secret_key: str | None
+    data_dir: Path
+    max_batch_size: int
+    chunk_size: int
+    lease_seconds: float
+    max_job_attempts: int
+    worker_max_jobs: int
+    worker_poll_delay: float
+    sweep_pending_after_seconds: float
+    queue_name: str
+    redis_prefix: str
+    db_pool_size: int
+    log_level: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read, cast and check every setting; raise ConfigurationError naming the bad variable."""
+        env = os.environ if environ is None else environ
+
+        def raw(name: str) -> str | None:
+            value = env.get(name)
+            if value is None or value.strip() == "":
+                return ENVIRONMENT[name]
+            return value.strip()
+
+        def integer(name: str, low: int, high: int) -> int:
+            return int(_number(name, raw(name), int, low, high))
+
+        def real(name: str, low: float, high: float) -> float:
+            return float(_number(name, raw(name), float, low, high))
+
+        log_level = (raw("LOG_LEVEL") or "INFO").upper()
+        if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigurationError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR; got {log_level!r}.")
+        database_url = raw("DATABASE_URL")
+        if database_url is not None and not database_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigurationError("DATABASE_URL must start with postgresql://.")
+        redis_url = raw("REDIS_URL")
+        if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigurationError("REDIS_URL must start with redis://, rediss:// or unix://.")
+        secret_key = raw("SECRET_KEY")
+        if secret_key is not None and len(secret_key) < 16:
+            raise ConfigurationError("SECRET_KEY must be at least 16 characters long.")
+        return cls(
+            database_url=database_url,
+            redis_url=redis_url,
+            secret_key=secret_key,
+            data_dir=Path(raw("INVOICING_DATA_DIR") or ".data"),
+            max_batch_size=integer("MAX_BATCH_SIZE", 1, 1_000_000),
+            chunk_size=integer("CHUNK_SIZE", 1, 10_000),
+            lease_seconds=real("LEASE_SECONDS", 1, 3600),
+            max_job_attempts=integer("MAX_JOB_ATTEMPTS", 1, 100),
+            worker_max_jobs=integer("WORKER_MAX_JOBS", 1, 100),
+            worker_poll_delay=real("WORKER_POLL_DELAY", 0.01, 10),
+            sweep_pending_after_seconds=real("SWEEP_PENDING_AFTER_SECONDS", 0, 3600),
+            queue_name=raw("QUEUE_NAME") or "invoicing:queue",
+            redis_prefix=raw("REDIS_PREFIX") or "invoicing",
+            db_pool_size=integer("DB_POOL_SIZE", 2, 200),
+            log_level=log_level,
+        )
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    def require_database(self) -> str:
+        """The database URL, or a clear error for commands that need it."""
+        if not self.database_url:
+            raise ConfigurationError(
+                "DATABASE_URL is not set (or use `invoicing dev` for embedded services)."
+            )
+        return self.database_url
+
+    def require_services(self) -> tuple[str, str]:
+        """The database and Redis URLs, or a clear error for commands that need both."""
+        database_url = self.require_database()
+        if not self.redis_url:
+            raise ConfigurationError("REDIS_URL is not set (or use `invoicing dev` for embedded services).")
+        return database_url, self.redis_url
+
+
+def _number(name: str, value: str | None, kind: type[int] | type[float], low: float, high: float) -> float:
+    try:
+        number = kind(value or "")
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number; got {value!r}.") from None
+    if not low <= number <= high:
+        raise ConfigurationError(f"{name} must be between {low:g} and {high:g}; got {value}.")
+    return number

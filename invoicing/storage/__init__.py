@@ -1,0 +1,1 @@
+"""PostgreSQL storage: the pool, migrations and one repository module per aggregate."""

@@ -1,0 +1,101 @@
+"""The connection pool.
+
+``databases`` owns the pool and the task-scoped connection and transaction handling; every query
+then runs on its raw asyncpg connection, because the hot paths need what only asyncpg offers
+(COPY, array parameters, typed codecs) and one query style beats two.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+import databases
+
+from invoicing.errors import ServiceUnavailable
+
+Connection = asyncpg.Connection
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    return b"\x01" + json.dumps(value, separators=(",", ":")).encode()
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return json.loads(data[1:])
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    # Binary format (a version byte, then the text) so that COPY can write jsonb columns too.
+    await connection.set_type_codec(
+        "jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog", format="binary"
+    )
+
+
+def _socket_options(url: str) -> dict[str, Any]:
+    # databases passes host/port from the URL's netloc only; a Unix socket directory given as
+    # `?host=/path` (what the embedded PostgreSQL hands out) must be forwarded by hand.
+    query = parse_qs(urlsplit(url).query)
+    options: dict[str, Any] = {}
+    if "host" in query:
+        options["host"] = query["host"][0]
+    if "port" in query:
+        options["port"] = int(query["port"][0])
+    return options
+
+
+def _without_query(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(query="").geturl()
+
+
+class Database:
+    """A PostgreSQL pool. ``connection()`` and ``transaction()`` yield raw asyncpg connections."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self._database = databases.Database(
+            _without_query(url),
+            min_size=1,
+            max_size=pool_size,
+            init=_init_connection,
+            **_socket_options(url),
+        )
+
+    async def connect(self) -> None:
+        try:
+            await self._database.connect()
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise ServiceUnavailable("The database cannot be reached.") from exc
+
+    async def disconnect(self) -> None:
+        if self._database.is_connected:
+            await self._database.disconnect()
+
+    async def __aenter__(self) -> Database:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.disconnect()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._database.connection() as connection:
+            yield connection.raw_connection
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._database.connection() as connection, connection.transaction():
+            yield connection.raw_connection
+
+    async def ping(self) -> bool:
+        try:
+            async with self.connection() as connection:
+                return bool(await connection.fetchval("SELECT true"))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return False

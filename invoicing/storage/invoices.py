@@ -1,0 +1,210 @@
+"""Invoices: loading orders to invoice, allocating numbers, bulk writing, reading back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from invoicing.domain.invoice_rules import format_invoice_number
+from invoicing.domain.models import Customer, InvoiceDraft, OrderLine, SalesOrder
+from invoicing.errors import NotFound
+from invoicing.records import Invoice
+
+# Order rows are locked in id order, so two transactions invoicing overlapping orders (two jobs,
+# or a job and the single-order endpoint) wait for each other instead of deadlocking; the
+# second then sees the first's invoice and reports `already_invoiced`.
+LOCK_ORDERS = """
+SELECT o.id, o.organization_id, o.number, o.customer_id, o.status, o.currency, o.order_date,
+       c.name AS customer_name, c.billing_name, c.billing_address, c.billing_email,
+       c.payment_terms_days, c.currency AS customer_currency
+FROM sales_orders o JOIN customers c ON c.id = o.customer_id
+WHERE o.organization_id = $1 AND o.id = ANY($2::uuid[])
+ORDER BY o.id
+FOR UPDATE OF o
+"""
+
+SELECT_LINES = """
+SELECT sales_order_id, position, description, quantity, unit_price, discount_percent, tax_rate_percent
+FROM sales_order_lines WHERE sales_order_id = ANY($1::uuid[])
+ORDER BY sales_order_id, position
+"""
+
+SELECT_INVOICED = "SELECT sales_order_id FROM invoices WHERE sales_order_id = ANY($1::uuid[])"
+
+# The counter row's lock is held until commit: concurrent chunks of one organization take
+# numbers one block after another, and a rollback gives the block back (no gaps).
+ALLOCATE_NUMBERS = """
+INSERT INTO invoice_number_counters AS counter (organization_id, year, last_number)
+VALUES ($1, $2, $3)
+ON CONFLICT (organization_id, year) DO UPDATE SET last_number = counter.last_number + EXCLUDED.last_number
+RETURNING last_number
+"""
+
+INVOICE_COLUMNS = (
+    "id", "organization_id", "number", "year", "sequence", "sales_order_id", "customer_id",
+    "billing_name", "billing_address", "billing_email", "issue_date", "due_date", "currency",
+    "subtotal", "tax_total", "total", "tax_breakdown", "created_by", "batch_job_id",
+)  # fmt: skip
+LINE_COLUMNS = (
+    "invoice_id", "position", "description", "quantity", "unit_price",
+    "discount_percent", "tax_rate_percent", "net_amount",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersToInvoice:
+    """What the invoice rules need about a set of orders, read under lock."""
+
+    orders: dict[UUID, SalesOrder]
+    customers: dict[UUID, Customer]
+    already_invoiced: frozenset[UUID]
+
+
+async def lock_orders_for_invoicing(
+    connection: asyncpg.Connection, organization_id: UUID, order_ids: Sequence[UUID]
+) -> OrdersToInvoice:
+    """Orders of this organization among ``order_ids`` (others are simply absent), locked."""
+    order_rows = await connection.fetch(LOCK_ORDERS, organization_id, list(order_ids))
+    found = [row["id"] for row in order_rows]
+    lines: dict[UUID, list[OrderLine]] = {order_id: [] for order_id in found}
+    invoiced: frozenset[UUID] = frozenset()
+    if found:
+        for line in await connection.fetch(SELECT_LINES, found):
+            lines[line["sales_order_id"]].append(
+                OrderLine(
+                    position=line["position"],
+                    description=line["description"],
+                    quantity=line["quantity"],
+                    unit_price=line["unit_price"],
+                    discount_percent=line["discount_percent"],
+                    tax_rate_percent=line["tax_rate_percent"],
+                )
+            )
+        invoiced = frozenset(row["sales_order_id"] for row in await connection.fetch(SELECT_INVOICED, found))
+    orders: dict[UUID, SalesOrder] = {}
+    customers: dict[UUID, Customer] = {}
+    for row in order_rows:
+        orders[row["id"]] = SalesOrder(
+            id=row["id"],
+            organization_id=row["organization_id"],
+            number=row["number"],
+            customer_id=row["customer_id"],
+            status=row["status"],
+            currency=row["currency"],
+            order_date=row["order_date"],
+            lines=tuple(lines[row["id"]]),
+        )
+        customers[row["customer_id"]] = Customer(
+            id=row["customer_id"],
+            name=row["customer_name"],
+            billing_name=row["billing_name"],
+            billing_address=row["billing_address"],
+            billing_email=row["billing_email"],
+            payment_terms_days=row["payment_terms_days"],
+            currency=row["customer_currency"],
+        )
+    return OrdersToInvoice(orders, customers, invoiced)
+
+
+async def insert_invoices(
+    connection: asyncpg.Connection,
+    *,
+    organization_id: UUID,
+    drafts: Sequence[InvoiceDraft],
+    created_by: UUID,
+    batch_job_id: UUID | None,
+) -> dict[UUID, UUID]:
+    """Number and write the drafts (all of one issue year) with COPY; return order id → invoice id."""
+    if not drafts:
+        return {}
+    year = drafts[0].issue_date.year
+    last = await connection.fetchval(ALLOCATE_NUMBERS, organization_id, year, len(drafts))
+    first = last - len(drafts) + 1
+    invoice_rows: list[tuple[Any, ...]] = []
+    line_rows: list[tuple[Any, ...]] = []
+    created: dict[UUID, UUID] = {}
+    for sequence, draft in enumerate(drafts, start=first):
+        invoice_id = uuid4()
+        created[draft.sales_order_id] = invoice_id
+        taxes = [{"rate": str(t.rate_percent), "base": str(t.base), "tax": str(t.tax)} for t in draft.taxes]
+        invoice_rows.append(
+            (
+                invoice_id,
+                organization_id,
+                format_invoice_number(year, sequence),
+                year,
+                sequence,
+                draft.sales_order_id,
+                draft.customer_id,
+                draft.billing_name,
+                draft.billing_address,
+                draft.billing_email,
+                draft.issue_date,
+                draft.due_date,
+                draft.currency,
+                draft.subtotal,
+                draft.tax_total,
+                draft.total,
+                taxes,
+                created_by,
+                batch_job_id,
+            )
+        )
+        line_rows.extend(
+            (
+                invoice_id,
+                line.position,
+                line.description,
+                line.quantity,
+                line.unit_price,
+                line.discount_percent,
+                line.tax_rate_percent,
+                line.net_amount,
+            )
+            for line in draft.lines
+        )
+    await connection.copy_records_to_table("invoices", records=invoice_rows, columns=INVOICE_COLUMNS)
+    await connection.copy_records_to_table("invoice_lines", records=line_rows, columns=LINE_COLUMNS)
+    return created
+
+
+async def get_invoice(connection: asyncpg.Connection, organization_id: UUID, invoice_id: UUID) -> Invoice:
+    row = await connection.fetchrow(
+        "SELECT * FROM invoices WHERE id = $1 AND organization_id = $2", invoice_id, organization_id
+    )
+    if row is None:
+        raise NotFound("Invoice not found.", code="invoice_not_found")
+    lines = await connection.fetch(
+        "SELECT * FROM invoice_lines WHERE invoice_id = $1 ORDER BY position", invoice_id
+    )
+    return Invoice.from_row(row, lines)
+
+
+async def list_invoices(
+    connection: asyncpg.Connection,
+    organization_id: UUID,
+    *,
+    job_id: UUID | None,
+    limit: int,
+    after: tuple[datetime, UUID] | None,
+) -> list[Invoice]:
+    """Newest first by (created_at, id); filtered to one job when ``job_id`` is given."""
+    conditions = ["organization_id = $1"]
+    values: list[Any] = [organization_id]
+    if job_id is not None:
+        values.append(job_id)
+        conditions.append(f"batch_job_id = ${len(values)}")
+    if after is not None:
+        values += [after[0], after[1]]
+        conditions.append(f"(created_at, id) < (${len(values) - 1}::timestamptz, ${len(values)})")
+    values.append(limit)
+    query = f"""
+        SELECT * FROM invoices WHERE {" AND ".join(conditions)}
+        ORDER BY created_at DESC, id DESC LIMIT ${len(values)}
+    """
+    return [Invoice.from_row(row) for row in await connection.fetch(query, *values)]

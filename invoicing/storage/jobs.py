@@ -1,0 +1,151 @@
+"""Batch jobs and their items: every database operation on them, named by intent."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from invoicing.domain.jobs import JOB_TYPE_BULK_INVOICE, ItemStatus, JobStatus
+from invoicing.errors import Conflict, NotFound
+from invoicing.records import BatchJob, BatchJobItem
+
+JOB_NOT_FOUND = "Batch job not found."
+
+INSERT_JOB = """
+INSERT INTO batch_job_queue (organization_id, job_type, total_items, payload, created_by)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING *
+"""
+
+# One statement for any number of items: the ids travel as one array parameter.
+INSERT_ITEMS = """
+INSERT INTO batch_job_items (job_id, position, order_id)
+SELECT $1, item.position, item.order_id
+FROM unnest($2::uuid[]) WITH ORDINALITY AS item(order_id, position)
+"""
+
+INSERT_AUDIT = """
+INSERT INTO audit_log (organization_id, user_id, action, job_id, detail) VALUES ($1, $2, $3, $4, $5)
+"""
+
+# The order number is shown only for this organization's orders: a foreign id stays opaque.
+LIST_ITEMS = """
+SELECT item.*, o.number AS order_number
+FROM batch_job_items item
+LEFT JOIN sales_orders o ON o.id = item.order_id AND o.organization_id = $5
+WHERE item.job_id = $1 AND item.position > $2 AND ($4::text IS NULL OR item.status = $4)
+ORDER BY item.position
+LIMIT $3
+"""
+
+SELECT_JOB = "SELECT * FROM batch_job_queue WHERE id = $1 AND organization_id = $2"
+
+# A pending job is cancelled at once; a processing one is flagged and its worker stops before
+# the next chunk. The row lock orders this against a worker's chunk transaction.
+REQUEST_CANCEL = """
+UPDATE batch_job_queue
+SET cancel_requested = true,
+    cancel_requested_at = coalesce(cancel_requested_at, now()),
+    cancelled_by = coalesce(cancelled_by, $3),
+    status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END,
+    completed_at = CASE WHEN status = 'pending' THEN now() ELSE completed_at END,
+    cancelled_items = CASE WHEN status = 'pending' THEN total_items ELSE cancelled_items END,
+    progress_seq = progress_seq + 1,
+    updated_at = now()
+WHERE id = $1 AND organization_id = $2 AND status IN ('pending', 'processing')
+RETURNING *
+"""
+
+CANCEL_PENDING_ITEMS = """
+UPDATE batch_job_items SET status = 'cancelled', processed_at = now()
+WHERE job_id = $1 AND status = 'pending'
+"""
+
+
+async def create_job(
+    connection: asyncpg.Connection,
+    *,
+    organization_id: UUID,
+    created_by: UUID,
+    order_ids: Sequence[UUID],
+    payload: dict[str, Any],
+) -> BatchJob:
+    """Record a job and one pending item per order. Call inside a transaction."""
+    row = await connection.fetchrow(
+        INSERT_JOB, organization_id, JOB_TYPE_BULK_INVOICE, len(order_ids), payload, created_by
+    )
+    job = BatchJob.from_row(row)
+    await connection.execute(INSERT_ITEMS, job.id, list(order_ids))
+    await audit(connection, job, created_by, "job_created", {"total_items": len(order_ids)})
+    return job
+
+
+async def audit(
+    connection: asyncpg.Connection, job: BatchJob, user_id: UUID | None, action: str, detail: dict[str, Any]
+) -> None:
+    await connection.execute(INSERT_AUDIT, job.organization_id, user_id, action, job.id, detail)
+
+
+async def get_job(connection: asyncpg.Connection, organization_id: UUID, job_id: UUID) -> BatchJob:
+    row = await connection.fetchrow(SELECT_JOB, job_id, organization_id)
+    if row is None:
+        raise NotFound(JOB_NOT_FOUND, code="job_not_found")
+    return BatchJob.from_row(row)
+
+
+async def list_jobs(
+    connection: asyncpg.Connection,
+    organization_id: UUID,
+    *,
+    status: JobStatus | None,
+    limit: int,
+    after: tuple[datetime, UUID] | None,
+) -> list[BatchJob]:
+    """Newest first; ``after`` is the (created_at, id) of the last job of the previous page."""
+    conditions = ["organization_id = $1"]
+    values: list[Any] = [organization_id]
+    if status is not None:
+        values.append(status.value)
+        conditions.append(f"status = ${len(values)}")
+    if after is not None:
+        values += [after[0], after[1]]
+        conditions.append(f"(created_at, id) < (${len(values) - 1}::timestamptz, ${len(values)})")
+    values.append(limit)
+    query = f"""
+        SELECT * FROM batch_job_queue WHERE {" AND ".join(conditions)}
+        ORDER BY created_at DESC, id DESC LIMIT ${len(values)}
+    """
+    return [BatchJob.from_row(row) for row in await connection.fetch(query, *values)]
+
+
+async def list_items(
+    connection: asyncpg.Connection,
+    job: BatchJob,
+    *,
+    status: ItemStatus | None,
+    limit: int,
+    after_position: int | None,
+) -> list[BatchJobItem]:
+    status_value = None if status is None else status.value
+    after = after_position or 0
+    rows = await connection.fetch(LIST_ITEMS, job.id, after, limit, status_value, job.organization_id)
+    return [BatchJobItem.from_row(row) for row in rows]
+
+
+async def request_cancel(
+    connection: asyncpg.Connection, organization_id: UUID, job_id: UUID, user_id: UUID
+) -> BatchJob:
+    """Cancel a pending job now, or ask its worker to stop; Conflict if it already finished."""
+    row = await connection.fetchrow(REQUEST_CANCEL, job_id, organization_id, user_id)
+    if row is None:
+        job = await get_job(connection, organization_id, job_id)
+        raise Conflict(f"The job is already {job.status.value}; it cannot be cancelled.", code="job_finished")
+    job = BatchJob.from_row(row)
+    if job.status is JobStatus.cancelled:
+        await connection.execute(CANCEL_PENDING_ITEMS, job.id)
+    await audit(connection, job, user_id, "job_cancel_requested", {"status": job.status.value})
+    return job

@@ -1,0 +1,144 @@
+"""The worker's writes to a job it holds the lease on: one call each per chunk transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from invoicing.records import BatchJob
+
+# Renewing the lease also proves we still own the job, and reads the cancel flag, in one trip.
+RENEW_LEASE = """
+UPDATE batch_job_queue
+SET lease_expires_at = now() + make_interval(secs => $3)
+WHERE id = $1 AND lease_owner = $2 AND status = 'processing'
+RETURNING organization_id, created_by, cancel_requested, jsonb_array_length(errors) AS error_count
+"""
+
+NEXT_PENDING_ITEMS = """
+SELECT position, order_id FROM batch_job_items
+WHERE job_id = $1 AND status = 'pending'
+ORDER BY position LIMIT $2
+"""
+
+RECORD_ITEMS = """
+UPDATE batch_job_items AS item
+SET status = outcome.status, invoice_id = outcome.invoice_id, error_code = outcome.error_code,
+    error_message = outcome.error_message, processed_at = now()
+FROM unnest($2::int[], $3::text[], $4::uuid[], $5::text[], $6::text[])
+     AS outcome(position, status, invoice_id, error_code, error_message)
+WHERE item.job_id = $1 AND item.position = outcome.position
+"""
+
+# Counters and, when this chunk was the last one, the final state: one statement, one commit.
+RECORD_PROGRESS = """
+UPDATE batch_job_queue
+SET processed_items = processed_items + $2,
+    successful_items = successful_items + $3,
+    failed_items = failed_items + $4,
+    errors = errors || $5::jsonb,
+    status = CASE WHEN processed_items + cancelled_items + $2 >= total_items THEN 'completed' ELSE status END,
+    completed_at = CASE WHEN processed_items + cancelled_items + $2 >= total_items THEN now() END,
+    lease_owner = CASE WHEN processed_items + cancelled_items + $2 >= total_items
+                       THEN NULL ELSE lease_owner END,
+    lease_expires_at = CASE WHEN processed_items + cancelled_items + $2 >= total_items
+                            THEN NULL ELSE lease_expires_at END,
+    progress_seq = progress_seq + 1,
+    updated_at = now()
+WHERE id = $1
+RETURNING *
+"""
+
+FINISH_CANCELLED = """
+WITH cancelled AS (
+    UPDATE batch_job_items SET status = 'cancelled', processed_at = now()
+    WHERE job_id = $1 AND status = 'pending'
+    RETURNING 1
+)
+UPDATE batch_job_queue
+SET status = 'cancelled', completed_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+    cancelled_items = cancelled_items + (SELECT count(*) FROM cancelled),
+    progress_seq = progress_seq + 1, updated_at = now()
+WHERE id = $1
+RETURNING *
+"""
+
+# Reached only if the counters say work remains but no item is pending (never expected);
+# closing the job beats leaving it processing forever.
+FINISH_COMPLETED = """
+UPDATE batch_job_queue
+SET status = 'completed', completed_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+    progress_seq = progress_seq + 1, updated_at = now()
+WHERE id = $1
+RETURNING *
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    organization_id: UUID
+    created_by: UUID
+    cancel_requested: bool
+    error_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    position: int
+    status: str
+    invoice_id: UUID | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+async def renew_lease(
+    connection: asyncpg.Connection, job_id: UUID, owner: str, seconds: float
+) -> Lease | None:
+    row = await connection.fetchrow(RENEW_LEASE, job_id, owner, seconds)
+    return None if row is None else Lease(**dict(row))
+
+
+async def next_pending_items(
+    connection: asyncpg.Connection, job_id: UUID, limit: int
+) -> list[tuple[int, UUID]]:
+    return [
+        (row["position"], row["order_id"])
+        for row in await connection.fetch(NEXT_PENDING_ITEMS, job_id, limit)
+    ]
+
+
+async def record_items(connection: asyncpg.Connection, job_id: UUID, results: Sequence[ItemResult]) -> None:
+    await connection.execute(
+        RECORD_ITEMS,
+        job_id,
+        [r.position for r in results],
+        [r.status for r in results],
+        [r.invoice_id for r in results],
+        [r.error_code for r in results],
+        [r.error_message for r in results],
+    )
+
+
+async def record_progress(
+    connection: asyncpg.Connection,
+    job_id: UUID,
+    *,
+    processed: int,
+    succeeded: int,
+    failed: int,
+    new_errors: list[dict[str, Any]],
+) -> BatchJob:
+    row = await connection.fetchrow(RECORD_PROGRESS, job_id, processed, succeeded, failed, new_errors)
+    return BatchJob.from_row(row)
+
+
+async def finish_cancelled(connection: asyncpg.Connection, job_id: UUID) -> BatchJob:
+    return BatchJob.from_row(await connection.fetchrow(FINISH_CANCELLED, job_id))
+
+
+async def finish_completed(connection: asyncpg.Connection, job_id: UUID) -> BatchJob:
+    return BatchJob.from_row(await connection.fetchrow(FINISH_COMPLETED, job_id))

@@ -1,0 +1,187 @@
+"""JSON API handlers: parse, one domain call, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from invoicing import batches, processing
+from invoicing.domain.jobs import ItemStatus, JobStatus, parse_batch_request
+from invoicing.errors import NotFound
+from invoicing.principal import Principal
+from invoicing.queue import JobQueue
+from invoicing.records import BatchJob, BatchJobItem, Invoice, SalesOrderSummary
+from invoicing.settings import Settings
+from invoicing.storage import invoices, jobs, orders
+from invoicing.storage.database import Database
+from invoicing.sweep import sweep
+from server.auth import authenticate
+from server.paging import int_cursor, limit_of, page, text_id_cursor, time_id_cursor
+from server.requests import path_uuid, query_choice, query_uuid, read_json, reject_unknown_query
+
+JOB_NOT_FOUND = NotFound("Batch job not found.", code="job_not_found")
+INVOICE_NOT_FOUND = NotFound("Invoice not found.", code="invoice_not_found")
+ORDER_NOT_FOUND = NotFound("Sales order not found.", code="order_not_found")
+
+
+def _database(request: Request) -> Database:
+    database: Database = request.state.database
+    return database
+
+
+def _queue(request: Request) -> JobQueue:
+    queue: JobQueue = request.state.queue
+    return queue
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.state.settings
+    return settings
+
+
+async def _principal(request: Request) -> Principal:
+    return await authenticate(request, _database(request))
+
+
+def _job_response(job: BatchJob, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(job.to_json(), status_code=status_code)
+
+
+async def list_sales_orders(request: Request) -> Response:
+    principal = await _principal(request)
+    reject_unknown_query(request, {"status", "invoiced", "limit", "cursor"})
+    status = query_choice(request, "status", ("draft", "confirmed", "cancelled"))
+    invoiced = query_choice(request, "invoiced", ("true", "false"))
+    limit = limit_of(request)
+    async with _database(request).connection() as connection:
+        found = await orders.list_orders(
+            connection,
+            principal.organization_id,
+            status=status,
+            invoiced=None if invoiced is None else invoiced == "true",
+            limit=limit,
+            after=text_id_cursor(request),
+        )
+    return page(found, limit, SalesOrderSummary.to_json, lambda o: (o.number, str(o.id)))
+
+
+async def invoice_sales_order(request: Request) -> Response:
+    principal = await _principal(request)
+    order_id = path_uuid(request, "order_id", ORDER_NOT_FOUND)
+    invoice = await processing.invoice_single_order(
+        _database(request),
+        organization_id=principal.organization_id,
+        order_id=order_id,
+        user_id=principal.user_id,
+    )
+    return JSONResponse(invoice.to_json(), status_code=201)
+
+
+async def create_batch_job(request: Request) -> Response:
+    principal = await _principal(request)
+    batch = parse_batch_request(await read_json(request), max_batch_size=_settings(request).max_batch_size)
+    job = await batches.submit_batch(_database(request), _queue(request), principal, batch)
+    response = _job_response(job, status_code=202)
+    response.headers["Location"] = f"/api/batch-jobs/{job.id}"
+    return response
+
+
+async def list_batch_jobs(request: Request) -> Response:
+    principal = await _principal(request)
+    reject_unknown_query(request, {"status", "limit", "cursor"})
+    status = query_choice(request, "status", tuple(s.value for s in JobStatus))
+    limit = limit_of(request)
+    async with _database(request).connection() as connection:
+        found = await jobs.list_jobs(
+            connection,
+            principal.organization_id,
+            status=None if status is None else JobStatus(status),
+            limit=limit,
+            after=time_id_cursor(request),
+        )
+    return page(found, limit, BatchJob.to_json, lambda j: (j.created_at.isoformat(), str(j.id)))
+
+
+async def get_batch_job(request: Request) -> Response:
+    """Cheap to poll every 2 s: the ETag is the job's sequence number, so 304 until it moves."""
+    principal = await _principal(request)
+    job_id = path_uuid(request, "job_id", JOB_NOT_FOUND)
+    async with _database(request).connection() as connection:
+        job = await jobs.get_job(connection, principal.organization_id, job_id)
+    etag = f'W/"{job.id}-{job.progress_seq}"'
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers={"ETag": etag})
+    response = _job_response(job)
+    response.headers["ETag"] = etag
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+async def list_batch_job_items(request: Request) -> Response:
+    principal = await _principal(request)
+    job_id = path_uuid(request, "job_id", JOB_NOT_FOUND)
+    reject_unknown_query(request, {"status", "limit", "cursor"})
+    status = query_choice(request, "status", tuple(s.value for s in ItemStatus))
+    limit = limit_of(request)
+    async with _database(request).connection() as connection:
+        job = await jobs.get_job(connection, principal.organization_id, job_id)
+        items = await jobs.list_items(
+            connection,
+            job,
+            status=None if status is None else ItemStatus(status),
+            limit=limit,
+            after_position=int_cursor(request),
+        )
+    return page(items, limit, BatchJobItem.to_json, lambda i: (i.position,))
+
+
+async def cancel_batch_job(request: Request) -> Response:
+    principal = await _principal(request)
+    job_id = path_uuid(request, "job_id", JOB_NOT_FOUND)
+    job = await batches.cancel_batch(_database(request), _queue(request), principal, job_id)
+    return _job_response(job)
+
+
+async def list_invoices(request: Request) -> Response:
+    principal = await _principal(request)
+    reject_unknown_query(request, {"job_id", "limit", "cursor"})
+    job_id = query_uuid(request, "job_id")
+    limit = limit_of(request)
+    async with _database(request).connection() as connection:
+        found = await invoices.list_invoices(
+            connection, principal.organization_id, job_id=job_id, limit=limit, after=time_id_cursor(request)
+        )
+    return page(found, limit, Invoice.to_json, lambda i: (i.created_at.isoformat(), str(i.id)))
+
+
+async def get_invoice(request: Request) -> Response:
+    principal = await _principal(request)
+    invoice_id = path_uuid(request, "invoice_id", INVOICE_NOT_FOUND)
+    async with _database(request).connection() as connection:
+        invoice = await invoices.get_invoice(connection, principal.organization_id, invoice_id)
+    return JSONResponse(invoice.to_json())
+
+
+async def process_pending(request: Request) -> Response:
+    principal = await _principal(request)
+    principal.require_admin()
+    result = await sweep(_database(request), _queue(request), _settings(request))
+    body: dict[str, Any] = result.to_json()
+    return JSONResponse(body)
+
+
+routes = [
+    Route("/api/sales-orders", list_sales_orders, methods=["GET"]),
+    Route("/api/sales-orders/{order_id}/invoice", invoice_sales_order, methods=["POST"]),
+    Route("/api/batch-jobs", create_batch_job, methods=["POST"]),
+    Route("/api/batch-jobs", list_batch_jobs, methods=["GET"]),
+    Route("/api/batch-jobs/{job_id}", get_batch_job, methods=["GET"]),
+    Route("/api/batch-jobs/{job_id}/items", list_batch_job_items, methods=["GET"]),
+    Route("/api/batch-jobs/{job_id}/cancel", cancel_batch_job, methods=["POST"]),
+    Route("/api/invoices", list_invoices, methods=["GET"]),
+    Route("/api/invoices/{invoice_id}", get_invoice, methods=["GET"]),
+    Route("/api/admin/process-pending", process_pending, methods=["POST"]),
+]

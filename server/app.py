@@ -1,0 +1,64 @@
+"""``create_app(settings)``: the Starlette application. Nothing connects at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from invoicing.errors import InvoicingError
+from invoicing.queue import JobQueue, connect_redis
+from invoicing.settings import Settings
+from invoicing.storage.database import Database
+from server import api
+from server.errors import http_error, invoicing_error, unexpected_error
+
+
+async def healthz(request: Request) -> Response:
+    """The process is up (no dependency checked: a liveness probe must not flap with Redis)."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """PostgreSQL and Redis both answer."""
+    database_ok = await request.state.database.ping()
+    redis_ok = await request.state.queue.ping()
+    body = {
+        "status": "ok" if database_ok and redis_ok else "unavailable",
+        "database": database_ok,
+        "redis": redis_ok,
+    }
+    return JSONResponse(body, status_code=200 if database_ok and redis_ok else 503)
+
+
+def create_app(settings: Settings) -> Starlette:
+    database_url, redis_url = settings.require_services()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        database = Database(database_url, pool_size=settings.db_pool_size)
+        await database.connect()
+        # Redis connects lazily: the server starts, and accepts jobs, while Redis is down.
+        queue = JobQueue(connect_redis(redis_url), settings)
+        try:
+            yield {"database": database, "queue": queue, "settings": settings}
+        finally:
+            await queue.close()
+            await database.disconnect()
+
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz), *api.routes]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            InvoicingError: invoicing_error,
+            HTTPException: http_error,
+            Exception: unexpected_error,
+        },
+    )

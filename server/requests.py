@@ -1,0 +1,67 @@
+"""Reading what a client sent: JSON bodies with a size cap, ids in paths, query values."""
+
+from __future__ import annotations
+
+import json
+from uuid import UUID
+
+from starlette.requests import Request
+
+from invoicing.errors import BadRequest, NotFound
+from server.errors import PayloadTooLarge
+
+#: 100,000 ids of 36 characters plus JSON punctuation fit in about 4 MB.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> object:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"The request body is larger than {max_bytes // (1024 * 1024)} MB.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise PayloadTooLarge(f"The request body is larger than {max_bytes // (1024 * 1024)} MB.")
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise BadRequest("The request body is not valid UTF-8.", code="invalid_json") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"The request body is not valid JSON ({exc.msg}).", code="invalid_json") from None
+
+
+def path_uuid(request: Request, name: str, not_found: NotFound) -> UUID:
+    """An id from the path; a malformed one cannot exist, so it is answered like a missing one."""
+    raw = request.path_params[name]
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise not_found from None
+
+
+def query_uuid(request: Request, name: str) -> UUID | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise BadRequest(f"Query parameter {name} must be a UUID.", code="invalid_parameter") from None
+
+
+def query_choice(request: Request, name: str, choices: tuple[str, ...]) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw not in choices:
+        raise BadRequest(
+            f"Query parameter {name} must be one of: {', '.join(choices)}.", code="invalid_parameter"
+        )
+    return raw
+
+
+def reject_unknown_query(request: Request, allowed: set[str]) -> None:
+    unknown = sorted(set(request.query_params.keys()) - allowed)
+    if unknown:
+        raise BadRequest(f"Unknown query parameter: {', '.join(unknown)[:100]}.", code="unknown_parameter")

@@ -1,0 +1,128 @@
+"""Real services for the tests: PostgreSQL and Redis, found or started.
+
+PostgreSQL: ``TEST_DATABASE_URL`` (an admin URL), else the server on 127.0.0.1:5432, else an
+embedded one (pgserver) started for this run. Redis: ``TEST_REDIS_URL``, else 127.0.0.1:6379,
+else an embedded redis-server. Each test gets its own database, copied from a migrated
+template, and its own arq queue and event prefix, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from invoicing.embedded import EmbeddedPostgres, EmbeddedRedis, port_answers
+from invoicing.queue import JobQueue, connect_redis
+from invoicing.settings import Settings
+from invoicing.storage.database import Database
+from invoicing.storage.migrations import migrate
+from tests.support.services import RedisServer, database_url_for
+
+RUN_ID = secrets.token_hex(4)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        yield configured
+    elif port_answers("127.0.0.1", 5432):
+        yield "postgresql://postgres@127.0.0.1:5432/postgres"
+    else:
+        embedded = EmbeddedPostgres(tmp_path_factory.mktemp("postgres"))
+        yield embedded.url("postgres")
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("TEST_REDIS_URL")
+    if configured:
+        yield configured
+    elif port_answers("127.0.0.1", 6379):
+        yield "redis://127.0.0.1:6379/0"
+    else:
+        embedded = EmbeddedRedis(tmp_path_factory.mktemp("redis")).start()
+        yield embedded.url
+        embedded.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def template_database(postgres_admin_url: str) -> AsyncIterator[str]:
+    """A migrated database of this run; tests copy it (CREATE DATABASE ... TEMPLATE)."""
+    name = f"invoicing_test_{RUN_ID}_template"
+    admin = await asyncpg.connect(postgres_admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        async with Database(database_url_for(postgres_admin_url, name), pool_size=2) as database:
+            await migrate(database)
+        yield name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest_asyncio.fixture
+async def database_url(postgres_admin_url: str, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated, empty database for one test, dropped afterwards."""
+    name = f"invoicing_test_{RUN_ID}_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(postgres_admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}" STRATEGY FILE_COPY')
+        yield database_url_for(postgres_admin_url, name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def make_settings(database_url: str, redis_url: str, **overrides: str) -> Settings:
+    """Settings for one test: its own queue and channels, short leases, small chunks."""
+    namespace = f"test-{secrets.token_hex(4)}"
+    environment = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "test-secret-key-0123456789",
+        "QUEUE_NAME": f"{namespace}:queue",
+        "REDIS_PREFIX": namespace,
+        "CHUNK_SIZE": "25",
+        "LEASE_SECONDS": "5",
+        "WORKER_POLL_DELAY": "0.05",
+        "SWEEP_PENDING_AFTER_SECONDS": "0",
+        "LOG_LEVEL": "WARNING",
+        **overrides,
+    }
+    return Settings.from_env(environment)
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str) -> Settings:
+    return make_settings(database_url, redis_url)
+
+
+@pytest_asyncio.fixture
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    async with Database(settings.require_database(), pool_size=5) as connected:
+        yield connected
+
+
+@pytest_asyncio.fixture
+async def queue(settings: Settings) -> AsyncIterator[JobQueue]:
+    _, redis_url = settings.require_services()
+    job_queue = JobQueue(connect_redis(redis_url), settings)
+    yield job_queue
+    await job_queue.close()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test alone, which the test may stop and start again."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,33 @@
+"""The real application, served in-process through its lifespan, with an httpx client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from invoicing.settings import Settings
+from server.app import create_app
+
+
+class _WithState:
+    """Hands the lifespan's state to each request, as a server running the lifespan would."""
+
+    def __init__(self, app: ASGIApp, state: dict[str, Any]) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app({**scope, "state": dict(self.state)}, receive, send)
+
+
+@asynccontextmanager
+async def api_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app) as state:
+        transport = httpx.ASGITransport(app=_WithState(app, dict(state or {})))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client

@@ -1,0 +1,84 @@
+"""Real workers: in-process burst runs, and separate OS processes that tests may kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from invoicing.settings import Settings
+from worker.main import run_worker
+
+ROOT = Path(__file__).resolve().parents[2]
+
+ENVIRONMENT_NAMES = {
+    "database_url": "DATABASE_URL",
+    "redis_url": "REDIS_URL",
+    "secret_key": "SECRET_KEY",
+    "chunk_size": "CHUNK_SIZE",
+    "lease_seconds": "LEASE_SECONDS",
+    "max_job_attempts": "MAX_JOB_ATTEMPTS",
+    "worker_max_jobs": "WORKER_MAX_JOBS",
+    "worker_poll_delay": "WORKER_POLL_DELAY",
+    "sweep_pending_after_seconds": "SWEEP_PENDING_AFTER_SECONDS",
+    "queue_name": "QUEUE_NAME",
+    "redis_prefix": "REDIS_PREFIX",
+    "max_batch_size": "MAX_BATCH_SIZE",
+}
+
+
+def environment_of(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process build exactly these settings."""
+    env = {key: value for key, value in os.environ.items() if key not in ENVIRONMENT_NAMES.values()}
+    for attribute, name in ENVIRONMENT_NAMES.items():
+        value = getattr(settings, attribute)
+        if value is not None:
+            env[name] = str(value)
+    env["LOG_LEVEL"] = "INFO"
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+async def drain_queue(settings: Settings) -> None:
+    """Run an in-process worker until the queue is empty (arq's burst mode)."""
+    await run_worker(settings, burst=True, handle_signals=False)
+
+
+class WorkerProcess:
+    """``invoicing worker`` as a child process, logging to a file the test can show on failure."""
+
+    def __init__(self, settings: Settings, log_dir: Path, name: str = "worker") -> None:
+        self.log_path = log_dir / f"{name}.log"
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cli", "worker"],
+            env=environment_of(settings),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no lease release, exactly like a crashed machine."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")

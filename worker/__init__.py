@@ -1,0 +1,1 @@
+"""The arq worker: batch job processing and the minute sweep."""
