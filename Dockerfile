@@ -20,7 +20,6 @@ RUN pip install /src && rm -rf /src
 WORKDIR /app
 # Looked up under the working directory once the packages live in site-packages.
 COPY migrations ./migrations
-COPY web ./web
 
 RUN groupadd --system --gid 10001 invoicing \
     && useradd --system --uid 10001 --gid invoicing --create-home invoicing

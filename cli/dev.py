@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import secrets
 import signal
@@ -95,7 +96,17 @@ def _supervise(
     return server.returncode or 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_dev(settings: Settings, *, host: str, port: int, workers: int) -> int:
+    # SIGTERM (a terminal closing, `timeout`, a process manager) cleans up like Ctrl-C does,
+    # so no server, worker or database is left behind.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+    for noisy in ("pgserver", "databases"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     if port_answers(host, port):

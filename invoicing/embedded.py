@@ -86,11 +86,11 @@ class EmbeddedPostgres:
     """A PostgreSQL server in ``directory`` (initialised on first use), reached by Unix socket."""
 
     def __init__(self, directory: Path) -> None:
-        import pgserver
-
         directory.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            import pgserver
+
             self._server: Any = pgserver.get_server(directory, cleanup_mode="stop")  # type: ignore[attr-defined]
 
     def url(self, database: str = "postgres") -> str:

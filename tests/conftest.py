@@ -25,6 +25,8 @@ from invoicing.storage.migrations import migrate
 from tests.support.services import RedisServer, database_url_for
 
 RUN_ID = secrets.token_hex(4)
+# Set INVOICING_TEST_EMBEDDED=1 to test as on a bare machine, even if local servers answer.
+FORCE_EMBEDDED = os.environ.get("INVOICING_TEST_EMBEDDED") == "1"
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +34,7 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     configured = os.environ.get("TEST_DATABASE_URL")
     if configured:
         yield configured
-    elif port_answers("127.0.0.1", 5432):
+    elif port_answers("127.0.0.1", 5432) and not FORCE_EMBEDDED:
         yield "postgresql://postgres@127.0.0.1:5432/postgres"
     else:
         embedded = EmbeddedPostgres(tmp_path_factory.mktemp("postgres"))
@@ -45,7 +47,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     configured = os.environ.get("TEST_REDIS_URL")
     if configured:
         yield configured
-    elif port_answers("127.0.0.1", 6379):
+    elif port_answers("127.0.0.1", 6379) and not FORCE_EMBEDDED:
         yield "redis://127.0.0.1:6379/0"
     else:
         embedded = EmbeddedRedis(tmp_path_factory.mktemp("redis")).start()

@@ -112,3 +112,14 @@ def test_dockerfile_runs_as_a_non_root_user(dockerfile_lines: list[str]) -> None
 
 def test_dockerfile_starts_the_server(dockerfile_lines: list[str]) -> None:
     assert 'CMD ["invoicing", "server", "--host", "0.0.0.0", "--port", "8000"]' in dockerfile_lines
+
+
+def test_dockerfile_copies_only_paths_that_exist(dockerfile_lines: list[str]) -> None:
+    sources = [line.split()[1] for line in dockerfile_lines if line.startswith("COPY ")]
+    missing = [source for source in sources if not (ROOT / source).exists()]
+    assert sources and not missing, f"COPY of missing paths breaks the build: {missing}"
+
+
+def test_dockerfile_installs_every_package_of_the_project(dockerfile_lines: list[str]) -> None:
+    copied = {line.split()[1] for line in dockerfile_lines if line.startswith("COPY ")}
+    assert {"invoicing", "server", "worker", "cli", "migrations"} <= copied

@@ -1,0 +1,81 @@
+"""`invoicing dev` on a bare machine: embedded PostgreSQL and Redis, server, worker, demo data."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from invoicing.embedded import free_port, port_answers
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def _wait_for(pattern: str, log: Path, process: subprocess.Popen[bytes], timeout: float) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(pattern, log.read_text(errors="replace"))
+        if found:
+            return found
+        assert process.poll() is None, f"invoicing dev exited early:\n{log.read_text()}"
+        time.sleep(0.1)
+    raise AssertionError(f"no {pattern!r} in the output within {timeout} s:\n{log.read_text()}")
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, int]]:
+    port = free_port()
+    log = tmp_path / "dev.log"
+    environment = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}}
+    environment |= {"INVOICING_DATA_DIR": str(tmp_path / ".data"), "PYTHONPATH": str(ROOT)}
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli", "dev", "--port", str(port)],
+            cwd=tmp_path,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    yield process, tmp_path, port
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def test_dev_runs_the_product_on_embedded_services_and_stops_cleanly(
+    dev: tuple[subprocess.Popen[bytes], Path, int],
+) -> None:
+    process, folder, port = dev
+    log = folder / "dev.log"
+    url = _wait_for(r"running at (http://\S+)", log, process, timeout=120)[1]
+    assert url == f"http://127.0.0.1:{port}"
+    demo = json.loads((folder / ".data" / "demo-logins.json").read_text())
+    admin = demo["organizations"][0]["users"][0]
+    assert admin["email"] in log.read_text() and admin["role"] == "admin"
+    headers = {"Authorization": f"Bearer {admin['token']}"}
+
+    with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
+        assert client.get("/readyz").json() == {"status": "ok", "database": True, "redis": True}
+        orders = client.get("/api/sales-orders", params={"invoiced": "false", "limit": 100}).json()["items"]
+        job = client.post("/api/batch-jobs", json={"order_ids": [o["id"] for o in orders]}).json()
+        deadline = time.monotonic() + 60
+        while (state := client.get(f"/api/batch-jobs/{job['id']}").json())["status"] != "completed":
+            assert time.monotonic() < deadline, state
+            time.sleep(0.1)
+    assert state["processed_items"] == 100
+    assert state["successful_items"] + state["failed_items"] == 100
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) in (0, 130)
+    assert not port_answers("127.0.0.1", port)
+    assert not (folder / ".data" / "postgres" / "postmaster.pid").exists()

@@ -1,0 +1,61 @@
+"""The `invoicing` command line against real services."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from invoicing.settings import Settings
+from invoicing.storage.database import Database
+from tests.support.workers import ROOT, environment_of
+
+
+def invoicing(settings: Settings, *args: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        env={**environment_of(settings), **environment},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_seed_prints_one_json_document_with_credentials(settings: Settings, database: Database) -> None:
+    result = invoicing(settings, "seed", "--orgs", "2", "--orders", "40", "--invalid-ratio", "0.25")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert list(document) == ["organizations"]
+    assert len(document["organizations"]) == 2
+    for organization in document["organizations"]:
+        assert set(organization) == {"id", "name", "users"}
+        assert {user["role"] for user in organization["users"]} == {"admin", "member"}
+        for user in organization["users"]:
+            assert set(user) == {"email", "password", "role", "token"}
+    async with database.connection() as connection:
+        assert await connection.fetchval("SELECT count(*) FROM sales_orders") == 80
+
+
+def test_migrate_reports_an_up_to_date_database(settings: Settings) -> None:
+    result = invoicing(settings, "migrate")
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stdout
+
+
+def test_process_pending_prints_what_the_sweep_did(settings: Settings) -> None:
+    result = invoicing(settings, "process-pending")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"enqueued": 0, "resumed": 0, "failed": 0}
+
+
+def test_a_bad_setting_is_named_with_a_clear_message(settings: Settings) -> None:
+    result = invoicing(settings, "migrate", CHUNK_SIZE="lots")
+    assert result.returncode == 2
+    assert "CHUNK_SIZE must be a number" in result.stderr
+
+
+def test_a_missing_database_url_says_how_to_run_without_one(settings: Settings) -> None:
+    result = invoicing(settings, "worker", DATABASE_URL="")
+    assert result.returncode == 2
+    assert "DATABASE_URL is not set" in result.stderr
