@@ -2,56 +2,26 @@
 
 from __future__ import annotations
 
-import secrets
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import pytest
-import pytest_asyncio
 
 from invoicing.accounts import hash_token, verify_password
 from invoicing.domain.invoice_rules import INVOICE_ERROR_CODES, build_invoice_draft
 from invoicing.domain.models import Customer, OrderLine, SalesOrder
 from invoicing.errors import InvoiceRuleError
 from invoicing.storage.database import Database
-from invoicing.storage.migrations import migrate
 from invoicing.storage.seed import INVALID_KINDS, database_is_empty, seed
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-SERVER_URL = "postgresql://postgres@127.0.0.1:5432"
-
-
-@pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def template_name() -> AsyncIterator[str]:
-    """A migrated database that each test copies, so every test starts from an empty schema."""
-    name = f"seed_test_{secrets.token_hex(6)}_template"
-    admin = await asyncpg.connect(f"{SERVER_URL}/postgres")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        async with Database(f"{SERVER_URL}/{name}") as db:
-            await migrate(db)
-        yield name
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def db(template_name: str) -> AsyncIterator[Database]:
-    name = f"seed_test_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(f"{SERVER_URL}/postgres")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
-        async with Database(f"{SERVER_URL}/{name}") as database:
-            yield database
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+@pytest.fixture
+def db(database: Database) -> Database:
+    """The shared per-test database (tests/conftest.py), under this module's short name."""
+    return database
 
 
 async def validation_codes(db: Database, organization_id: str) -> Counter[str]:
@@ -187,6 +157,33 @@ async def test_seeding_twice_creates_new_organizations_and_unique_emails(db: Dat
     assert second["organizations"][0]["users"][0]["email"].endswith("@acme-trading-1.example")
     (count,) = await fetch_all(db, "SELECT count(*) AS n FROM sales_orders")
     assert count["n"] == 20
+
+
+async def test_the_same_rng_seed_lays_out_the_same_orders(db: Database) -> None:
+    first = await seed(db, organizations=2, orders=30, rng_seed=7)
+    second = await seed(db, organizations=2, orders=30, rng_seed=7)
+
+    layout_query = (
+        "SELECT o.number, o.currency, c.name, count(l.id) AS lines, sum(l.unit_price) AS prices"
+        " FROM sales_orders o JOIN customers c ON c.id = o.customer_id"
+        " LEFT JOIN sales_order_lines l ON l.sales_order_id = o.id"
+        " WHERE o.organization_id = $1 GROUP BY o.number, o.currency, c.name ORDER BY o.number"
+    )
+    for old, new in zip(first["organizations"], second["organizations"], strict=True):
+        assert old["id"] != new["id"]
+        assert [user["password"] for user in old["users"]] != [user["password"] for user in new["users"]]
+        old_layout = await fetch_all(db, layout_query, UUID(old["id"]))
+        new_layout = await fetch_all(db, layout_query, UUID(new["id"]))
+        assert [tuple(row) for row in old_layout] == [tuple(row) for row in new_layout]
+
+
+async def test_bad_arguments_are_refused_before_writing(db: Database) -> None:
+    with pytest.raises(ValueError, match="invalid_ratio"):
+        await seed(db, invalid_ratio=1.5)
+    with pytest.raises(ValueError, match="negative"):
+        await seed(db, orders=-1)
+
+    assert await database_is_empty(db)
 
 
 async def test_database_is_empty_until_seeded(db: Database) -> None:
