@@ -112,7 +112,8 @@ async def get_batch_job(request: Request) -> Response:
     async with _database(request).connection() as connection:
         job = await jobs.get_job(connection, principal.organization_id, job_id)
     etag = f'W/"{job.id}-{job.progress_seq}"'
-    if etag in request.headers.get("if-none-match", ""):
+    if_none_match = request.headers.get("if-none-match", "")
+    if etag in if_none_match or if_none_match.strip() == "*":
         return Response(status_code=304, headers={"ETag": etag})
     response = _job_response(job)
     response.headers["ETag"] = etag
@@ -173,11 +174,17 @@ async def process_pending(request: Request) -> Response:
     return JSONResponse(body)
 
 
+async def batch_jobs(request: Request) -> Response:
+    # One route for both methods, so a 405 on this path lists both in its Allow header.
+    if request.method == "POST":
+        return await create_batch_job(request)
+    return await list_batch_jobs(request)
+
+
 routes = [
     Route("/api/sales-orders", list_sales_orders, methods=["GET"]),
     Route("/api/sales-orders/{order_id}/invoice", invoice_sales_order, methods=["POST"]),
-    Route("/api/batch-jobs", create_batch_job, methods=["POST"]),
-    Route("/api/batch-jobs", list_batch_jobs, methods=["GET"]),
+    Route("/api/batch-jobs", batch_jobs, methods=["GET", "POST"]),
     Route("/api/batch-jobs/{job_id}", get_batch_job, methods=["GET"]),
     Route("/api/batch-jobs/{job_id}/items", list_batch_job_items, methods=["GET"]),
     Route("/api/batch-jobs/{job_id}/cancel", cancel_batch_job, methods=["POST"]),

@@ -61,6 +61,16 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message, dict(exc.headers) if exc.headers else None)
 
 
+async def database_data_error(request: Request, exc: Exception) -> Response:
+    """A value PostgreSQL refused (out of range, NUL byte): the client's input, not our bug.
+
+    Input is validated before it reaches SQL; this is the second wall, so that a value the
+    validation missed is still a 400 and never a 500.
+    """
+    logger.warning("database refused a request value on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(400, "invalid_parameter", "A value in the request is out of range.")
+
+
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     """A bug: log it with a request id the user can quote; show nothing internal."""
     request_id = uuid.uuid4().hex[:12]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -14,6 +14,9 @@ from invoicing.domain.paging import decode_cursor, encode_cursor, parse_limit
 from invoicing.errors import BadRequest
 
 T = TypeVar("T")
+
+#: Positions are PostgreSQL integers.
+MAX_POSITION = 2**31 - 1
 
 
 def _bad_cursor() -> BadRequest:
@@ -30,8 +33,13 @@ def time_id_cursor(request: Request) -> tuple[datetime, UUID] | None:
         return None
     moment, key = decode_cursor(raw, arity=2)
     try:
-        return datetime.fromisoformat(str(moment)), UUID(str(key))
-    except ValueError:
+        parsed = datetime.fromisoformat(str(moment))
+        # Must be an instant PostgreSQL can hold: aware, and within years 1..9999 in UTC.
+        if parsed.tzinfo is None:
+            raise ValueError("naive timestamp")
+        parsed.astimezone(UTC)
+        return parsed, UUID(str(key))
+    except (ValueError, OverflowError):
         raise _bad_cursor() from None
 
 
@@ -40,8 +48,10 @@ def text_id_cursor(request: Request) -> tuple[str, UUID] | None:
     if not raw:
         return None
     text, key = decode_cursor(raw, arity=2)
+    if not isinstance(text, str) or "\x00" in text:
+        raise _bad_cursor()
     try:
-        return str(text), UUID(str(key))
+        return text, UUID(str(key))
     except ValueError:
         raise _bad_cursor() from None
 
@@ -51,7 +61,7 @@ def int_cursor(request: Request) -> int | None:
     if not raw:
         return None
     (value,) = decode_cursor(raw, arity=1)
-    if not isinstance(value, int) or value < 0:
+    if not isinstance(value, int) or not 0 <= value <= MAX_POSITION:
         raise _bad_cursor()
     return value
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from uuid import UUID
 
+import orjson
 from starlette.requests import Request
 
 from invoicing.errors import BadRequest, NotFound
@@ -24,10 +24,9 @@ async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> object
         if len(body) > max_bytes:
             raise PayloadTooLarge(f"The request body is larger than {max_bytes // (1024 * 1024)} MB.")
     try:
-        return json.loads(body)
-    except UnicodeDecodeError:
-        raise BadRequest("The request body is not valid UTF-8.", code="invalid_json") from None
-    except json.JSONDecodeError as exc:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        # Also invalid UTF-8, nesting deeper than 1024 and integers beyond 64 bits.
         raise BadRequest(f"The request body is not valid JSON ({exc.msg}).", code="invalid_json") from None
 
 

@@ -1,9 +1,10 @@
 """Real services for the tests: PostgreSQL and Redis, found or started.
 
 PostgreSQL: ``TEST_DATABASE_URL`` (an admin URL), else the server on 127.0.0.1:5432, else an
-embedded one (pgserver) started for this run. Redis: ``TEST_REDIS_URL``, else 127.0.0.1:6379,
-else an embedded redis-server. Each test gets its own database, copied from a migrated
-template, and its own arq queue and event prefix, so tests never see each other's data.
+embedded one (pgserver) started for this run. Redis: ``TEST_REDIS_URL``, else database 15 of
+127.0.0.1:6379 (apart from anyone else's keys), else an embedded redis-server.
+Each test starts on an empty migrated database and gets its own arq queue and event prefix,
+so tests never see each other's data.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import pytest_asyncio
+from redis.exceptions import RedisError
 
 from invoicing.embedded import EmbeddedPostgres, EmbeddedRedis, port_answers
 from invoicing.queue import JobQueue, connect_redis
@@ -27,6 +29,7 @@ from tests.support.services import RedisServer, database_url_for
 RUN_ID = secrets.token_hex(4)
 # Set INVOICING_TEST_EMBEDDED=1 to test as on a bare machine, even if local servers answer.
 FORCE_EMBEDDED = os.environ.get("INVOICING_TEST_EMBEDDED") == "1"
+CREATED_QUEUES: list[str] = []
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +51,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if configured:
         yield configured
     elif port_answers("127.0.0.1", 6379) and not FORCE_EMBEDDED:
-        yield "redis://127.0.0.1:6379/0"
+        yield "redis://127.0.0.1:6379/15"
     else:
         embedded = EmbeddedRedis(tmp_path_factory.mktemp("redis")).start()
         yield embedded.url
@@ -56,36 +59,43 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def template_database(postgres_admin_url: str) -> AsyncIterator[str]:
-    """A migrated database of this run; tests copy it (CREATE DATABASE ... TEMPLATE)."""
-    name = f"invoicing_test_{RUN_ID}_template"
+async def session_database(postgres_admin_url: str) -> AsyncIterator[str]:
+    """The migrated database of this test run, dropped at the end."""
+    name = f"invoicing_test_{RUN_ID}"
     admin = await asyncpg.connect(postgres_admin_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-        async with Database(database_url_for(postgres_admin_url, name), pool_size=2) as database:
+        url = database_url_for(postgres_admin_url, name)
+        async with Database(url, pool_size=2) as database:
             await migrate(database)
-        yield name
+        yield url
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
 
 
 @pytest_asyncio.fixture
-async def database_url(postgres_admin_url: str, template_database: str) -> AsyncIterator[str]:
-    """A fresh, migrated, empty database for one test, dropped afterwards."""
-    name = f"invoicing_test_{RUN_ID}_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(postgres_admin_url)
+async def database_url(session_database: str) -> str:
+    """An empty, migrated database for one test: every table is emptied before it starts.
+
+    Emptying takes a tenth of the time of copying a template database per test.
+    """
+    connection = await asyncpg.connect(session_database)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}" STRATEGY FILE_COPY')
-        yield database_url_for(postgres_admin_url, name)
+        tables = await connection.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+        )
+        names = ", ".join(f'"{row["tablename"]}"' for row in tables)
+        await connection.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await connection.close()
+    return session_database
 
 
 def make_settings(database_url: str, redis_url: str, **overrides: str) -> Settings:
     """Settings for one test: its own queue and channels, short leases, small chunks."""
     namespace = f"test-{secrets.token_hex(4)}"
+    CREATED_QUEUES.append(f"{namespace}:queue")
     environment = {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
@@ -119,6 +129,20 @@ async def queue(settings: Settings) -> AsyncIterator[JobQueue]:
     job_queue = JobQueue(connect_redis(redis_url), settings)
     yield job_queue
     await job_queue.close()
+
+
+@pytest_asyncio.fixture(scope="session", autouse=True)
+async def _forget_queue_keys(redis_url: str) -> AsyncIterator[None]:
+    """Leave no queue of this run behind in the shared Redis."""
+    yield
+    client = connect_redis(redis_url, timeout=0.5)
+    try:
+        for name in CREATED_QUEUES:
+            await client.delete(name, f"{name}:health-check")
+    except (RedisError, OSError):
+        pass  # an embedded Redis that is already gone has nothing to clean
+    finally:
+        await client.aclose(close_connection_pool=True)
 
 
 @pytest.fixture

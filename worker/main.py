@@ -50,11 +50,22 @@ def build_worker(settings: Settings, database: Database, worker_id: str) -> Work
     )
 
 
+async def _cancel_until_done(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel and wait, cancelling again as long as needed.
+
+    On Python 3.11, ``asyncio.wait_for`` (which redis-py wraps around every command when a
+    socket timeout is set) swallows a cancellation that lands as the command completes: one
+    ``cancel()`` is not always enough to stop arq's poll loop or a job.
+    """
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+
+
 async def _stop_worker(worker: Worker, main: asyncio.Task[Any]) -> None:
-    for task in list(worker.tasks.values()):
-        task.cancel()
-    main.cancel()
-    await asyncio.gather(main, *worker.tasks.values(), return_exceptions=True)
+    await _cancel_until_done([main, *worker.tasks.values()])
     with contextlib.suppress(Exception):
         await worker.pool.aclose(close_connection_pool=True)
 

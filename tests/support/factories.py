@@ -80,7 +80,9 @@ async def create_organization(database: Database, name: str | None = None) -> Or
     name = name or f"Org {secrets.token_hex(3)}"
     customer_id, unbillable_id = uuid4(), uuid4()
     async with database.transaction() as connection:
-        await connection.execute("INSERT INTO organizations (id, name) VALUES ($1, $2)", organization_id, name)
+        await connection.execute(
+            "INSERT INTO organizations (id, name) VALUES ($1, $2)", organization_id, name
+        )
         await connection.execute(
             """
             INSERT INTO customers (id, organization_id, name, billing_name, billing_address, billing_email,
@@ -111,8 +113,9 @@ async def create_orders(
     """``count`` orders with the same lines, numbered ``{prefix}-{random}-{n}``; returns their ids."""
     batch = secrets.token_hex(3)
     order_ids = [uuid4() for _ in range(count)]
+    customer = customer_id or organization.customer_id
     order_rows = [
-        (order_id, organization.id, f"{prefix}-{batch}-{n:06d}", customer_id or organization.customer_id, status, currency)
+        (order_id, organization.id, f"{prefix}-{batch}-{n:06d}", customer, status, currency)
         for n, order_id in enumerate(order_ids, start=1)
     ]
     line_rows = [
@@ -131,9 +134,15 @@ async def create_orders(
             "sales_order_lines",
             records=line_rows,
             columns=(
-                "id", "sales_order_id", "position", "description", "quantity", "unit_price",
-                "discount_percent", "tax_rate_percent",
-            ),  # fmt: skip
+                "id",
+                "sales_order_id",
+                "position",
+                "description",
+                "quantity",
+                "unit_price",
+                "discount_percent",
+                "tax_rate_percent",
+            ),
         )
     return order_ids
 
