@@ -1,36 +1,64 @@
-"""Use cases on batch jobs, called by the HTTP edge (and later the WebSocket edge)."""
+"""Use cases on batch jobs, called by the HTTP and WebSocket edges."""
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
-from invoicing.domain.jobs import BatchRequest
+from invoicing.domain.jobs import BatchRequest, OrderFilter
+from invoicing.errors import BadRequest
 from invoicing.principal import Principal
 from invoicing.processing import job_payload
 from invoicing.queue import JobQueue
 from invoicing.records import BatchJob
-from invoicing.storage import jobs
+from invoicing.storage import jobs, orders
 from invoicing.storage.database import Database
 
 
 async def submit_batch(
-    database: Database, queue: JobQueue, principal: Principal, request: BatchRequest
+    database: Database, queue: JobQueue, principal: Principal, request: BatchRequest, *, max_batch_size: int
 ) -> BatchJob:
     """Record the job and its items in one transaction, then trigger a worker.
 
-    The enqueue happens after the commit: a worker can never look for a job that is not
-    there yet, and if Redis is down the job simply waits in PostgreSQL for the sweep.
+    A filter is resolved to order ids inside that transaction, by the database. The enqueue
+    happens after the commit: a worker can never look for a job that is not there yet, and
+    if Redis is down the job simply waits in PostgreSQL for the sweep.
     """
     async with database.transaction() as connection:
+        order_ids = list(request.order_ids)
+        extra: dict[str, Any] = {}
+        if request.order_filter is not None:
+            order_ids = await _resolve_filter(connection, principal, request.order_filter, max_batch_size)
+            extra["filter"] = request.order_filter.to_json()
         job = await jobs.create_job(
             connection,
             organization_id=principal.organization_id,
             created_by=principal.user_id,
-            order_ids=request.order_ids,
-            payload=job_payload(principal.user_id, "api"),
+            order_ids=order_ids,
+            payload=job_payload(principal.user_id, "api", extra),
         )
     await queue.enqueue(job.id, job.enqueue_generation)
     return job
+
+
+async def _resolve_filter(
+    connection: Any, principal: Principal, order_filter: OrderFilter, max_batch_size: int
+) -> list[UUID]:
+    order_ids = await orders.matching_order_ids(
+        connection,
+        principal.organization_id,
+        status=order_filter.status,
+        invoiced=order_filter.invoiced,
+        limit=max_batch_size + 1,
+    )
+    if not order_ids:
+        raise BadRequest("No orders match the filter.", code="empty_batch")
+    if len(order_ids) > max_batch_size:
+        raise BadRequest(
+            f"More than {max_batch_size} orders match; a batch may contain at most {max_batch_size}.",
+            code="batch_too_large",
+        )
+    return order_ids
 
 
 async def cancel_batch(database: Database, queue: JobQueue, principal: Principal, job_id: UUID) -> BatchJob:

@@ -9,13 +9,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from invoicing import batches, processing
-from invoicing.domain.jobs import ItemStatus, JobStatus, parse_batch_request
+from invoicing.domain.jobs import ORDER_STATUSES, ItemStatus, JobStatus, parse_batch_request
 from invoicing.errors import NotFound
 from invoicing.principal import Principal
 from invoicing.queue import JobQueue
 from invoicing.records import BatchJob, BatchJobItem, Invoice, SalesOrderSummary
 from invoicing.settings import Settings
-from invoicing.storage import invoices, jobs, orders
+from invoicing.storage import accounts, invoices, jobs, orders
 from invoicing.storage.database import Database
 from invoicing.sweep import sweep
 from server.auth import authenticate
@@ -52,20 +52,29 @@ def _job_response(job: BatchJob, status_code: int = 200) -> JSONResponse:
 
 async def list_sales_orders(request: Request) -> Response:
     principal = await _principal(request)
-    reject_unknown_query(request, {"status", "invoiced", "limit", "cursor"})
-    status = query_choice(request, "status", ("draft", "confirmed", "cancelled"))
-    invoiced = query_choice(request, "invoiced", ("true", "false"))
+    reject_unknown_query(request, {"status", "invoiced", "limit", "cursor", "include_total"})
+    status = query_choice(request, "status", ORDER_STATUSES)
+    invoiced_text = query_choice(request, "invoiced", ("true", "false"))
+    invoiced = None if invoiced_text is None else invoiced_text == "true"
+    include_total = query_choice(request, "include_total", ("true", "false")) == "true"
     limit = limit_of(request)
     async with _database(request).connection() as connection:
         found = await orders.list_orders(
             connection,
             principal.organization_id,
             status=status,
-            invoiced=None if invoiced is None else invoiced == "true",
+            invoiced=invoiced,
             limit=limit,
             after=text_id_cursor(request),
         )
-    return page(found, limit, SalesOrderSummary.to_json, lambda o: (o.number, str(o.id)))
+        total = None
+        if include_total:
+            total = await orders.count_orders(
+                connection, principal.organization_id, status=status, invoiced=invoiced
+            )
+    # "Select all N matching" needs N; counted only on request, as it costs a scan.
+    extra = {} if total is None else {"total": total}
+    return page(found, limit, SalesOrderSummary.to_json, lambda o: (o.number, str(o.id)), **extra)
 
 
 async def invoice_sales_order(request: Request) -> Response:
@@ -82,8 +91,11 @@ async def invoice_sales_order(request: Request) -> Response:
 
 async def create_batch_job(request: Request) -> Response:
     principal = await _principal(request)
-    batch = parse_batch_request(await read_json(request), max_batch_size=_settings(request).max_batch_size)
-    job = await batches.submit_batch(_database(request), _queue(request), principal, batch)
+    max_batch_size = _settings(request).max_batch_size
+    batch = parse_batch_request(await read_json(request), max_batch_size=max_batch_size)
+    job = await batches.submit_batch(
+        _database(request), _queue(request), principal, batch, max_batch_size=max_batch_size
+    )
     response = _job_response(job, status_code=202)
     response.headers["Location"] = f"/api/batch-jobs/{job.id}"
     return response
@@ -181,7 +193,21 @@ async def batch_jobs(request: Request) -> Response:
     return await list_batch_jobs(request)
 
 
+async def me(request: Request) -> Response:
+    """Who the caller is, for the UI's header."""
+    principal = await _principal(request)
+    async with _database(request).connection() as connection:
+        name = await accounts.organization_name(connection, principal.organization_id)
+    return JSONResponse(
+        {
+            "user": {"id": str(principal.user_id), "email": principal.email, "role": principal.role},
+            "organization": {"id": str(principal.organization_id), "name": name},
+        }
+    )
+
+
 routes = [
+    Route("/api/me", me, methods=["GET"]),
     Route("/api/sales-orders", list_sales_orders, methods=["GET"]),
     Route("/api/sales-orders/{order_id}/invoice", invoice_sales_order, methods=["POST"]),
     Route("/api/batch-jobs", batch_jobs, methods=["GET", "POST"]),

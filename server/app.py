@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -16,8 +17,9 @@ from invoicing.errors import InvoicingError
 from invoicing.queue import JobQueue, connect_redis
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
-from server import api
-from server.errors import http_error, invoicing_error, unexpected_error
+from server import api, pages, ws
+from server.errors import database_data_error, http_error, invoicing_error, unexpected_error
+from server.hub import EventHub
 
 
 async def healthz(request: Request) -> Response:
@@ -46,18 +48,28 @@ def create_app(settings: Settings) -> Starlette:
         await database.connect()
         # Redis connects lazily: the server starts, and accepts jobs, while Redis is down.
         queue = JobQueue(connect_redis(redis_url), settings)
+        hub = EventHub(redis_url, settings.redis_prefix)
+        await hub.start()
         try:
-            yield {"database": database, "queue": queue, "settings": settings}
+            yield {
+                "database": database,
+                "queue": queue,
+                "settings": settings,
+                "hub": hub,
+                "templates": pages.templates(),
+            }
         finally:
+            await hub.stop()
             await queue.close()
             await database.disconnect()
 
-    routes = [Route("/healthz", healthz), Route("/readyz", readyz), *api.routes]
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz), *api.routes, *ws.routes, *pages.routes()]
     return Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={
             InvoicingError: invoicing_error,
+            asyncpg.DataError: database_data_error,
             HTTPException: http_error,
             Exception: unexpected_error,
         },

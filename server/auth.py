@@ -1,20 +1,60 @@
-"""Authentication of API clients by bearer token (the browser's session cookie comes later)."""
+"""Who is calling: an API token (``Authorization: Bearer``) or the browser's session cookie.
+
+Cookies are sent by the browser on cross-site requests too, so a cookie only counts on a
+state-changing request, or a WebSocket handshake, whose ``Origin`` is this site.
+"""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
 
 from invoicing.accounts import hash_token
-from invoicing.errors import Unauthorized
+from invoicing.errors import Forbidden, Unauthorized
 from invoicing.principal import Principal
+from invoicing.sessions import principal_for_session
 from invoicing.storage.accounts import principal_by_token
 from invoicing.storage.database import Database
 
+SESSION_COOKIE = "invoicing_session"
 MAX_TOKEN_LENGTH = 200
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def same_origin(connection: HTTPConnection) -> bool:
+    """The request's Origin (or, lacking it, Referer) is this very site."""
+    origin = connection.headers.get("origin") or connection.headers.get("referer")
+    host = connection.headers.get("host")
+    if not origin or not host:
+        return False
+    parts = urlsplit(origin)
+    expected_scheme = {"ws": "http", "wss": "https"}.get(connection.url.scheme, connection.url.scheme)
+    return parts.netloc == host and parts.scheme == expected_scheme
+
+
+def session_token(connection: HTTPConnection) -> str | None:
+    token = connection.cookies.get(SESSION_COOKIE)
+    return token if token and len(token) <= MAX_TOKEN_LENGTH else None
 
 
 async def authenticate(connection: HTTPConnection, database: Database) -> Principal:
-    header = connection.headers.get("authorization", "")
+    header = connection.headers.get("authorization")
+    if header is not None:
+        return await _by_bearer_token(header, database)
+    token = session_token(connection)
+    if token is None:
+        raise Unauthorized("Authentication required: log in, or send Authorization: Bearer <token>.")
+    is_websocket = connection.scope["type"] == "websocket"
+    if (is_websocket or connection.scope.get("method") not in SAFE_METHODS) and not same_origin(connection):
+        raise Forbidden("This request must come from the application's own pages.", code="cross_site_request")
+    principal = await principal_for_session(database, token)
+    if principal is None:
+        raise Unauthorized("Your session has ended; log in again.", code="session_expired")
+    return principal
+
+
+async def _by_bearer_token(header: str, database: Database) -> Principal:
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:

@@ -47,14 +47,30 @@ class ItemStatus(StrEnum):
     cancelled = "cancelled"
 
 
+ORDER_STATUSES = ("draft", "confirmed", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilter:
+    """ "Every order matching": resolved to ids by the database when the job is created."""
+
+    status: str = "confirmed"
+    invoiced: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {"status": self.status, "invoiced": self.invoiced}
+
+
 @dataclass(frozen=True, slots=True)
 class BatchRequest:
-    """A validated request to invoice these orders, duplicates removed, first occurrence kept."""
+    """A validated request: explicit order ids (duplicates removed, first kept) or a filter."""
 
-    order_ids: tuple[UUID, ...]
+    order_ids: tuple[UUID, ...] = ()
+    order_filter: OrderFilter | None = None
 
 
-_ALLOWED_FIELDS = frozenset({"order_ids"})
+_ALLOWED_FIELDS = frozenset({"order_ids", "filter"})
+_FILTER_FIELDS = frozenset({"status", "invoiced"})
 _PREVIEW_LENGTH = 40
 _MAX_NAMED_FIELDS = 5
 # ``uuid.UUID()`` alone is too lenient: it accepts braces, "urn:uuid:", missing or misplaced
@@ -81,8 +97,12 @@ def parse_batch_request(body: object, *, max_batch_size: int) -> BatchRequest:
     unknown = [str(key) for key in body if key not in _ALLOWED_FIELDS]
     if unknown:
         raise BadRequest(f"Unknown field(s): {_name_fields(unknown)}.", code="unknown_field")
+    if "order_ids" in body and "filter" in body:
+        raise BadRequest("Send either 'order_ids' or 'filter', not both.", code="conflicting_fields")
+    if "filter" in body:
+        return BatchRequest(order_filter=parse_order_filter(body["filter"]))
     if "order_ids" not in body:
-        raise BadRequest("The field 'order_ids' is required.", code="missing_field")
+        raise BadRequest("The field 'order_ids' (or 'filter') is required.", code="missing_field")
     raw_ids = body["order_ids"]
     if not isinstance(raw_ids, list):
         raise BadRequest("The field 'order_ids' must be a list of UUID strings.", code="invalid_type")
@@ -94,6 +114,22 @@ def parse_batch_request(body: object, *, max_batch_size: int) -> BatchRequest:
             code="batch_too_large",
         )
     return BatchRequest(order_ids=_parse_order_ids(raw_ids))
+
+
+def parse_order_filter(raw: object) -> OrderFilter:
+    """``{"status": "confirmed", "invoiced": false}``; both keys optional, nothing else allowed."""
+    if not isinstance(raw, dict):
+        raise BadRequest("The field 'filter' must be a JSON object.", code="invalid_type")
+    unknown = [str(key) for key in raw if key not in _FILTER_FIELDS]
+    if unknown:
+        raise BadRequest(f"Unknown filter field(s): {_name_fields(unknown)}.", code="unknown_field")
+    status = raw.get("status", "confirmed")
+    if status not in ORDER_STATUSES:
+        raise BadRequest("filter.status must be draft, confirmed or cancelled.", code="invalid_filter")
+    invoiced = raw.get("invoiced", False)
+    if not isinstance(invoiced, bool):
+        raise BadRequest("filter.invoiced must be true or false.", code="invalid_filter")
+    return OrderFilter(status=str(status), invoiced=invoiced)
 
 
 def _parse_order_ids(raw_ids: list[object]) -> tuple[UUID, ...]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from uuid import UUID
+
 import asyncpg
 
 from invoicing.principal import Principal
@@ -21,3 +24,78 @@ async def principal_by_token(connection: asyncpg.Connection, token_hash: bytes) 
     return (
         None if row is None else Principal(row["user_id"], row["organization_id"], row["role"], row["email"])
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LoginCandidate:
+    user_id: UUID
+    email: str
+    password_hash: str
+    memberships: tuple[tuple[UUID, str, str], ...]  # (organization id, organization name, role)
+
+
+LOGIN_CANDIDATE = """
+SELECT u.id, u.email, u.password_hash,
+       coalesce(array_agg(m.organization_id ORDER BY o.name, o.id) FILTER (WHERE m.user_id IS NOT NULL), '{}')
+           AS organization_ids,
+       coalesce(array_agg(o.name ORDER BY o.name, o.id) FILTER (WHERE m.user_id IS NOT NULL), '{}') AS names,
+       coalesce(array_agg(m.role ORDER BY o.name, o.id) FILTER (WHERE m.user_id IS NOT NULL), '{}') AS roles
+FROM users u
+LEFT JOIN memberships m ON m.user_id = u.id
+LEFT JOIN organizations o ON o.id = m.organization_id
+WHERE u.email = $1
+GROUP BY u.id
+"""
+
+PRINCIPAL_BY_SESSION = """
+UPDATE sessions s SET last_seen_at = now()
+FROM memberships m, users u
+WHERE s.token_hash = $1 AND s.expires_at > now()
+  AND m.organization_id = s.organization_id AND m.user_id = s.user_id AND u.id = s.user_id
+RETURNING s.user_id, s.organization_id, m.role, u.email
+"""
+
+
+async def login_candidate(connection: asyncpg.Connection, email: str) -> LoginCandidate | None:
+    row = await connection.fetchrow(LOGIN_CANDIDATE, email)
+    if row is None:
+        return None
+    memberships = tuple(zip(row["organization_ids"], row["names"], row["roles"], strict=True))
+    return LoginCandidate(row["id"], row["email"], row["password_hash"], memberships)
+
+
+async def create_session(
+    connection: asyncpg.Connection,
+    *,
+    token_hash: bytes,
+    user_id: UUID,
+    organization_id: UUID,
+    lifetime_seconds: float,
+    user_agent: str,
+) -> None:
+    await connection.execute(
+        """
+        INSERT INTO sessions (token_hash, user_id, organization_id, expires_at, user_agent)
+        VALUES ($1, $2, $3, now() + make_interval(secs => $4), $5)
+        """,
+        token_hash,
+        user_id,
+        organization_id,
+        lifetime_seconds,
+        user_agent[:300],
+    )
+
+
+async def principal_by_session(connection: asyncpg.Connection, token_hash: bytes) -> Principal | None:
+    row = await connection.fetchrow(PRINCIPAL_BY_SESSION, token_hash)
+    return (
+        None if row is None else Principal(row["user_id"], row["organization_id"], row["role"], row["email"])
+    )
+
+
+async def delete_session(connection: asyncpg.Connection, token_hash: bytes) -> None:
+    await connection.execute("DELETE FROM sessions WHERE token_hash = $1", token_hash)
+
+
+async def organization_name(connection: asyncpg.Connection, organization_id: UUID) -> str:
+    return str(await connection.fetchval("SELECT name FROM organizations WHERE id = $1", organization_id))

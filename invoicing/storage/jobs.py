@@ -122,6 +122,20 @@ async def list_jobs(
     return [BatchJob.from_row(row) for row in await connection.fetch(query, *values)]
 
 
+async def list_active_jobs(connection: asyncpg.Connection, organization_id: UUID) -> list[BatchJob]:
+    """Pending and processing jobs, oldest first (what a live jobs page shows at the top)."""
+    rows = await connection.fetch(
+        """
+        SELECT * FROM batch_job_queue
+        WHERE organization_id = $1 AND status IN ('pending', 'processing')
+        ORDER BY created_at, id
+        LIMIT 200
+        """,
+        organization_id,
+    )
+    return [BatchJob.from_row(row) for row in rows]
+
+
 async def list_items(
     connection: asyncpg.Connection,
     job: BatchJob,

@@ -50,3 +50,39 @@ async def list_orders(
     values.append(limit)
     query = LIST_ORDERS.format(conditions=" AND ".join(conditions), limit=len(values))
     return [SalesOrderSummary.from_row(row) for row in await connection.fetch(query, *values)]
+
+
+MATCHING_ORDER_IDS = """
+SELECT o.id FROM sales_orders o
+WHERE o.organization_id = $1 AND o.status = $2
+  AND (EXISTS (SELECT 1 FROM invoices i WHERE i.sales_order_id = o.id)) = $3
+ORDER BY o.number, o.id
+LIMIT $4
+"""
+
+COUNT_ORDERS = """
+SELECT count(*) FROM sales_orders o
+LEFT JOIN invoices i ON i.sales_order_id = o.id
+WHERE {conditions}
+"""
+
+
+async def matching_order_ids(
+    connection: asyncpg.Connection, organization_id: UUID, *, status: str, invoiced: bool, limit: int
+) -> list[UUID]:
+    """The ids a filter selects, in order-number order (at most ``limit``)."""
+    rows = await connection.fetch(MATCHING_ORDER_IDS, organization_id, status, invoiced, limit)
+    return [row["id"] for row in rows]
+
+
+async def count_orders(
+    connection: asyncpg.Connection, organization_id: UUID, *, status: str | None, invoiced: bool | None
+) -> int:
+    conditions = ["o.organization_id = $1"]
+    values: list[Any] = [organization_id]
+    if status is not None:
+        values.append(status)
+        conditions.append(f"o.status = ${len(values)}")
+    if invoiced is not None:
+        conditions.append("i.id IS NOT NULL" if invoiced else "i.id IS NULL")
+    return int(await connection.fetchval(COUNT_ORDERS.format(conditions=" AND ".join(conditions)), *values))

@@ -115,7 +115,8 @@ async def submit(
 ) -> BatchJob:
     admin = organization.admin
     principal = Principal(admin.id, organization.id, admin.role, admin.email)
-    return await batches.submit_batch(database, queue, principal, BatchRequest(tuple(orders)))
+    request = BatchRequest(tuple(orders))
+    return await batches.submit_batch(database, queue, principal, request, max_batch_size=100_000)
 
 
 async def current(database: Database, job_id: UUID) -> BatchJob:

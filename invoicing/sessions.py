@@ -1,0 +1,59 @@
+"""Logging in and out of the browser UI: server-side sessions behind a random cookie token."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from invoicing.accounts import PASSWORD_HASHER, hash_token, verify_password
+from invoicing.errors import Unauthorized
+from invoicing.principal import Principal
+from invoicing.storage import accounts
+from invoicing.storage.database import Database
+
+SESSION_LIFETIME_SECONDS = 12 * 3600
+# Verifying against a real hash when the email is unknown keeps both answers equally slow,
+# so response times do not reveal which emails have accounts.
+_DUMMY_HASH = PASSWORD_HASHER.hash(secrets.token_urlsafe(16))
+INVALID_CREDENTIALS = "Email or password is not correct."
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    token: str  # goes into the cookie, never stored
+    principal: Principal
+    organization_name: str
+
+
+async def login(database: Database, email: str, password: str, *, user_agent: str = "") -> Session:
+    email = email.strip().lower()
+    async with database.connection() as connection:
+        candidate = await accounts.login_candidate(connection, email)
+    if candidate is None:
+        verify_password(_DUMMY_HASH, password)
+        raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
+    if not verify_password(candidate.password_hash, password) or not candidate.memberships:
+        raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
+    organization_id, organization_name, role = candidate.memberships[0]
+    token = secrets.token_urlsafe(32)
+    async with database.transaction() as connection:
+        await accounts.create_session(
+            connection,
+            token_hash=hash_token(token),
+            user_id=candidate.user_id,
+            organization_id=organization_id,
+            lifetime_seconds=SESSION_LIFETIME_SECONDS,
+            user_agent=user_agent,
+        )
+    principal = Principal(candidate.user_id, organization_id, role, candidate.email)
+    return Session(token, principal, organization_name)
+
+
+async def logout(database: Database, token: str) -> None:
+    async with database.connection() as connection:
+        await accounts.delete_session(connection, hash_token(token))
+
+
+async def principal_for_session(database: Database, token: str) -> Principal | None:
+    async with database.connection() as connection:
+        return await accounts.principal_by_session(connection, hash_token(token))

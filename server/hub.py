@@ -1,0 +1,141 @@
+"""One Redis pub/sub connection per server process, fanned out to every socket it serves.
+
+Each subscriber keeps only the newest event per job (a bounded "latest state" mailbox), so a
+client that never reads cannot grow the server's memory or slow anyone else down. When the
+Redis connection drops, the hub reconnects with backoff and then asks every subscriber to
+re-read its snapshot from PostgreSQL: pub/sub drops whatever was published meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from invoicing import keys
+
+logger = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+
+
+class Subscription:
+    """What one socket watches: one job, or every job of an organization."""
+
+    def __init__(self, organization_id: str, job_id: str | None) -> None:
+        self.organization_id = organization_id
+        self.job_id = job_id
+        self._latest: dict[str, Event] = {}
+        self._resync = False
+        self._wakeup = asyncio.Event()
+
+    def offer(self, event: Event) -> None:
+        job_id = event.get("job_id")
+        if not isinstance(job_id, str) or (self.job_id is not None and job_id != self.job_id):
+            return
+        current = self._latest.get(job_id)
+        if current is None or event.get("seq", 0) > current.get("seq", 0):
+            self._latest[job_id] = event
+            self._wakeup.set()
+
+    def request_resync(self) -> None:
+        self._resync = True
+        self._wakeup.set()
+
+    async def next(self) -> tuple[list[Event], bool]:
+        """Wait for news: the newest event of each job that changed, and whether to re-snapshot."""
+        await self._wakeup.wait()
+        self._wakeup.clear()
+        events = sorted(self._latest.values(), key=lambda event: int(event.get("seq", 0)))
+        self._latest.clear()
+        resync, self._resync = self._resync, False
+        return events, resync
+
+
+class EventHub:
+    def __init__(self, redis_url: str, prefix: str) -> None:
+        self._redis_url = redis_url
+        self._pattern = keys.events_pattern(prefix)
+        self._subscriptions: dict[str, set[Subscription]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+        self.connections_made = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="event-hub")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @contextlib.asynccontextmanager
+    async def subscribe(
+        self, organization_id: UUID, job_id: UUID | None = None
+    ) -> AsyncIterator[Subscription]:
+        subscription = Subscription(str(organization_id), None if job_id is None else str(job_id))
+        self._subscriptions.setdefault(subscription.organization_id, set()).add(subscription)
+        try:
+            yield subscription
+        finally:
+            watchers = self._subscriptions.get(subscription.organization_id, set())
+            watchers.discard(subscription)
+            if not watchers:
+                self._subscriptions.pop(subscription.organization_id, None)
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(watchers) for watchers in self._subscriptions.values())
+
+    def dispatch(self, raw: bytes | str) -> None:
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            logger.warning("dropped a malformed event")
+            return
+        if not isinstance(event, dict):
+            return
+        for subscription in tuple(self._subscriptions.get(str(event.get("organization_id")), ())):
+            subscription.offer(event)
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            client = Redis.from_url(
+                self._redis_url, socket_connect_timeout=2, socket_keepalive=True, health_check_interval=5
+            )
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.psubscribe(self._pattern)
+                    self._on_connected()
+                    backoff = 0.1
+                    while True:
+                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                        if message is not None and message["type"] == "pmessage":
+                            self.dispatch(message["data"])
+            except (RedisError, OSError) as exc:
+                if self.connected.is_set():
+                    logger.warning("event hub lost Redis (%s); reconnecting", exc)
+                self.connected.clear()
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def _on_connected(self) -> None:
+        self.connections_made += 1
+        self.connected.set()
+        if self.connections_made > 1:
+            logger.info("event hub reconnected to Redis; re-sending snapshots")
+            for watchers in self._subscriptions.values():
+                for subscription in watchers:
+                    subscription.request_resync()

@@ -1,0 +1,123 @@
+"""The browser UI: server-rendered pages (Jinja2) and the login form. No inline scripts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from invoicing import sessions
+from invoicing.errors import InvoicingError, Unauthorized
+from invoicing.principal import Principal
+from invoicing.storage.database import Database
+from server.auth import SESSION_COOKIE, authenticate, same_origin, session_token
+
+MAX_FIELD_LENGTH = 320
+
+
+def web_dir() -> Path:
+    """`web/` beside the packages (a source checkout), else under the working directory."""
+    for candidate in (Path(__file__).resolve().parents[1] / "web", Path.cwd() / "web"):
+        if (candidate / "templates").is_dir():
+            return candidate
+    raise RuntimeError("The web folder (templates and static files) cannot be found.")
+
+
+def templates() -> Jinja2Templates:
+    # Autoescaping on: customer and order text is shown as text, never as markup.
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(web_dir() / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return Jinja2Templates(env=environment)
+
+
+def _database(request: Request) -> Database:
+    database: Database = request.state.database
+    return database
+
+
+async def _principal_or_none(request: Request) -> Principal | None:
+    if session_token(request) is None:
+        return None
+    try:
+        return await authenticate(request, _database(request))
+    except InvoicingError:
+        return None
+
+
+def _render(request: Request, name: str, status_code: int = 200, **context: object) -> Response:
+    renderer: Jinja2Templates = request.state.templates
+    return renderer.TemplateResponse(request, name, context, status_code=status_code)
+
+
+async def home(request: Request) -> Response:
+    principal = await _principal_or_none(request)
+    return RedirectResponse("/orders" if principal else "/login", status_code=303)
+
+
+async def login_page(request: Request) -> Response:
+    if await _principal_or_none(request):
+        return RedirectResponse("/orders", status_code=303)
+    return _render(request, "login.html", error=None, email="")
+
+
+async def login_submit(request: Request) -> Response:
+    form = await request.form(max_files=0, max_fields=10)
+    email = str(form.get("email", ""))[:MAX_FIELD_LENGTH]
+    password = str(form.get("password", ""))[:MAX_FIELD_LENGTH]
+    if not same_origin(request):
+        return _render(request, "login.html", 403, error="Please log in from this page.", email=email)
+    try:
+        session = await sessions.login(
+            _database(request), email, password, user_agent=request.headers.get("user-agent", "")
+        )
+    except Unauthorized as error:
+        return _render(request, "login.html", 401, error=error.message, email=email)
+    response = RedirectResponse("/orders", status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session.token,
+        max_age=sessions.SESSION_LIFETIME_SECONDS,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+async def logout(request: Request) -> Response:
+    token = session_token(request)
+    if token is not None and same_origin(request):
+        await sessions.logout(_database(request), token)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def app_page(request: Request) -> Response:
+    """Orders and jobs pages: a shell the scripts fill from the API and WebSockets."""
+    principal = await _principal_or_none(request)
+    if principal is None:
+        return RedirectResponse("/login", status_code=303)
+    page = request.url.path.strip("/") or "orders"
+    return _render(request, f"{page}.html", principal=principal, page=page)
+
+
+def routes() -> list[Route | Mount]:
+    return [
+        Route("/", home),
+        Route("/login", login_page, methods=["GET"]),
+        Route("/login", login_submit, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/orders", app_page),
+        Route("/jobs", app_page),
+        Mount("/static", StaticFiles(directory=str(web_dir() / "static")), name="static"),
+    ]

@@ -1,0 +1,195 @@
+"""WebSockets: live job progress. Snapshot first, then ordered events, cancel from the client.
+
+Protocol (JSON text frames). Server → client: ``{"type": "snapshot", "job": {...}}`` (or
+``"jobs": [...]`` on the organization socket), ``{"type": "progress", ...}``,
+``{"type": "finished", "job": {...}}`` and ``{"type": "error", "error": {code, message}}``.
+Client → server: ``{"type": "cancel"}`` (``"job_id"`` too on the organization socket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+from uuid import UUID
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from invoicing import batches
+from invoicing.errors import BadRequest, Forbidden, InvoicingError, NotFound, Unauthorized
+from invoicing.events import event_for
+from invoicing.principal import Principal
+from invoicing.storage import jobs
+from server.auth import authenticate, same_origin
+from server.hub import Event, Subscription
+
+#: At most ~10 messages a second per socket; the newest state always goes out.
+MIN_SEND_INTERVAL = 0.1
+MAX_CLIENT_MESSAGE = 4096
+#: Close codes in the private range, mirroring HTTP statuses.
+CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
+
+
+class JobWatcher:
+    """Sends one socket what it should see, in order, each job's ``seq`` strictly growing."""
+
+    def __init__(self, websocket: WebSocket, principal: Principal, job_id: UUID | None) -> None:
+        self.websocket = websocket
+        self.principal = principal
+        self.job_id = job_id
+        self.last_seq: dict[str, int] = {}
+        self._send_lock = asyncio.Lock()
+        self.state = websocket.state
+
+    async def send(self, message: dict[str, Any]) -> None:
+        async with self._send_lock:
+            await self.websocket.send_text(json.dumps(message, separators=(",", ":")))
+
+    async def send_error(self, code: str, message: str) -> None:
+        await self.send({"type": "error", "error": {"code": code, "message": message}})
+
+    async def snapshot(self) -> bool:
+        """Send the current state from PostgreSQL; True if the watched job has finished."""
+        async with self.state.database.connection() as connection:
+            if self.job_id is not None:
+                job = await jobs.get_job(connection, self.principal.organization_id, self.job_id)
+                self.last_seq[str(job.id)] = job.progress_seq
+                await self.send({"type": "snapshot", "job": job.to_json()})
+                if job.is_finished:
+                    await self.send(dict(event_for(job)))
+                return job.is_finished
+            active = await jobs.list_active_jobs(connection, self.principal.organization_id)
+        for job in active:
+            self.last_seq[str(job.id)] = job.progress_seq
+        await self.send({"type": "snapshot", "jobs": [job.to_json() for job in active]})
+        return False
+
+    async def forward(self, subscription: Subscription) -> None:
+        """Relay events until the watched job finishes (or forever on the organization socket)."""
+        last_round = 0.0
+        while True:
+            events, resync = await subscription.next()
+            if resync and await self.snapshot():
+                return
+            for event in events:
+                if await self._relay(event):
+                    return
+            # Coalescing: events arriving meanwhile collapse to the newest per job.
+            last_round, wait = time.monotonic(), MIN_SEND_INTERVAL - (time.monotonic() - last_round)
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+    async def _relay(self, event: Event) -> bool:
+        job_id, seq = str(event["job_id"]), int(event["seq"])
+        if seq <= self.last_seq.get(job_id, -1):
+            return False
+        self.last_seq[job_id] = seq
+        await self.send(event)
+        return event["type"] == "finished" and self.job_id is not None
+
+    async def receive(self) -> None:
+        """Handle client messages until the client goes away."""
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000))
+            try:
+                await self._handle(message.get("text"))
+            except InvoicingError as error:
+                await self.send_error(error.code, error.message)
+
+    async def _handle(self, raw: str | None) -> None:
+        if raw is None:
+            raise BadRequest("Messages must be JSON text frames.", code="invalid_message")
+        if len(raw) > MAX_CLIENT_MESSAGE:
+            raise BadRequest("Message too large.", code="message_too_large")
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            raise BadRequest("Messages must be JSON objects.", code="invalid_message") from None
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            raise BadRequest('Messages must be JSON objects with a "type".', code="invalid_message")
+        if message["type"] != "cancel":
+            raise BadRequest(f"Unknown message type {message['type'][:40]!r}.", code="unknown_message")
+        job_id = self.job_id or _message_job_id(message)
+        job = await batches.cancel_batch(self.state.database, self.state.queue, self.principal, job_id)
+        await self._relay(dict(event_for(job)))
+
+
+def _message_job_id(message: dict[str, Any]) -> UUID:
+    try:
+        return UUID(str(message.get("job_id")))
+    except ValueError:
+        raise NotFound("Batch job not found.", code="job_not_found") from None
+
+
+async def _admit(websocket: WebSocket) -> Principal | None:
+    """Authenticate before accepting; a refused handshake gets an HTTP 403 and nothing else."""
+    if "origin" in websocket.headers and not same_origin(websocket):
+        await websocket.close(code=CLOSE_FORBIDDEN)
+        return None
+    try:
+        return await authenticate(websocket, websocket.state.database)
+    except (Unauthorized, Forbidden):
+        await websocket.close(code=CLOSE_UNAUTHORIZED)
+        return None
+
+
+async def _serve(websocket: WebSocket, principal: Principal, job_id: UUID | None) -> None:
+    watcher = JobWatcher(websocket, principal, job_id)
+    hub = websocket.state.hub
+    async with hub.subscribe(principal.organization_id, job_id) as subscription:
+        # Subscribed before the snapshot is read: nothing committed after it can be missed.
+        try:
+            if await watcher.snapshot():
+                await websocket.close(code=1000)
+                return
+        except NotFound as error:
+            await watcher.send_error(error.code, error.message)
+            await websocket.close(code=CLOSE_NOT_FOUND)
+            return
+        receiver = asyncio.create_task(watcher.receive())
+        sender = asyncio.create_task(watcher.forward(subscription))
+        done, pending = await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if sender in done and sender.exception() is None:
+            await websocket.close(code=1000)
+
+
+async def job_socket(websocket: WebSocket) -> None:
+    principal = await _admit(websocket)
+    if principal is None:
+        return
+    await websocket.accept()
+    try:
+        job_id = UUID(websocket.path_params["job_id"])
+    except ValueError:
+        error = {"code": "job_not_found", "message": "Batch job not found."}
+        await websocket.send_json({"type": "error", "error": error})
+        await websocket.close(code=CLOSE_NOT_FOUND)
+        return
+    with contextlib.suppress(WebSocketDisconnect):
+        await _serve(websocket, principal, job_id)
+
+
+async def organization_socket(websocket: WebSocket) -> None:
+    principal = await _admit(websocket)
+    if principal is None:
+        return
+    await websocket.accept()
+    with contextlib.suppress(WebSocketDisconnect):
+        await _serve(websocket, principal, None)
+    if websocket.application_state != WebSocketState.DISCONNECTED:
+        with contextlib.suppress(RuntimeError):
+            await websocket.close()
+
+
+routes = [
+    WebSocketRoute("/ws/batch-jobs/{job_id}", job_socket),
+    WebSocketRoute("/ws/batch-jobs", organization_socket),
+]
