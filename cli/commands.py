@@ -22,6 +22,8 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
+        ws="websockets-sansio",
+        # Server-side keepalive: a half-open socket is dropped after a missed pong.
         ws_ping_interval=20,
         ws_ping_timeout=20,
         timeout_graceful_shutdown=5,

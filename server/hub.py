@@ -45,6 +45,11 @@ class Subscription:
             self._latest[job_id] = event
             self._wakeup.set()
 
+    @property
+    def pending(self) -> int:
+        """Jobs with news not yet read: never more than the jobs watched."""
+        return len(self._latest)
+
     def request_resync(self) -> None:
         self._resync = True
         self._wakeup.set()

@@ -14,10 +14,16 @@ from starlette.templating import Jinja2Templates
 from invoicing import sessions
 from invoicing.errors import InvoicingError, Unauthorized
 from invoicing.principal import Principal
+from invoicing.storage import accounts
 from invoicing.storage.database import Database
 from server.auth import SESSION_COOKIE, authenticate, same_origin, session_token
 
 MAX_FIELD_LENGTH = 320
+#: Pages carry no inline script or style: everything comes from /static, sockets included.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def web_dir() -> Path:
@@ -54,7 +60,10 @@ async def _principal_or_none(request: Request) -> Principal | None:
 
 def _render(request: Request, name: str, status_code: int = 200, **context: object) -> Response:
     renderer: Jinja2Templates = request.state.templates
-    return renderer.TemplateResponse(request, name, context, status_code=status_code)
+    response = renderer.TemplateResponse(request, name, context, status_code=status_code)
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
 
 
 async def home(request: Request) -> Response:
@@ -108,7 +117,9 @@ async def app_page(request: Request) -> Response:
     if principal is None:
         return RedirectResponse("/login", status_code=303)
     page = request.url.path.strip("/") or "orders"
-    return _render(request, f"{page}.html", principal=principal, page=page)
+    async with _database(request).connection() as connection:
+        organization = await accounts.organization_name(connection, principal.organization_id)
+    return _render(request, f"{page}.html", principal=principal, page=page, organization=organization)
 
 
 def routes() -> list[Route | Mount]:

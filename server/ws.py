@@ -91,17 +91,18 @@ class JobWatcher:
         return event["type"] == "finished" and self.job_id is not None
 
     async def receive(self) -> None:
-        """Handle client messages until the client goes away."""
+        """Handle client messages until the client goes away or cancels the watched job."""
         while True:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(message.get("code", 1000))
             try:
-                await self._handle(message.get("text"))
+                if await self._handle(message.get("text")):
+                    return
             except InvoicingError as error:
                 await self.send_error(error.code, error.message)
 
-    async def _handle(self, raw: str | None) -> None:
+    async def _handle(self, raw: str | None) -> bool:
         if raw is None:
             raise BadRequest("Messages must be JSON text frames.", code="invalid_message")
         if len(raw) > MAX_CLIENT_MESSAGE:
@@ -116,7 +117,7 @@ class JobWatcher:
             raise BadRequest(f"Unknown message type {message['type'][:40]!r}.", code="unknown_message")
         job_id = self.job_id or _message_job_id(message)
         job = await batches.cancel_batch(self.state.database, self.state.queue, self.principal, job_id)
-        await self._relay(dict(event_for(job)))
+        return await self._relay(dict(event_for(job)))
 
 
 def _message_job_id(message: dict[str, Any]) -> UUID:
@@ -157,7 +158,9 @@ async def _serve(websocket: WebSocket, principal: Principal, job_id: UUID | None
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        if sender in done and sender.exception() is None:
+        # A task that returned means the watched job finished: close normally. One that
+        # raised means the client went away (or the send failed): nothing left to close.
+        if any(task.exception() is None for task in done):
             await websocket.close(code=1000)
 
 

@@ -1,0 +1,56 @@
+"""The in-process fan-out: bounded mailboxes that keep each job's newest state."""
+
+from __future__ import annotations
+
+import json
+from uuid import uuid4
+
+from server.hub import EventHub, Subscription
+
+
+def event(job_id: str, seq: int, organization_id: str = "org", kind: str = "progress") -> dict[str, object]:
+    return {"type": kind, "job_id": job_id, "organization_id": organization_id, "seq": seq}
+
+
+async def test_a_slow_reader_holds_only_the_newest_event_per_job() -> None:
+    subscription = Subscription("org", None)
+    for seq in range(1, 10_001):
+        subscription.offer(event("a", seq))
+    subscription.offer(event("b", 3))
+    events, resync = await subscription.next()
+    assert [(e["job_id"], e["seq"]) for e in events] == [("b", 3), ("a", 10_000)]
+    assert resync is False
+
+
+async def test_an_older_event_never_replaces_a_newer_one() -> None:
+    subscription = Subscription("org", None)
+    subscription.offer(event("a", 7, kind="finished"))
+    subscription.offer(event("a", 5))
+    events, _ = await subscription.next()
+    assert events == [event("a", 7, kind="finished")]
+
+
+async def test_a_job_subscription_ignores_other_jobs() -> None:
+    subscription = Subscription("org", "a")
+    subscription.offer(event("b", 1))
+    subscription.offer(event("a", 1))
+    events, _ = await subscription.next()
+    assert [e["job_id"] for e in events] == ["a"]
+
+
+async def test_a_resync_request_wakes_the_reader_with_nothing_else() -> None:
+    subscription = Subscription("org", None)
+    subscription.request_resync()
+    assert await subscription.next() == ([], True)
+
+
+async def test_the_hub_delivers_only_to_the_events_organization() -> None:
+    hub = EventHub("redis://unused", "prefix")
+    mine, theirs = uuid4(), uuid4()
+    async with hub.subscribe(mine) as watching_mine, hub.subscribe(theirs) as watching_theirs:
+        hub.dispatch(json.dumps(event("a", 1, organization_id=str(mine))))
+        hub.dispatch(b"not json")
+        events, _ = await watching_mine.next()
+        assert [e["job_id"] for e in events] == ["a"]
+        assert watching_theirs.pending == 0
+    assert hub.subscriber_count == 0

@@ -1,0 +1,84 @@
+// Human formats for numbers, money, dates and durations (browser locale).
+
+const integer = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+const moneyFormats = new Map();
+
+export function count(value) {
+  return integer.format(value ?? 0);
+}
+
+export function plural(n, one, many) {
+  return `${count(n)} ${n === 1 ? one : many}`;
+}
+
+export function money(amount, currency) {
+  let format = moneyFormats.get(currency);
+  if (!format) {
+    try {
+      format = new Intl.NumberFormat(undefined, { style: "currency", currency });
+    } catch {
+      format = { format: (value) => `${value} ${currency}` };
+    }
+    moneyFormats.set(currency, format);
+  }
+  return format.format(Number(amount));
+}
+
+export function isoDate(text) {
+  if (!text) return "—";
+  const [year, month, day] = text.slice(0, 10).split("-").map(Number);
+  return new Date(year, month - 1, day).toLocaleDateString(undefined, {
+    year: "numeric",
+    month: "short",
+    day: "numeric",
+  });
+}
+
+export function dateTime(text) {
+  if (!text) return "—";
+  return new Date(text).toLocaleString(undefined, {
+    year: "numeric",
+    month: "short",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+  });
+}
+
+export function rate(perSecond) {
+  if (perSecond === null || perSecond === undefined || !Number.isFinite(perSecond)) return "—";
+  const digits = perSecond < 10 ? 1 : 0;
+  return `${perSecond.toFixed(digits)} invoices/s`;
+}
+
+/** "about 12 s", "about 3 min", "about 1 h 5 min". */
+export function eta(seconds) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "—";
+  if (seconds < 1) return "less than a second";
+  if (seconds < 60) return `about ${Math.ceil(seconds)} s`;
+  if (seconds < 3600) return `about ${Math.round(seconds / 60)} min`;
+  const hours = Math.floor(seconds / 3600);
+  const minutes = Math.round((seconds % 3600) / 60);
+  return minutes ? `about ${hours} h ${minutes} min` : `about ${hours} h`;
+}
+
+/** An elapsed time: "0.8 s", "42 s", "3 min 5 s", "1 h 2 min". */
+export function duration(seconds) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return "—";
+  if (seconds < 10) return `${seconds.toFixed(1)} s`;
+  if (seconds < 60) return `${Math.round(seconds)} s`;
+  if (seconds < 3600) {
+    const minutes = Math.floor(seconds / 60);
+    const rest = Math.round(seconds % 60);
+    return rest ? `${minutes} min ${rest} s` : `${minutes} min`;
+  }
+  const hours = Math.floor(seconds / 3600);
+  const minutes = Math.round((seconds % 3600) / 60);
+  return minutes ? `${hours} h ${minutes} min` : `${hours} h`;
+}
+
+export function percentOf(done, total) {
+  if (!total) return 0;
+  // Floor: 100 % only when everything is processed.
+  return Math.min(100, Math.floor((done * 100) / total));
+}
