@@ -23,6 +23,9 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
         port=port,
         log_level=settings.log_level.lower(),
         ws="websockets-sansio",
+        # Progress events are small; per-socket deflate state would cost more memory and CPU
+        # (tens of KB and a compression per message per socket) than the bytes it saves.
+        ws_per_message_deflate=False,
         # Server-side keepalive: a half-open socket is dropped after a missed pong.
         ws_ping_interval=20,
         ws_ping_timeout=20,

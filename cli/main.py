@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--orders", type=int, default=200)
     seed.add_argument("--invalid-ratio", type=float, default=0.1)
     commands.add_parser("process-pending", help="run the sweep now: enqueue pending, resume stalled jobs")
+    bench_ws = commands.add_parser(
+        "bench-websockets", help="measure progress delivery delay and memory per WebSocket client"
+    )
+    bench_ws.add_argument("--clients", default="1,100,1000", help="comma-separated client counts")
+    bench_ws.add_argument("--orders", type=int, default=2000, help="orders in each round's job")
+    bench_ws.add_argument("--json", action="store_true", help="print one JSON document")
     return parser
 
 
@@ -86,6 +92,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         result = asyncio.run(commands.seed_database(settings, args.orgs, args.orders, args.invalid_ratio))
         print(json.dumps(result, indent=2))
         return 0
+    if args.command == "bench-websockets":
+        from cli.bench_websockets import run
+
+        counts = [int(part) for part in args.clients.split(",") if part.strip()]
+        return run(settings, clients=counts, orders=args.orders, as_json=args.json)
     if args.command == "process-pending":
         print(json.dumps(asyncio.run(commands.process_pending(settings))))
         return 0

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Literal, TypedDict
 
 from invoicing.records import BatchJob
 
 
-class ProgressEvent(TypedDict):
+class ProgressEvent(TypedDict, total=False):
     type: Literal["progress"]
     job_id: str
     organization_id: str
@@ -22,14 +23,17 @@ class ProgressEvent(TypedDict):
     cancel_requested: bool
     items_per_second: float | None
     eta_seconds: float | None
+    #: When the worker published it (Unix time); lets anyone measure delivery delay.
+    published_at: float
 
 
-class FinishedEvent(TypedDict):
+class FinishedEvent(TypedDict, total=False):
     type: Literal["finished"]
     job_id: str
     organization_id: str
     seq: int
     job: dict[str, Any]
+    published_at: float
 
 
 def event_for(job: BatchJob) -> ProgressEvent | FinishedEvent:
@@ -61,4 +65,5 @@ def event_for(job: BatchJob) -> ProgressEvent | FinishedEvent:
 
 
 def encode(event: ProgressEvent | FinishedEvent) -> str:
-    return json.dumps(event, separators=(",", ":"))
+    """The wire form, stamped with the moment of publishing."""
+    return json.dumps({**event, "published_at": round(time.time(), 6)}, separators=(",", ":"))

@@ -4,6 +4,11 @@ Each subscriber keeps only the newest event per job (a bounded "latest state" ma
 client that never reads cannot grow the server's memory or slow anyone else down. When the
 Redis connection drops, the hub reconnects with backoff and then asks every subscriber to
 re-read its snapshot from PostgreSQL: pub/sub drops whatever was published meanwhile.
+
+Events are coalesced per job, once for all its watchers: at most one fan-out every
+``FANOUT_INTERVAL`` seconds (10 a second). What is held back is replaced by anything newer,
+so a held event is never older than the gap to the next one, and a finished job's event
+always goes out at once.
 """
 
 from __future__ import annotations
@@ -25,6 +30,21 @@ logger = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 
+FANOUT_INTERVAL = 0.1
+
+class Delivery:
+    """An event parsed once, with its wire text kept to send to every socket as is."""
+
+    __slots__ = ("event", "text")
+
+    def __init__(self, event: Event, text: str) -> None:
+        self.event = event
+        self.text = text
+
+    @property
+    def seq(self) -> int:
+        return int(self.event.get("seq", 0))
+
 
 class Subscription:
     """What one socket watches: one job, or every job of an organization."""
@@ -32,17 +52,17 @@ class Subscription:
     def __init__(self, organization_id: str, job_id: str | None) -> None:
         self.organization_id = organization_id
         self.job_id = job_id
-        self._latest: dict[str, Event] = {}
+        self._latest: dict[str, Delivery] = {}
         self._resync = False
         self._wakeup = asyncio.Event()
 
-    def offer(self, event: Event) -> None:
-        job_id = event.get("job_id")
+    def offer(self, delivery: Delivery) -> None:
+        job_id = delivery.event.get("job_id")
         if not isinstance(job_id, str) or (self.job_id is not None and job_id != self.job_id):
             return
         current = self._latest.get(job_id)
-        if current is None or event.get("seq", 0) > current.get("seq", 0):
-            self._latest[job_id] = event
+        if current is None or delivery.seq > current.seq:
+            self._latest[job_id] = delivery
             self._wakeup.set()
 
     @property
@@ -54,11 +74,11 @@ class Subscription:
         self._resync = True
         self._wakeup.set()
 
-    async def next(self) -> tuple[list[Event], bool]:
+    async def next(self) -> tuple[list[Delivery], bool]:
         """Wait for news: the newest event of each job that changed, and whether to re-snapshot."""
         await self._wakeup.wait()
         self._wakeup.clear()
-        events = sorted(self._latest.values(), key=lambda event: int(event.get("seq", 0)))
+        events = sorted(self._latest.values(), key=lambda delivery: delivery.seq)
         self._latest.clear()
         resync, self._resync = self._resync, False
         return events, resync
@@ -70,6 +90,8 @@ class EventHub:
         self._pattern = keys.events_pattern(prefix)
         self._subscriptions: dict[str, set[Subscription]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._last_fanout: dict[str, float] = {}
+        self._held: dict[str, Delivery] = {}
         self.connected = asyncio.Event()
         self.connections_made = 0
 
@@ -101,15 +123,44 @@ class EventHub:
         return sum(len(watchers) for watchers in self._subscriptions.values())
 
     def dispatch(self, raw: bytes | str) -> None:
+        text = raw.decode() if isinstance(raw, bytes) else raw
         try:
-            event = json.loads(raw)
+            event = json.loads(text)
         except ValueError:
             logger.warning("dropped a malformed event")
             return
-        if not isinstance(event, dict):
+        if not isinstance(event, dict) or not isinstance(event.get("seq"), int):
             return
-        for subscription in tuple(self._subscriptions.get(str(event.get("organization_id")), ())):
-            subscription.offer(event)
+        self._throttle(Delivery(event, text))
+
+    def _throttle(self, delivery: Delivery) -> None:
+        job_id = str(delivery.event.get("job_id"))
+        interval = FANOUT_INTERVAL
+        now = asyncio.get_running_loop().time()
+        held = self._held.get(job_id)
+        if held is not None and held.seq >= delivery.seq:
+            return
+        if delivery.event.get("type") == "finished" or now - self._last_fanout.get(job_id, 0.0) >= interval:
+            self._held.pop(job_id, None)
+            self._fan_out(job_id, delivery, now)
+            return
+        if held is None:
+            delay = self._last_fanout[job_id] + interval - now
+            asyncio.get_running_loop().call_later(delay, self._release, job_id)
+        self._held[job_id] = delivery
+
+    def _release(self, job_id: str) -> None:
+        delivery = self._held.pop(job_id, None)
+        if delivery is not None:
+            self._fan_out(job_id, delivery, asyncio.get_running_loop().time())
+
+    def _fan_out(self, job_id: str, delivery: Delivery, now: float) -> None:
+        if delivery.event.get("type") == "finished":
+            self._last_fanout.pop(job_id, None)
+        else:
+            self._last_fanout[job_id] = now
+        for subscription in tuple(self._subscriptions.get(str(delivery.event.get("organization_id")), ())):
+            subscription.offer(delivery)
 
     async def _run(self) -> None:
         backoff = 0.1

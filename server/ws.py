@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from typing import Any
 from uuid import UUID
 
 from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from invoicing import batches
 from invoicing.errors import BadRequest, Forbidden, InvoicingError, NotFound, Unauthorized
@@ -26,8 +25,6 @@ from invoicing.storage import jobs
 from server.auth import authenticate, same_origin
 from server.hub import Event, Subscription
 
-#: At most ~10 messages a second per socket; the newest state always goes out.
-MIN_SEND_INTERVAL = 0.1
 MAX_CLIENT_MESSAGE = 4096
 #: Close codes in the private range, mirroring HTTP statuses.
 CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
@@ -44,9 +41,10 @@ class JobWatcher:
         self._send_lock = asyncio.Lock()
         self.state = websocket.state
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: dict[str, Any] | str) -> None:
+        text = message if isinstance(message, str) else json.dumps(message, separators=(",", ":"))
         async with self._send_lock:
-            await self.websocket.send_text(json.dumps(message, separators=(",", ":")))
+            await self.websocket.send_text(text)
 
     async def send_error(self, code: str, message: str) -> None:
         await self.send({"type": "error", "error": {"code": code, "message": message}})
@@ -68,26 +66,26 @@ class JobWatcher:
         return False
 
     async def forward(self, subscription: Subscription) -> None:
-        """Relay events until the watched job finishes (or forever on the organization socket)."""
-        last_round = 0.0
+        """Relay events until the watched job finishes (or forever on the organization socket).
+
+        The hub already coalesced them per job; what piles up while a send is slow collapses
+        to the newest state per job in the subscription.
+        """
         while True:
             events, resync = await subscription.next()
             if resync and await self.snapshot():
                 return
-            for event in events:
-                if await self._relay(event):
+            for delivery in events:
+                if await self._relay(delivery.event, delivery.text):
                     return
-            # Coalescing: events arriving meanwhile collapse to the newest per job.
-            last_round, wait = time.monotonic(), MIN_SEND_INTERVAL - (time.monotonic() - last_round)
-            if wait > 0:
-                await asyncio.sleep(wait)
 
-    async def _relay(self, event: Event) -> bool:
+    async def _relay(self, event: Event, text: str | None = None) -> bool:
+        """Send an event unless the client already has this job's state at or past its seq."""
         job_id, seq = str(event["job_id"]), int(event["seq"])
         if seq <= self.last_seq.get(job_id, -1):
             return False
         self.last_seq[job_id] = seq
-        await self.send(event)
+        await self.send(text or event)
         return event["type"] == "finished" and self.job_id is not None
 
     async def receive(self) -> None:
@@ -187,9 +185,6 @@ async def organization_socket(websocket: WebSocket) -> None:
     await websocket.accept()
     with contextlib.suppress(WebSocketDisconnect):
         await _serve(websocket, principal, None)
-    if websocket.application_state != WebSocketState.DISCONNECTED:
-        with contextlib.suppress(RuntimeError):
-            await websocket.close()
 
 
 routes = [

@@ -48,6 +48,11 @@ def _socket_options(url: str) -> dict[str, Any]:
     return options
 
 
+def with_database_name(url: str, name: str) -> str:
+    """The same server (host, socket, credentials) with another database."""
+    return urlsplit(url)._replace(path=f"/{name}").geturl()
+
+
 def _without_query(url: str) -> str:
     parts = urlsplit(url)
     return parts._replace(query="").geturl()

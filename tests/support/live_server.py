@@ -36,6 +36,7 @@ async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
         port=port,
         log_level="warning",
         ws="websockets-sansio",
+        ws_per_message_deflate=False,
         ws_ping_interval=5,
         ws_ping_timeout=5,
     )

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from invoicing.embedded import EmbeddedRedis
+from invoicing.storage.database import with_database_name as database_url_for
 
-
-def database_url_for(admin_url: str, name: str) -> str:
-    """The admin URL pointed at another database (keeps host, socket and credentials)."""
-    parts = urlsplit(admin_url)
-    return parts._replace(path=f"/{name}").geturl()
+__all__ = ["RedisServer", "database_url_for"]
 
 
 class RedisServer(EmbeddedRedis):

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
-from uuid import uuid4
+from uuid import UUID, uuid4
 
-from server.hub import EventHub, Subscription
+from server.hub import Delivery, EventHub, Subscription
 
 
-def event(job_id: str, seq: int, organization_id: str = "org", kind: str = "progress") -> dict[str, object]:
+def raw_event(
+    job_id: str, seq: int, organization_id: str = "org", kind: str = "progress"
+) -> dict[str, object]:
     return {"type": kind, "job_id": job_id, "organization_id": organization_id, "seq": seq}
+
+
+def event(job_id: str, seq: int, organization_id: str = "org", kind: str = "progress") -> Delivery:
+    body = raw_event(job_id, seq, organization_id, kind)
+    return Delivery(body, json.dumps(body))
 
 
 async def test_a_slow_reader_holds_only_the_newest_event_per_job() -> None:
@@ -18,7 +25,7 @@ async def test_a_slow_reader_holds_only_the_newest_event_per_job() -> None:
         subscription.offer(event("a", seq))
     subscription.offer(event("b", 3))
     events, resync = await subscription.next()
-    assert [(e["job_id"], e["seq"]) for e in events] == [("b", 3), ("a", 10_000)]
+    assert [(d.event["job_id"], d.seq) for d in events] == [("b", 3), ("a", 10_000)]
     assert resync is False
 
 
@@ -27,7 +34,7 @@ async def test_an_older_event_never_replaces_a_newer_one() -> None:
     subscription.offer(event("a", 7, kind="finished"))
     subscription.offer(event("a", 5))
     events, _ = await subscription.next()
-    assert events == [event("a", 7, kind="finished")]
+    assert [(d.event["type"], d.seq) for d in events] == [("finished", 7)]
 
 
 async def test_a_job_subscription_ignores_other_jobs() -> None:
@@ -35,7 +42,7 @@ async def test_a_job_subscription_ignores_other_jobs() -> None:
     subscription.offer(event("b", 1))
     subscription.offer(event("a", 1))
     events, _ = await subscription.next()
-    assert [e["job_id"] for e in events] == ["a"]
+    assert [d.event["job_id"] for d in events] == ["a"]
 
 
 async def test_a_resync_request_wakes_the_reader_with_nothing_else() -> None:
@@ -48,9 +55,33 @@ async def test_the_hub_delivers_only_to_the_events_organization() -> None:
     hub = EventHub("redis://unused", "prefix")
     mine, theirs = uuid4(), uuid4()
     async with hub.subscribe(mine) as watching_mine, hub.subscribe(theirs) as watching_theirs:
-        hub.dispatch(json.dumps(event("a", 1, organization_id=str(mine))))
+        hub.dispatch(json.dumps(raw_event("a", 1, organization_id=str(mine))))
         hub.dispatch(b"not json")
         events, _ = await watching_mine.next()
-        assert [e["job_id"] for e in events] == ["a"]
+        assert [d.event["job_id"] for d in events] == ["a"]
         assert watching_theirs.pending == 0
     assert hub.subscriber_count == 0
+
+
+async def test_a_burst_of_events_reaches_watchers_as_its_first_and_newest() -> None:
+    hub = EventHub("redis://unused", "prefix")
+    organization = uuid4()
+    async with hub.subscribe(organization) as watching:
+        for seq in range(1, 6):
+            hub.dispatch(json.dumps(raw_event("a", seq, organization_id=str(organization))))
+        first, _ = await watching.next()
+        second, _ = await watching.next()  # released by the hub's timer, 0.1 s later
+    assert [d.seq for d in first] == [1]
+    assert [d.seq for d in second] == [5]
+
+
+async def test_a_finished_event_is_never_held_back() -> None:
+    hub = EventHub("redis://unused", "prefix")
+    organization = str(uuid4())
+    async with hub.subscribe(UUID(organization)) as watching:
+        hub.dispatch(json.dumps(raw_event("a", 1, organization_id=organization)))
+        await watching.next()
+        hub.dispatch(json.dumps(raw_event("a", 2, organization_id=organization)))
+        hub.dispatch(json.dumps(raw_event("a", 3, organization_id=organization, kind="finished")))
+        events, _ = await watching.next()
+    assert [(d.event["type"], d.seq) for d in events] == [("finished", 3)]

@@ -48,7 +48,8 @@ export function dateTime(text) {
 export function rate(perSecond) {
   if (perSecond === null || perSecond === undefined || !Number.isFinite(perSecond)) return "—";
   const digits = perSecond < 10 ? 1 : 0;
-  return `${perSecond.toFixed(digits)} invoices/s`;
+  const text = perSecond.toLocaleString(undefined, { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  return `${text} invoices/s`;
 }
 
 /** "about 12 s", "about 3 min", "about 1 h 5 min". */

@@ -1,0 +1,239 @@
+// Jobs page: active jobs live through the organization socket (polling while it is down),
+// and the paginated history.
+
+import { ApiError, getJSON, request, withQuery } from "./api.js";
+import { CardList, fetchActiveJobs } from "./active-jobs.js";
+import * as fmt from "./format.js";
+import { Poller, ReconnectingSocket } from "./live.js";
+import { FINISHED_STATUSES, ProgressCard, statusText } from "./progress-card.js";
+import { el, errorMessage, setText } from "./ui.js";
+
+const HISTORY_PAGE = 20;
+// A finished card stays this long on "Active jobs" before it leaves for the history.
+const FINISHED_CARD_MS = 8000;
+
+const $ = (selector) => document.querySelector(selector);
+const view = {
+  cards: $("[data-job-cards]"),
+  activeEmpty: $("[data-active-empty]"),
+  feedNote: $("[data-feed-note]"),
+  historyBody: $("[data-history-body]"),
+  historyEmpty: $("[data-history-empty]"),
+  historyError: $("[data-history-error]"),
+  historyTitle: $("#history-title"),
+  prev: $("[data-prev]"),
+  next: $("[data-next]"),
+  pageInfo: $("[data-page-info]"),
+};
+
+let currentUserId = null;
+let transport = "websocket";
+
+// ---- history ------------------------------------------------------------------------
+
+const history = { cursors: [null], nextCursor: null, loading: false, jobs: new Map() };
+
+function seconds(from, to) {
+  if (!from || !to) return null;
+  return (new Date(to).getTime() - new Date(from).getTime()) / 1000;
+}
+
+function startedBy(job) {
+  if (currentUserId && job.created_by === currentUserId) return el("span", { text: "you" });
+  const id = String(job.created_by || "");
+  return el("span", { className: "mono", text: id.slice(0, 8), attrs: { title: id } });
+}
+
+function historyRow(job) {
+  const badgeKind = job.cancel_requested && !FINISHED_STATUSES.has(job.status) ? "cancelling" : job.status;
+  const running = !FINISHED_STATUSES.has(job.status);
+  const took = running ? (job.started_at ? "running" : "—") : fmt.duration(seconds(job.started_at, job.completed_at));
+  return el("tr", { dataset: { jobId: job.id, status: job.status } }, [
+    el("td", { dataset: { label: "Status" } }, [el("span", { className: `badge badge--${badgeKind}`, text: statusText(job) })]),
+    el("td", { className: "num", text: fmt.count(job.total_items), dataset: { label: "Orders" } }),
+    el("td", { className: "num", text: fmt.count(job.successful_items), dataset: { label: "Succeeded" } }),
+    el("td", { className: `num${job.failed_items ? " is-bad" : ""}`, text: fmt.count(job.failed_items), dataset: { label: "Failed" } }),
+    el("td", { text: took, dataset: { label: "Duration" } }),
+    el("td", { text: fmt.dateTime(job.created_at), dataset: { label: "Created" } }),
+    el("td", { dataset: { label: "Started by" } }, [startedBy(job)]),
+  ]);
+}
+
+async function loadHistory() {
+  if (history.loading) return;
+  history.loading = true;
+  try {
+    const page = await getJSON(withQuery("/api/batch-jobs", {
+      limit: HISTORY_PAGE,
+      cursor: history.cursors[history.cursors.length - 1],
+    }));
+    history.nextCursor = page.next_cursor;
+    history.jobs = new Map(page.items.map((job) => [job.id, job]));
+    view.historyBody.replaceChildren(...page.items.map(historyRow));
+    view.historyEmpty.hidden = page.items.length > 0;
+    view.historyError.hidden = true;
+    const index = history.cursors.length - 1;
+    setText(view.pageInfo, page.items.length ? `Page ${index + 1}` : "");
+  } catch (error) {
+    setText(view.historyError, `Could not load the history: ${errorMessage(error)}`);
+    view.historyError.hidden = false;
+  } finally {
+    history.loading = false;
+  }
+  const focused = document.activeElement;
+  view.prev.disabled = history.cursors.length < 2;
+  view.next.disabled = !history.nextCursor;
+  if ((focused === view.prev || focused === view.next) && focused.disabled) view.historyTitle.focus();
+}
+
+/** A running job's history row follows its card. */
+function updateHistoryRow(job) {
+  const known = history.jobs.get(job.id);
+  if (!known) return;
+  const merged = { ...known, ...job };
+  history.jobs.set(job.id, merged);
+  const row = view.historyBody.querySelector(`tr[data-job-id="${CSS.escape(job.id)}"]`);
+  if (row) row.replaceWith(historyRow(merged));
+}
+
+let historyTimer = null;
+function refreshHistorySoon() {
+  clearTimeout(historyTimer);
+  historyTimer = setTimeout(loadHistory, 300);
+}
+
+view.next.addEventListener("click", () => {
+  if (!history.nextCursor || history.loading) return;
+  history.cursors.push(history.nextCursor);
+  loadHistory();
+});
+view.prev.addEventListener("click", () => {
+  if (history.cursors.length < 2 || history.loading) return;
+  history.cursors.pop();
+  loadHistory();
+});
+
+// ---- active jobs ------------------------------------------------------------------------
+
+const cards = new CardList(view.cards, { emptyNote: view.activeEmpty });
+// Jobs whose card has come and gone: a late message must not bring the card back.
+const retired = new Set();
+
+function retire(card) {
+  // The card has shown its final state; it now lives in the history.
+  setTimeout(() => {
+    if (card.element.contains(document.activeElement)) view.historyTitle.focus();
+    retired.add(card.id);
+    cards.remove(card);
+  }, FINISHED_CARD_MS);
+}
+
+function upsert(job, { announceStart = true } = {}) {
+  const existing = cards.get(job.id);
+  if (existing) {
+    existing.apply(job, job.seq, { full: true });
+    return existing;
+  }
+  if (FINISHED_STATUSES.has(job.status) || retired.has(job.id)) {
+    refreshHistorySoon();
+    return null;
+  }
+  const card = new ProgressCard(job, {
+    live: false,
+    transportNote: false,
+    announceStart,
+    onChange: updateHistoryRow,
+    onFinished: (_job, finished) => {
+      refreshHistorySoon();
+      retire(finished);
+    },
+    onDismiss: (dismissed) => {
+      retired.add(dismissed.id);
+      cards.remove(dismissed);
+      view.historyTitle.focus();
+    },
+  });
+  card.setTransport(transport);
+  cards.add(card);
+  refreshHistorySoon();
+  return card;
+}
+
+function setTransport(kind) {
+  transport = kind;
+  view.feedNote.hidden = kind !== "polling";
+  for (const card of cards.values()) card.setTransport(kind);
+}
+
+// Cards whose job left the active lists: fetch each one's final state.
+const etags = new Map();
+async function pollCard(card) {
+  const headers = etags.has(card.id) ? { "If-None-Match": etags.get(card.id) } : {};
+  try {
+    const response = await request(`/api/batch-jobs/${encodeURIComponent(card.id)}`, { headers });
+    if (response.status === 304) return;
+    etags.set(card.id, response.headers.get("ETag"));
+    const job = await response.json();
+    card.apply(job, job.seq, { full: true });
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) card.markGone();
+    else throw error;
+  }
+}
+
+async function syncActive(jobs, { announceStart }) {
+  const active = new Set(jobs.map((job) => job.id));
+  for (const job of jobs) upsert(job, { announceStart });
+  const missing = cards.values().filter((card) => !card.finished && !card.gone && !active.has(card.id));
+  await Promise.all(missing.map(pollCard));
+}
+
+const poller = new Poller(async () => {
+  await syncActive(await fetchActiveJobs(), { announceStart: true });
+});
+
+function onMessage(message) {
+  if (message.type === "snapshot") {
+    syncActive(message.jobs || [], { announceStart: false }).catch((error) => console.warn(error));
+  } else if (message.type === "progress") {
+    const card = cards.get(message.job_id);
+    if (card) card.apply(message, message.seq);
+    else upsert({ id: message.job_id, ...message, seq: message.seq });
+  } else if (message.type === "finished") {
+    const card = cards.get(message.job_id);
+    if (card) card.apply(message.job, message.seq, { full: true });
+    else refreshHistorySoon();
+  } else if (message.type === "error") {
+    console.warn("Organization socket error", message.error);
+  }
+}
+
+const socket = new ReconnectingSocket("/ws/batch-jobs", {
+  onMessage,
+  onLive: () => {
+    poller.stop();
+    setTransport("websocket");
+  },
+  onDown: () => {
+    setTransport("polling");
+    poller.start();
+  },
+});
+
+async function start() {
+  try {
+    const me = await getJSON("/api/me");
+    currentUserId = me.user.id;
+  } catch (error) {
+    console.warn("Who am I?", error);
+  }
+  loadHistory();
+  try {
+    for (const job of await fetchActiveJobs()) upsert(job, { announceStart: false });
+  } catch (error) {
+    console.warn("Could not load the active jobs", error);
+  }
+  socket.start();
+}
+
+start();
