@@ -19,7 +19,7 @@ from invoicing.storage import accounts, invoices, jobs, orders
 from invoicing.storage.database import Database
 from invoicing.sweep import sweep
 from server.auth import authenticate
-from server.paging import int_cursor, limit_of, page, text_id_cursor, time_id_cursor
+from server.paging import int_cursor, limit_of, page, text_id_cursor, time_id_cursor, time_text_cursor
 from server.requests import path_uuid, query_choice, query_uuid, read_json, reject_unknown_query
 
 JOB_NOT_FOUND = NotFound("Batch job not found.", code="job_not_found")
@@ -165,9 +165,9 @@ async def list_invoices(request: Request) -> Response:
     limit = limit_of(request)
     async with _database(request).connection() as connection:
         found = await invoices.list_invoices(
-            connection, principal.organization_id, job_id=job_id, limit=limit, after=time_id_cursor(request)
+            connection, principal.organization_id, job_id=job_id, limit=limit, after=time_text_cursor(request)
         )
-    return page(found, limit, Invoice.to_json, lambda i: (i.created_at.isoformat(), str(i.id)))
+    return page(found, limit, Invoice.to_json, lambda i: (i.created_at.isoformat(), i.number))
 
 
 async def get_invoice(request: Request) -> Response:

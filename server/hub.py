@@ -32,6 +32,7 @@ Event = dict[str, Any]
 
 FANOUT_INTERVAL = 0.1
 
+
 class Delivery:
     """An event parsed once, with its wire text kept to send to every socket as is."""
 

@@ -33,14 +33,32 @@ def time_id_cursor(request: Request) -> tuple[datetime, UUID] | None:
         return None
     moment, key = decode_cursor(raw, arity=2)
     try:
-        parsed = datetime.fromisoformat(str(moment))
-        # Must be an instant PostgreSQL can hold: aware, and within years 1..9999 in UTC.
+        return _instant(moment), UUID(str(key))
+    except ValueError:
+        raise _bad_cursor() from None
+
+
+def _instant(value: str | int) -> datetime:
+    """An instant PostgreSQL can hold: timezone-aware, within years 1..9999 in UTC."""
+    try:
+        parsed = datetime.fromisoformat(str(value))
         if parsed.tzinfo is None:
             raise ValueError("naive timestamp")
         parsed.astimezone(UTC)
-        return parsed, UUID(str(key))
     except (ValueError, OverflowError):
         raise _bad_cursor() from None
+    return parsed
+
+
+def time_text_cursor(request: Request) -> tuple[datetime, str] | None:
+    """A (timestamp, text) keyset cursor, such as an invoice's (created_at, number)."""
+    raw = request.query_params.get("cursor")
+    if not raw:
+        return None
+    moment, text = decode_cursor(raw, arity=2)
+    if not isinstance(text, str) or "\x00" in text:
+        raise _bad_cursor()
+    return _instant(moment), text
 
 
 def text_id_cursor(request: Request) -> tuple[str, UUID] | None:
@@ -71,7 +89,8 @@ def page(
     limit: int,
     render: Callable[[T], dict[str, Any]],
     key: Callable[[T], Sequence[str | int]],
+    **extra: Any,
 ) -> JSONResponse:
     """A full page gets a cursor to the next one; a short page is the last."""
     next_cursor = encode_cursor(key(items[-1])) if len(items) == limit and items else None
-    return JSONResponse({"items": [render(item) for item in items], "next_cursor": next_cursor})
+    return JSONResponse({"items": [render(item) for item in items], "next_cursor": next_cursor, **extra})

@@ -191,9 +191,12 @@ async def list_invoices(
     *,
     job_id: UUID | None,
     limit: int,
-    after: tuple[datetime, UUID] | None,
+    after: tuple[datetime, str] | None,
 ) -> list[Invoice]:
-    """Newest first by (created_at, id); filtered to one job when ``job_id`` is given."""
+    """Newest first by (created_at, number); filtered to one job when ``job_id`` is given.
+
+    A chunk's invoices share one ``created_at``; the number orders them within it.
+    """
     conditions = ["organization_id = $1"]
     values: list[Any] = [organization_id]
     if job_id is not None:
@@ -201,10 +204,10 @@ async def list_invoices(
         conditions.append(f"batch_job_id = ${len(values)}")
     if after is not None:
         values += [after[0], after[1]]
-        conditions.append(f"(created_at, id) < (${len(values) - 1}::timestamptz, ${len(values)})")
+        conditions.append(f"(created_at, number) < (${len(values) - 1}::timestamptz, ${len(values)})")
     values.append(limit)
     query = f"""
         SELECT * FROM invoices WHERE {" AND ".join(conditions)}
-        ORDER BY created_at DESC, id DESC LIMIT ${len(values)}
+        ORDER BY created_at DESC, number DESC LIMIT ${len(values)}
     """
     return [Invoice.from_row(row) for row in await connection.fetch(query, *values)]

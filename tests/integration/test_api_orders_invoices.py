@@ -238,3 +238,38 @@ async def test_another_organizations_invoice_looks_like_no_invoice(
     assert foreign.json() == missing.json() == malformed.json()
     assert malformed.status_code == missing.status_code == 404
     assert ids(await client.get("/api/invoices", headers=headers)) == []
+
+
+async def test_order_list_counts_every_match_when_asked(settings: Settings, database: Database) -> None:
+    organization = await create_organization(database)
+    await create_orders(database, organization, 7)
+    async with api_client(settings) as client:
+        response = await client.get(
+            "/api/sales-orders",
+            params={"status": "confirmed", "invoiced": "false", "limit": 2, "include_total": "true"},
+            headers=organization.admin.headers,
+        )
+    assert response.json()["total"] == 7
+    assert len(response.json()["items"]) == 2
+
+
+async def test_a_batch_by_filter_takes_every_matching_order_of_the_organization(
+    settings: Settings, database: Database
+) -> None:
+    organization, other = await create_organization(database), await create_organization(database)
+    await create_orders(database, organization, 12)
+    await create_orders(database, organization, 3, status="draft")
+    await create_orders(database, other, 5)
+    async with api_client(settings) as client:
+        response = await client.post(
+            "/api/batch-jobs",
+            json={"filter": {"status": "confirmed", "invoiced": False}},
+            headers=organization.admin.headers,
+        )
+        empty = await client.post(
+            "/api/batch-jobs", json={"filter": {"status": "cancelled"}}, headers=organization.admin.headers
+        )
+    assert response.status_code == 202
+    assert response.json()["total_items"] == 12
+    assert empty.status_code == 400
+    assert empty.json()["error"]["code"] == "empty_batch"

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID, uuid4
 
-from invoicing.accounts import hash_token, new_api_token
+from invoicing.accounts import FAST_PASSWORD_HASHER, hash_password, hash_token, new_api_token
 from invoicing.storage.database import Database
 
-# Tests never log in with a password; a fixed, non-verifiable hash keeps factories fast.
+# Most tests never log in with a password; a fixed, non-verifiable hash keeps them fast.
 UNUSABLE_PASSWORD_HASH = "!test-user-without-password"
+#: The password of users made with ``with_password=True``.
+TEST_PASSWORD = "correct horse battery staple"
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,9 @@ class Line:
 VALID_LINES = (Line(), Line("Travel", Decimal("1"), Decimal("19.99"), Decimal("10"), Decimal("7")))
 
 
-async def create_user(database: Database, organization_id: UUID, role: str) -> User:
+async def create_user(
+    database: Database, organization_id: UUID, role: str, *, with_password: bool = False
+) -> User:
     user_id = uuid4()
     email = f"{role}-{secrets.token_hex(4)}@example.test"
     token = new_api_token()
@@ -58,7 +62,9 @@ async def create_user(database: Database, organization_id: UUID, role: str) -> U
             user_id,
             email,
             role.title(),
-            UNUSABLE_PASSWORD_HASH,
+            hash_password(TEST_PASSWORD, hasher=FAST_PASSWORD_HASHER)
+            if with_password
+            else UNUSABLE_PASSWORD_HASH,
         )
         await connection.execute(
             "INSERT INTO memberships (organization_id, user_id, role) VALUES ($1, $2, $3)",
@@ -75,7 +81,9 @@ async def create_user(database: Database, organization_id: UUID, role: str) -> U
     return User(user_id, email, role, token)
 
 
-async def create_organization(database: Database, name: str | None = None) -> Organization:
+async def create_organization(
+    database: Database, name: str | None = None, *, with_passwords: bool = False
+) -> Organization:
     organization_id = uuid4()
     name = name or f"Org {secrets.token_hex(3)}"
     customer_id, unbillable_id = uuid4(), uuid4()
@@ -94,8 +102,8 @@ async def create_organization(database: Database, name: str | None = None) -> Or
             unbillable_id,
             organization_id,
         )
-    admin = await create_user(database, organization_id, "admin")
-    member = await create_user(database, organization_id, "member")
+    admin = await create_user(database, organization_id, "admin", with_password=with_passwords)
+    member = await create_user(database, organization_id, "member", with_password=with_passwords)
     return Organization(organization_id, name, admin, member, customer_id, unbillable_id)
 
 

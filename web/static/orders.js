@@ -16,6 +16,7 @@ const $ = (selector) => document.querySelector(selector);
 const view = {
   body: $("[data-orders-body]"),
   table: $(".orders-table"),
+  title: $("#orders-title"),
   empty: $("[data-orders-empty]"),
   error: $("[data-orders-error]"),
   total: $("[data-orders-total]"),
@@ -229,7 +230,7 @@ function showJob(job, options = {}) {
     onFinished: onJobFinished,
     onDismiss: (dismissed) => {
       cards.remove(dismissed);
-      view.create.focus();
+      (view.create.disabled ? view.title : view.create).focus();
     },
     ...options,
   });
