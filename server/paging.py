@@ -27,15 +27,9 @@ def limit_of(request: Request, maximum: int = 500) -> int:
     return parse_limit(request.query_params.get("limit"), maximum=maximum)
 
 
-def time_id_cursor(request: Request) -> tuple[datetime, UUID] | None:
+def _cursor(request: Request, arity: int) -> tuple[str | int, ...] | None:
     raw = request.query_params.get("cursor")
-    if not raw:
-        return None
-    moment, key = decode_cursor(raw, arity=2)
-    try:
-        return _instant(moment), UUID(str(key))
-    except ValueError:
-        raise _bad_cursor() from None
+    return None if not raw else decode_cursor(raw, arity=arity)
 
 
 def _instant(value: str | int) -> datetime:
@@ -50,38 +44,46 @@ def _instant(value: str | int) -> datetime:
     return parsed
 
 
-def time_text_cursor(request: Request) -> tuple[datetime, str] | None:
-    """A (timestamp, text) keyset cursor, such as an invoice's (created_at, number)."""
-    raw = request.query_params.get("cursor")
-    if not raw:
-        return None
-    moment, text = decode_cursor(raw, arity=2)
-    if not isinstance(text, str) or "\x00" in text:
+def _text(value: str | int) -> str:
+    """A text key PostgreSQL accepts (no NUL byte)."""
+    if not isinstance(value, str) or "\x00" in value:
         raise _bad_cursor()
-    return _instant(moment), text
+    return value
 
 
-def text_id_cursor(request: Request) -> tuple[str, UUID] | None:
-    raw = request.query_params.get("cursor")
-    if not raw:
-        return None
-    text, key = decode_cursor(raw, arity=2)
-    if not isinstance(text, str) or "\x00" in text:
-        raise _bad_cursor()
+def _uuid(value: str | int) -> UUID:
     try:
-        return text, UUID(str(key))
+        return UUID(str(value))
     except ValueError:
         raise _bad_cursor() from None
 
 
+def time_id_cursor(request: Request) -> tuple[datetime, UUID] | None:
+    """A (created_at, id) keyset cursor, such as a job's."""
+    values = _cursor(request, 2)
+    return None if values is None else (_instant(values[0]), _uuid(values[1]))
+
+
+def time_text_cursor(request: Request) -> tuple[datetime, str] | None:
+    """A (created_at, text) keyset cursor, such as an invoice's (created_at, number)."""
+    values = _cursor(request, 2)
+    return None if values is None else (_instant(values[0]), _text(values[1]))
+
+
+def text_id_cursor(request: Request) -> tuple[str, UUID] | None:
+    """A (text, id) keyset cursor, such as an order's (number, id)."""
+    values = _cursor(request, 2)
+    return None if values is None else (_text(values[0]), _uuid(values[1]))
+
+
 def int_cursor(request: Request) -> int | None:
-    raw = request.query_params.get("cursor")
-    if not raw:
+    """A position cursor, such as a batch item's."""
+    values = _cursor(request, 1)
+    if values is None:
         return None
-    (value,) = decode_cursor(raw, arity=1)
-    if not isinstance(value, int) or not 0 <= value <= MAX_POSITION:
+    if not isinstance(values[0], int) or not 0 <= values[0] <= MAX_POSITION:
         raise _bad_cursor()
-    return value
+    return values[0]
 
 
 def page(
