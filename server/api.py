@@ -64,7 +64,7 @@ async def list_sales_orders(request: Request) -> Response:
             principal.organization_id,
             status=status,
             invoiced=invoiced,
-            limit=limit,
+            limit=limit + 1,
             after=text_id_cursor(request),
         )
         total = None
@@ -111,7 +111,7 @@ async def list_batch_jobs(request: Request) -> Response:
             connection,
             principal.organization_id,
             status=None if status is None else JobStatus(status),
-            limit=limit,
+            limit=limit + 1,
             after=time_id_cursor(request),
         )
     return page(found, limit, BatchJob.to_json, lambda j: (j.created_at.isoformat(), str(j.id)))
@@ -145,7 +145,7 @@ async def list_batch_job_items(request: Request) -> Response:
             connection,
             job,
             status=None if status is None else ItemStatus(status),
-            limit=limit,
+            limit=limit + 1,
             after_position=int_cursor(request),
         )
     return page(items, limit, BatchJobItem.to_json, lambda i: (i.position,))
@@ -165,7 +165,11 @@ async def list_invoices(request: Request) -> Response:
     limit = limit_of(request)
     async with _database(request).connection() as connection:
         found = await invoices.list_invoices(
-            connection, principal.organization_id, job_id=job_id, limit=limit, after=time_text_cursor(request)
+            connection,
+            principal.organization_id,
+            job_id=job_id,
+            limit=limit + 1,
+            after=time_text_cursor(request),
         )
     return page(found, limit, Invoice.to_json, lambda i: (i.created_at.isoformat(), i.number))
 

@@ -93,6 +93,8 @@ def page(
     key: Callable[[T], Sequence[str | int]],
     **extra: Any,
 ) -> JSONResponse:
-    """A full page gets a cursor to the next one; a short page is the last."""
-    next_cursor = encode_cursor(key(items[-1])) if len(items) == limit and items else None
-    return JSONResponse({"items": [render(item) for item in items], "next_cursor": next_cursor, **extra})
+    """Render a page from ``limit + 1`` rows: the extra row only tells that another page exists,
+    so the last page never carries a cursor to an empty one."""
+    shown = items[:limit]
+    next_cursor = encode_cursor(key(shown[-1])) if len(items) > limit else None
+    return JSONResponse({"items": [render(item) for item in shown], "next_cursor": next_cursor, **extra})

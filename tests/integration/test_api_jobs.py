@@ -160,6 +160,16 @@ async def test_paging_through_jobs_visits_each_once_in_order(
     assert [job["id"] for page in pages for job in page] == submitted[::-1]
 
 
+async def test_a_last_page_that_is_full_has_no_cursor_to_an_empty_one(
+    client: httpx.AsyncClient, organization: Organization
+) -> None:
+    headers = organization.member.headers
+    for _ in range(4):
+        await submit(client, headers, [uuid4()])
+    pages = await walk(client, "/api/batch-jobs", headers, limit="2")
+    assert [len(page) for page in pages] == [2, 2]
+
+
 async def test_other_organizations_jobs_are_not_listed(
     client: httpx.AsyncClient, database: Database, organization: Organization
 ) -> None:
