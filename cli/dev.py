@@ -103,8 +103,10 @@ def _interrupt(signum: int, frame: object) -> None:
 def run_dev(settings: Settings, *, host: str, port: int, workers: int) -> int:
     # SIGTERM (a terminal closing, `timeout`, a process manager) cleans up like Ctrl-C does,
     # so no server, worker or database is left behind.
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    # SIGINT too: a shell starting `dev` in the background leaves SIGINT ignored, and Python
+    # then installs no Ctrl-C handler of its own.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     for noisy in ("pgserver", "databases"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     data_dir = settings.data_dir.resolve()
