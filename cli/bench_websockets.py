@@ -42,6 +42,10 @@ class Round:
     p99_ms: float
     max_ms: float
     kb_per_idle_socket: float
+    #: Median, over events, of the time between the first and the last client receiving it.
+    fanout_spread_ms: float
+    #: Median, over events, of the delay until the first client received it.
+    first_receipt_ms: float
 
 
 @dataclass
@@ -55,6 +59,8 @@ class Watchers:
         self.all_connected = asyncio.Event()
         self.job_id: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.delays: list[float] = []
+        #: Receipt times of each event (keyed by its publish time): their spread is the fan-out.
+        self.arrivals: dict[float, list[float]] = {}
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -124,6 +130,7 @@ class _LightClient(asyncio.Protocol):
             return
         published = float(message.split(b'"published_at":', 1)[1].split(b",", 1)[0].rstrip(b"}"))
         self.watchers.delays.append(received - published)
+        self.watchers.arrivals.setdefault(published, []).append(received)
         if message.startswith(b'{"type":"finished"') and not self.finished.done():
             self.finished.set_result(None)
 
@@ -176,7 +183,11 @@ async def _round(base: str, token: str, server_pid: int, order_ids: list[str], c
     watchers.job_id.set_result(response.json()["id"])
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=600)
     delays = [delay * 1000 for delay in watchers.delays]
+    spreads = [(max(times) - min(times)) * 1000 for times in watchers.arrivals.values()]
+    firsts = [(min(times) - published) * 1000 for published, times in watchers.arrivals.items()]
     return Round(
+        fanout_spread_ms=round(statistics.median(spreads), 1),
+        first_receipt_ms=round(statistics.median(firsts), 1),
         clients=clients,
         events_received=len(delays),
         p50_ms=round(statistics.median(delays), 1),
@@ -237,7 +248,8 @@ async def run_benchmark(settings: Settings, client_counts: list[int], orders_per
         redis = EmbeddedRedis(workdir / "redis").start()
         stack.callback(redis.stop)
         token, order_ids = await _prepare(database_url, orders_per_round * len(client_counts))
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis.url, "LOG_LEVEL": "WARNING"}
+        log_level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
+        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis.url, "LOG_LEVEL": log_level}
         env["SECRET_KEY"] = secrets.token_urlsafe(24)
         port = free_port()
         server = _spawn(["server", "--port", str(port)], env, workdir / "server.log")
@@ -258,12 +270,12 @@ async def run_benchmark(settings: Settings, client_counts: list[int], orders_per
 
 
 def render(rounds: list[Round]) -> str:
-    lines = [
-        "| clients | events received | p50 ms | p99 ms | max ms | server KB per idle socket |",
-        "|---:|---:|---:|---:|---:|---:|",
-    ]
+    columns = ("clients", "events received", "p50 ms", "p99 ms", "max ms", "KB per idle socket",
+               "first receipt ms", "fan-out spread ms")  # fmt: skip
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---:|" * len(columns)]
     for r in rounds:
-        cells = (r.clients, r.events_received, r.p50_ms, r.p99_ms, r.max_ms, r.kb_per_idle_socket)
+        cells = (r.clients, r.events_received, r.p50_ms, r.p99_ms, r.max_ms, r.kb_per_idle_socket,
+                 r.first_receipt_ms, r.fanout_spread_ms)  # fmt: skip
         lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
     return "\n".join(lines)
 

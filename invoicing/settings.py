@@ -18,6 +18,8 @@ ENVIRONMENT: dict[str, str | None] = {
     "INVOICING_DATA_DIR": ".data",
     "MAX_BATCH_SIZE": "100000",
     "CHUNK_SIZE": "100",
+    "CHUNK_TARGET_SECONDS": "0.15",
+    "MAX_CHUNK_SIZE": "2000",
     "LEASE_SECONDS": "60",
     "MAX_JOB_ATTEMPTS": "3",
     "WORKER_MAX_JOBS": "4",
@@ -40,6 +42,8 @@ class Settings:
     data_dir: Path
     max_batch_size: int
     chunk_size: int
+    chunk_target_seconds: float
+    max_chunk_size: int
     lease_seconds: float
     max_job_attempts: int
     worker_max_jobs: int
@@ -86,6 +90,8 @@ class Settings:
             data_dir=Path(raw("INVOICING_DATA_DIR") or ".data"),
             max_batch_size=integer("MAX_BATCH_SIZE", 1, 1_000_000),
             chunk_size=integer("CHUNK_SIZE", 1, 10_000),
+            chunk_target_seconds=real("CHUNK_TARGET_SECONDS", 0, 60),
+            max_chunk_size=integer("MAX_CHUNK_SIZE", 1, 10_000),
             lease_seconds=real("LEASE_SECONDS", 1, 3600),
             max_job_attempts=integer("MAX_JOB_ATTEMPTS", 1, 100),
             worker_max_jobs=integer("WORKER_MAX_JOBS", 1, 100),

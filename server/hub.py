@@ -5,10 +5,11 @@ client that never reads cannot grow the server's memory or slow anyone else down
 Redis connection drops, the hub reconnects with backoff and then asks every subscriber to
 re-read its snapshot from PostgreSQL: pub/sub drops whatever was published meanwhile.
 
-Events are coalesced per job, once for all its watchers: at most one fan-out every
-``FANOUT_INTERVAL`` seconds (10 a second). What is held back is replaced by anything newer,
-so a held event is never older than the gap to the next one, and a finished job's event
-always goes out at once.
+Events are coalesced per job, once for all its watchers, by a token bucket: 10 fan-outs a
+second on average, with a burst of ``FANOUT_BURST`` so that events arriving about every
+100 ms, with jitter, go out at once instead of waiting for a fixed slot. What is held back
+is replaced by anything newer, so a held event is never older than the gap to the next
+one, and a finished job's event always goes out at once.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ logger = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 
-FANOUT_INTERVAL = 0.1
+FANOUT_RATE = 10.0
+FANOUT_BURST = 3.0
 
 
 class Delivery:
@@ -91,7 +93,7 @@ class EventHub:
         self._pattern = keys.events_pattern(prefix)
         self._subscriptions: dict[str, set[Subscription]] = {}
         self._task: asyncio.Task[None] | None = None
-        self._last_fanout: dict[str, float] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}  # job id → (tokens, as of when)
         self._held: dict[str, Delivery] = {}
         self.connected = asyncio.Event()
         self.connections_made = 0
@@ -136,30 +138,37 @@ class EventHub:
 
     def _throttle(self, delivery: Delivery) -> None:
         job_id = str(delivery.event.get("job_id"))
-        interval = FANOUT_INTERVAL
-        now = asyncio.get_running_loop().time()
         held = self._held.get(job_id)
         if held is not None and held.seq >= delivery.seq:
             return
-        if delivery.event.get("type") == "finished" or now - self._last_fanout.get(job_id, 0.0) >= interval:
+        if delivery.event.get("type") == "finished":
             self._held.pop(job_id, None)
-            self._fan_out(job_id, delivery, now)
+            self._buckets.pop(job_id, None)
+            self._fan_out(delivery)
+            return
+        now = asyncio.get_running_loop().time()
+        tokens, as_of = self._buckets.get(job_id, (FANOUT_BURST, now))
+        tokens = min(FANOUT_BURST, tokens + (now - as_of) * FANOUT_RATE)
+        if held is None and tokens >= 1:
+            self._buckets[job_id] = (tokens - 1, now)
+            self._fan_out(delivery)
             return
         if held is None:
-            delay = self._last_fanout[job_id] + interval - now
-            asyncio.get_running_loop().call_later(delay, self._release, job_id)
+            asyncio.get_running_loop().call_later((1 - tokens) / FANOUT_RATE, self._release, job_id)
+        self._buckets[job_id] = (tokens, now)
         self._held[job_id] = delivery
 
     def _release(self, job_id: str) -> None:
         delivery = self._held.pop(job_id, None)
-        if delivery is not None:
-            self._fan_out(job_id, delivery, asyncio.get_running_loop().time())
+        if delivery is None:
+            return
+        now = asyncio.get_running_loop().time()
+        tokens, as_of = self._buckets.get(job_id, (1.0, now))
+        tokens = min(FANOUT_BURST, tokens + (now - as_of) * FANOUT_RATE)
+        self._buckets[job_id] = (max(0.0, tokens - 1), now)
+        self._fan_out(delivery)
 
-    def _fan_out(self, job_id: str, delivery: Delivery, now: float) -> None:
-        if delivery.event.get("type") == "finished":
-            self._last_fanout.pop(job_id, None)
-        else:
-            self._last_fanout[job_id] = now
+    def _fan_out(self, delivery: Delivery) -> None:
         for subscription in tuple(self._subscriptions.get(str(delivery.event.get("organization_id")), ())):
             subscription.offer(delivery)
 

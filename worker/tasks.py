@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 from uuid import UUID, uuid4
 
+from invoicing.domain.chunking import next_chunk_size
 from invoicing.processing import process_next_chunk
 from invoicing.queue import JobQueue
 from invoicing.settings import Settings
@@ -37,19 +39,25 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
         return "not claimed"
     logger.info("job %s claimed by %s (attempt %d)", job_uuid, owner, job.attempts)
     await queue.publish(job)
+    chunk_size = settings.chunk_size
     try:
         while True:
+            started = time.perf_counter()
             outcome = await process_next_chunk(
-                database,
-                job_uuid,
-                owner,
-                chunk_size=settings.chunk_size,
-                lease_seconds=settings.lease_seconds,
+                database, job_uuid, owner, chunk_size=chunk_size, lease_seconds=settings.lease_seconds
             )
             if outcome.job is not None:
                 await queue.publish(outcome.job)
             if outcome.done:
                 break
+            elapsed = time.perf_counter() - started
+            logger.debug("job %s: chunk of %d in %.3f s", job_uuid, chunk_size, elapsed)
+            chunk_size = next_chunk_size(
+                chunk_size,
+                elapsed,
+                target_seconds=settings.chunk_target_seconds,
+                maximum=max(settings.chunk_size, settings.max_chunk_size),
+            )
     except asyncio.CancelledError:
         # Shutting down (or Redis lost): hand the job back now instead of waiting for the lease
         # to expire. Shielded, on its own task and connection: this one is being cancelled.

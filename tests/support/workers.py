@@ -18,6 +18,8 @@ ENVIRONMENT_NAMES = {
     "redis_url": "REDIS_URL",
     "secret_key": "SECRET_KEY",
     "chunk_size": "CHUNK_SIZE",
+    "chunk_target_seconds": "CHUNK_TARGET_SECONDS",
+    "max_chunk_size": "MAX_CHUNK_SIZE",
     "lease_seconds": "LEASE_SECONDS",
     "max_job_attempts": "MAX_JOB_ATTEMPTS",
     "worker_max_jobs": "WORKER_MAX_JOBS",
