@@ -154,16 +154,21 @@ async def _watch(host: str, port: int, token: str, watchers: Watchers) -> None:
         transport.close()
 
 
+def _rss(pid: int) -> int:
+    """Resident memory of the server: the process and, with several processes, its children."""
+    root = psutil.Process(pid)
+    return sum(int(p.memory_info().rss) for p in (root, *root.children(recursive=True)))
+
+
 async def _settled_rss(pid: int) -> int:
     """Resident memory once it stops moving (the allocator settles after a burst)."""
-    previous = -1
-    current = psutil.Process(pid).memory_info().rss
+    previous, current = -1, _rss(pid)
     for _ in range(20):
         if abs(current - previous) < 64 * 1024:
             break
         await asyncio.sleep(0.25)
-        previous, current = current, psutil.Process(pid).memory_info().rss
-    return int(current)
+        previous, current = current, _rss(pid)
+    return current
 
 
 async def _round(base: str, token: str, server_pid: int, order_ids: list[str], clients: int) -> Round:
@@ -241,7 +246,9 @@ async def _scratch_database(stack: AsyncExitStack, settings: Settings, workdir: 
     return with_database_name(admin_url, name)
 
 
-async def run_benchmark(settings: Settings, client_counts: list[int], orders_per_round: int) -> list[Round]:
+async def run_benchmark(
+    settings: Settings, client_counts: list[int], orders_per_round: int, processes: int
+) -> list[Round]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-ws-"))
     async with AsyncExitStack() as stack:
         database_url = await _scratch_database(stack, settings, workdir)
@@ -252,7 +259,8 @@ async def run_benchmark(settings: Settings, client_counts: list[int], orders_per
         env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis.url, "LOG_LEVEL": log_level}
         env["SECRET_KEY"] = secrets.token_urlsafe(24)
         port = free_port()
-        server = _spawn(["server", "--port", str(port)], env, workdir / "server.log")
+        server_args = ["server", "--port", str(port), "--processes", str(processes)]
+        server = _spawn(server_args, env, workdir / "server.log")
         worker = _spawn(["worker"], env, workdir / "worker.log")
         print(f"  server pid {server.pid}, worker pid {worker.pid}, logs in {workdir}", file=sys.stderr)
         stack.callback(_stop, [server, worker])
@@ -280,8 +288,8 @@ def render(rounds: list[Round]) -> str:
     return "\n".join(lines)
 
 
-def run(settings: Settings, *, clients: list[int], orders: int, as_json: bool) -> int:
-    rounds = asyncio.run(run_benchmark(settings, clients, orders))
+def run(settings: Settings, *, clients: list[int], orders: int, processes: int, as_json: bool) -> int:
+    rounds = asyncio.run(run_benchmark(settings, clients, orders, processes))
     if as_json:
         print(json.dumps({"results": [asdict(r) for r in rounds]}))
     else:

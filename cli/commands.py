@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from invoicing.queue import JobQueue, connect_redis
 from invoicing.settings import Settings
@@ -12,13 +13,19 @@ from invoicing.storage.seed import SeedResult, seed
 from invoicing.sweep import sweep
 
 
-def serve(settings: Settings, *, host: str, port: int) -> int:
+def serve(settings: Settings, *, host: str, port: int, processes: int = 1) -> int:
     import uvicorn
 
     from server.app import create_app
 
+    settings.require_services()  # fail here, clearly, not in every child process
+    # Several processes share the listening socket; each builds its app from the same
+    # environment and has its own event hub, fanning out to its own sockets.
+    target: Any = "server.app:create_app_from_env" if processes > 1 else create_app(settings)
     uvicorn.run(
-        create_app(settings),
+        target,
+        factory=processes > 1,
+        workers=processes if processes > 1 else None,
         host=host,
         port=port,
         log_level=settings.log_level.lower(),

@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     server = commands.add_parser("server", help="run the HTTP/WebSocket server")
     server.add_argument("--host", default="127.0.0.1")
     server.add_argument("--port", type=int, default=8000)
+    server.add_argument("--processes", type=int, default=1, help="server processes sharing the port")
     worker = commands.add_parser("worker", help="run a worker (processes jobs, runs the minute sweep)")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     commands.add_parser("migrate", help="apply database migrations")
@@ -46,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench_ws.add_argument("--clients", default="1,100,1000", help="comma-separated client counts")
     bench_ws.add_argument("--orders", type=int, default=2000, help="orders in each round's job")
+    bench_ws.add_argument("--processes", type=int, default=1, help="server processes to run")
     bench_ws.add_argument("--json", action="store_true", help="print one JSON document")
     return parser
 
@@ -80,7 +82,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_dev(settings, host=args.host, port=args.port, workers=args.workers)
     if args.command == "server":
-        return commands.serve(settings, host=args.host, port=args.port)
+        return commands.serve(settings, host=args.host, port=args.port, processes=max(1, args.processes))
     if args.command == "worker":
         return commands.work(settings, burst=args.burst)
     if args.command == "migrate":
@@ -96,7 +98,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from cli.bench_websockets import run
 
         counts = [int(part) for part in args.clients.split(",") if part.strip()]
-        return run(settings, clients=counts, orders=args.orders, as_json=args.json)
+        return run(settings, clients=counts, orders=args.orders, processes=args.processes, as_json=args.json)
     if args.command == "process-pending":
         print(json.dumps(asyncio.run(commands.process_pending(settings))))
         return 0

@@ -74,3 +74,8 @@ def create_app(settings: Settings) -> Starlette:
             Exception: unexpected_error,
         },
     )
+
+
+def create_app_from_env() -> Starlette:
+    """The factory each process of a multi-process server calls (``invoicing server --processes``)."""
+    return create_app(Settings.from_env())

@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
+import httpx
+import psutil
+
+from invoicing.embedded import free_port
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from tests.support.workers import ROOT, environment_of
@@ -59,3 +64,28 @@ def test_a_missing_database_url_says_how_to_run_without_one(settings: Settings) 
     result = invoicing(settings, "worker", DATABASE_URL="")
     assert result.returncode == 2
     assert "DATABASE_URL is not set" in result.stderr
+
+
+def test_the_server_runs_as_several_processes_sharing_one_port(settings: Settings) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli", "server", "--port", str(port), "--processes", "2"],
+        env=environment_of(settings),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not answer"
+                time.sleep(0.1)
+        assert response.json() == {"status": "ok", "database": True, "redis": True}
+        assert len(psutil.Process(process.pid).children()) >= 2
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
