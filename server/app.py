@@ -17,7 +17,7 @@ from invoicing.errors import InvoicingError
 from invoicing.queue import JobQueue, connect_redis
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
-from server import api, pages, ws
+from server import api, openapi, pages, tokens, ws
 from server.errors import database_data_error, http_error, invoicing_error, unexpected_error
 from server.hub import EventHub
 
@@ -63,7 +63,15 @@ def create_app(settings: Settings) -> Starlette:
             await queue.close()
             await database.disconnect()
 
-    routes = [Route("/healthz", healthz), Route("/readyz", readyz), *api.routes, *ws.routes, *pages.routes()]
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        *api.routes,
+        *openapi.routes,
+        *tokens.routes,
+        *ws.routes,
+        *pages.routes(),
+    ]
     return Starlette(
         routes=routes,
         lifespan=lifespan,
