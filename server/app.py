@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -19,6 +20,7 @@ from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from server import api, openapi, pages, tokens, ws
 from server.errors import database_data_error, http_error, invoicing_error, unexpected_error
+from server.headers import SecurityHeaders
 from server.hub import EventHub
 
 
@@ -75,6 +77,7 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(SecurityHeaders)],
         exception_handlers={
             InvoicingError: invoicing_error,
             asyncpg.DataError: database_data_error,
