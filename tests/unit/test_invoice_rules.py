@@ -5,103 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from invoicing.domain.invoice_rules import (
-    INVOICE_ERROR_CODES,
-    INVOICE_NUMBER_PREFIX,
-    build_invoice_draft,
-    format_invoice_number,
+from invoicing.domain.invoice_rules import INVOICE_ERROR_CODES, INVOICE_NUMBER_PREFIX, format_invoice_number
+from invoicing.domain.models import Customer, SalesOrder
+from tests.unit.invoice_factories import (
+    CUSTOMER_ID,
+    ISSUE_DATE,
+    ORDER_ID,
+    build,
+    draft_with_lines,
+    lines_of,
+    make_customer,
+    make_line,
+    make_order,
+    refusal,
 )
-from invoicing.domain.models import Customer, InvoiceDraft, OrderLine, SalesOrder
-from invoicing.domain.money import minor_unit
-from invoicing.errors import InvoiceRuleError
-
-ISSUE_DATE = date(2026, 3, 15)
-ORDER_ID = UUID("00000000-0000-4000-8000-000000000001")
-CUSTOMER_ID = UUID("00000000-0000-4000-8000-000000000002")
-ORGANIZATION_ID = UUID("00000000-0000-4000-8000-000000000003")
-
-
-def make_line(**overrides: Any) -> OrderLine:
-    line = OrderLine(
-        position=1,
-        description="Widget",
-        quantity=Decimal("1"),
-        unit_price=Decimal("10.00"),
-        discount_percent=Decimal("0"),
-        tax_rate_percent=Decimal("20"),
-    )
-    return replace(line, **overrides)
-
-
-def make_order(**overrides: Any) -> SalesOrder:
-    order = SalesOrder(
-        id=ORDER_ID,
-        organization_id=ORGANIZATION_ID,
-        number="SO-000012",
-        customer_id=CUSTOMER_ID,
-        status="confirmed",
-        currency="EUR",
-        order_date=date(2026, 3, 1),
-        lines=(make_line(),),
-    )
-    return replace(order, **overrides)
-
-
-def make_customer(**overrides: Any) -> Customer:
-    customer = Customer(
-        id=CUSTOMER_ID,
-        name="Acme",
-        billing_name="Acme GmbH",
-        billing_address="Hauptstraße 1\n10115 Berlin",
-        billing_email="billing@acme.example",
-        payment_terms_days=30,
-        currency="EUR",
-    )
-    return replace(customer, **overrides)
-
-
-def lines_of(*lines: OrderLine) -> tuple[OrderLine, ...]:
-    """Number the given lines 1, 2, 3... in the order given."""
-    return tuple(replace(line, position=index) for index, line in enumerate(lines, start=1))
-
-
-def build(
-    order: SalesOrder | None = None,
-    customer: Customer | None = None,
-    *,
-    already_invoiced: bool = False,
-    issue_date: date = ISSUE_DATE,
-) -> InvoiceDraft:
-    return build_invoice_draft(
-        make_order() if order is None else order,
-        make_customer() if customer is None else customer,
-        already_invoiced=already_invoiced,
-        issue_date=issue_date,
-    )
-
-
-def refusal(
-    order: SalesOrder | None,
-    customer: Customer | None,
-    *,
-    already_invoiced: bool = False,
-) -> InvoiceRuleError:
-    with pytest.raises(InvoiceRuleError) as caught:
-        build_invoice_draft(order, customer, already_invoiced=already_invoiced, issue_date=ISSUE_DATE)
-    return caught.value
-
-
-def draft_with_lines(*lines: OrderLine, currency: str = "EUR") -> InvoiceDraft:
-    return build(make_order(lines=lines_of(*lines), currency=currency), make_customer(currency=currency))
-
 
 # --- invoice numbers -------------------------------------------------------------------------
 
@@ -544,123 +466,3 @@ def test_amounts_at_the_database_limits_are_not_rounded_to_28_digits() -> None:
 
     # The exact product is 9999999999999999980000000000.00000001.
     assert str(draft.lines[0].net_amount) == "9999999999999999980000000000.00"
-
-
-# --- properties of the arithmetic ------------------------------------------------------------
-
-CURRENCIES = ("EUR", "USD", "JPY", "KWD", "BHD")
-COMMON_RATES = tuple(Decimal(rate) for rate in ("0", "5", "5.5", "7", "10", "19", "20", "21", "8.875"))
-
-
-def _four_places(low: str, high: str) -> st.SearchStrategy[Decimal]:
-    # numeric(18, 4) and numeric(7, 4) in the database: four decimals.
-    return st.decimals(
-        min_value=Decimal(low), max_value=Decimal(high), places=4, allow_nan=False, allow_infinity=False
-    )
-
-
-valid_lines = st.builds(
-    make_line,
-    description=st.sampled_from(["Widget", "Consulting", "  Shipping  "]),
-    quantity=_four_places("0.0001", "100000"),
-    unit_price=_four_places("0", "100000"),
-    discount_percent=st.one_of(st.just(Decimal("0")), _four_places("0", "100")),
-    tax_rate_percent=st.one_of(st.sampled_from(COMMON_RATES), _four_places("0", "100")),
-)
-
-
-@st.composite
-def invoiceable(draw: st.DrawFn) -> tuple[SalesOrder, Customer]:
-    currency = draw(st.sampled_from(CURRENCIES))
-    lines = draw(st.lists(valid_lines, min_size=1, max_size=8))
-    return make_order(currency=currency, lines=lines_of(*lines)), make_customer(currency=currency)
-
-
-def exactly(amount: Decimal, percent: Decimal) -> Decimal:
-    """``amount * percent / 100`` without rounding, computed independently of the code under test."""
-    with localcontext() as context:
-        context.prec = 100
-        return amount * percent / 100
-
-
-def half_minor_unit(currency: str) -> Decimal:
-    return Decimal(1).scaleb(-minor_unit(currency)) / 2
-
-
-def draft_of(case: tuple[SalesOrder, Customer]) -> InvoiceDraft:
-    order, customer = case
-    return build_invoice_draft(order, customer, already_invoiced=False, issue_date=ISSUE_DATE)
-
-
-properties = settings(max_examples=200, database=None)
-
-
-@properties
-@given(case=invoiceable())
-def test_total_is_subtotal_plus_tax_total(case: tuple[SalesOrder, Customer]) -> None:
-    draft = draft_of(case)
-
-    assert draft.total == draft.subtotal + draft.tax_total
-
-
-@properties
-@given(case=invoiceable())
-def test_subtotal_is_the_sum_of_line_nets(case: tuple[SalesOrder, Customer]) -> None:
-    draft = draft_of(case)
-
-    assert draft.subtotal == sum(line.net_amount for line in draft.lines)
-
-
-@properties
-@given(case=invoiceable())
-def test_tax_total_is_the_sum_of_taxes_per_rate(case: tuple[SalesOrder, Customer]) -> None:
-    draft = draft_of(case)
-
-    assert draft.tax_total == sum(tax.tax for tax in draft.taxes)
-
-
-@properties
-@given(case=invoiceable())
-def test_every_amount_has_the_currency_exponent(case: tuple[SalesOrder, Customer]) -> None:
-    draft = draft_of(case)
-    amounts = [draft.subtotal, draft.tax_total, draft.total]
-    amounts += [line.net_amount for line in draft.lines]
-    amounts += [amount for tax in draft.taxes for amount in (tax.base, tax.tax)]
-
-    assert {amount.as_tuple().exponent for amount in amounts} == {-minor_unit(draft.currency)}
-
-
-@properties
-@given(case=invoiceable())
-def test_each_net_is_within_half_a_minor_unit_of_the_exact_value(case: tuple[SalesOrder, Customer]) -> None:
-    draft = draft_of(case)
-
-    for line in draft.lines:
-        exact = exactly(line.quantity * line.unit_price, 100 - line.discount_percent)
-        assert abs(line.net_amount - exact) <= half_minor_unit(draft.currency)
-
-
-@properties
-@given(case=invoiceable())
-def test_each_rate_taxes_the_sum_of_its_nets(case: tuple[SalesOrder, Customer]) -> None:
-    draft = draft_of(case)
-
-    assert [tax.rate_percent for tax in draft.taxes] == sorted(
-        {line.tax_rate_percent for line in draft.lines}
-    )
-    for tax in draft.taxes:
-        assert tax.base == sum(
-            line.net_amount for line in draft.lines if line.tax_rate_percent == tax.rate_percent
-        )
-        assert abs(tax.tax - exactly(tax.base, tax.rate_percent)) <= half_minor_unit(draft.currency)
-
-
-@properties
-@given(case=invoiceable())
-def test_valid_orders_never_produce_negative_amounts(case: tuple[SalesOrder, Customer]) -> None:
-    draft = draft_of(case)
-    amounts = [draft.subtotal, draft.tax_total, draft.total]
-    amounts += [line.net_amount for line in draft.lines]
-    amounts += [amount for tax in draft.taxes for amount in (tax.base, tax.tax)]
-
-    assert all(amount >= 0 and not amount.is_signed() for amount in amounts)
