@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from invoicing import tokens
 from invoicing.queue import JobQueue, connect_redis
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
@@ -69,3 +70,10 @@ async def process_pending(settings: Settings) -> dict[str, int]:
             return (await sweep(database, queue, settings)).to_json()
     finally:
         await queue.close()
+
+
+async def create_token(settings: Settings, email: str, name: str, organization: str | None) -> str:
+    """A new API token for the user (in the chosen organization); returns the plaintext once."""
+    async with Database(settings.require_database(), pool_size=2) as database:
+        created = await tokens.create_token_for_email(database, email, name, organization)
+    return created.token

@@ -1,4 +1,4 @@
-"""``invoicing``: dev, server, worker, migrate, seed, process-pending."""
+"""``invoicing``: dev, server, worker, migrate, seed, process-pending, create-token."""
 
 from __future__ import annotations
 
@@ -42,6 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--orders", type=int, default=200)
     seed.add_argument("--invalid-ratio", type=float, default=0.1)
     commands.add_parser("process-pending", help="run the sweep now: enqueue pending, resume stalled jobs")
+    create_token = commands.add_parser(
+        "create-token", help="create an API token for a user; prints only the token (shown once)"
+    )
+    create_token.add_argument("--email", required=True, help="the user's email")
+    create_token.add_argument("--name", default="command line", help="a name to recognize the token by")
+    create_token.add_argument(
+        "--organization", metavar="ORG_ID", help="the organization (required if the user is in several)"
+    )
     bench_ws = commands.add_parser(
         "bench-websockets", help="measure progress delivery delay and memory per WebSocket client"
     )
@@ -99,6 +107,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         counts = [int(part) for part in args.clients.split(",") if part.strip()]
         return run(settings, clients=counts, orders=args.orders, processes=args.processes, as_json=args.json)
+    if args.command == "create-token":
+        token = asyncio.run(commands.create_token(settings, args.email, args.name, args.organization))
+        print(token)
+        print(
+            "invoicing create-token: this token is shown only once; store it now (revoke it in Settings).",
+            file=sys.stderr,
+        )
+        return 0
     if args.command == "process-pending":
         print(json.dumps(asyncio.run(commands.process_pending(settings))))
         return 0

@@ -55,6 +55,16 @@ class Forbidden(InvoicingError):
     code = "forbidden"
 
 
+class TooManyRequests(InvoicingError):
+    """A limit was reached; nothing was done. ``retry_after`` is in seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
 class ServiceUnavailable(InvoicingError):
     """A backing service (PostgreSQL) cannot be reached."""
 

@@ -22,3 +22,18 @@ def events_channel(prefix: str, organization_id: UUID) -> str:
 def events_pattern(prefix: str) -> str:
     """Pattern a server process subscribes to once, to fan out to every socket it holds."""
     return f"{prefix}:events:*"
+
+
+def job_creation_limit(prefix: str, user_id: UUID) -> str:
+    """Counter of one user's job creations in the current minute."""
+    return f"{prefix}:limit:job-create:{user_id}"
+
+
+def login_failures_by_account(prefix: str, account_digest: str) -> str:
+    """Counter of failed logins for one email (a digest, so Redis holds no addresses)."""
+    return f"{prefix}:limit:login-account:{account_digest}"
+
+
+def login_failures_by_address(prefix: str, address: str) -> str:
+    """Counter of failed logins from one client address."""
+    return f"{prefix}:limit:login-address:{address}"

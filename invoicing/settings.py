@@ -29,6 +29,9 @@ ENVIRONMENT: dict[str, str | None] = {
     "REDIS_PREFIX": "invoicing",
     "DB_POOL_SIZE": "10",
     "LOG_LEVEL": "INFO",
+    "JOB_CREATE_PER_MINUTE": "30",
+    "MAX_ACTIVE_JOBS_PER_ORG": "20",
+    "LOGIN_FAILURES_PER_15_MIN": "10",
 }
 
 
@@ -53,6 +56,9 @@ class Settings:
     redis_prefix: str
     db_pool_size: int
     log_level: str
+    job_create_per_minute: int
+    max_active_jobs_per_org: int
+    login_failures_per_15_min: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -101,6 +107,9 @@ class Settings:
             redis_prefix=raw("REDIS_PREFIX") or "invoicing",
             db_pool_size=integer("DB_POOL_SIZE", 2, 200),
             log_level=log_level,
+            job_create_per_minute=integer("JOB_CREATE_PER_MINUTE", 1, 1_000_000),
+            max_active_jobs_per_org=integer("MAX_ACTIVE_JOBS_PER_ORG", 1, 1_000_000),
+            login_failures_per_15_min=integer("LOGIN_FAILURES_PER_15_MIN", 1, 10_000),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from invoicing import batches, processing
+from invoicing import batches, limits, processing
 from invoicing.domain.jobs import ORDER_STATUSES, ItemStatus, JobStatus, parse_batch_request
 from invoicing.errors import NotFound
 from invoicing.principal import Principal
@@ -91,7 +91,10 @@ async def invoice_sales_order(request: Request) -> Response:
 
 async def create_batch_job(request: Request) -> Response:
     principal = await _principal(request)
-    max_batch_size = _settings(request).max_batch_size
+    settings = _settings(request)
+    async with _database(request).connection() as connection:
+        await limits.check_job_creation(_queue(request).redis, connection, settings, principal)
+    max_batch_size = settings.max_batch_size
     batch = parse_batch_request(await read_json(request), max_batch_size=max_batch_size)
     job = await batches.submit_batch(
         _database(request), _queue(request), principal, batch, max_batch_size=max_batch_size

@@ -20,6 +20,7 @@ STATUS_BY_CLASS: dict[type[errors.InvoicingError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.InvoiceRuleError: 422,
+    errors.TooManyRequests: 429,
     errors.ServiceUnavailable: 503,
 }
 
@@ -49,6 +50,8 @@ def status_for(error: errors.InvoicingError) -> int:
 async def invoicing_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.InvoicingError)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.Unauthorized) else None
+    if isinstance(exc, errors.TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
     return error_response(status_for(exc), exc.code, exc.message, headers)
 
 

@@ -11,7 +11,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from invoicing import sessions
+from invoicing import limits, sessions
 from invoicing.errors import InvoicingError, Unauthorized
 from invoicing.principal import Principal
 from invoicing.storage import accounts
@@ -83,12 +83,24 @@ async def login_submit(request: Request) -> Response:
     password = str(form.get("password", ""))[:MAX_FIELD_LENGTH]
     if not same_origin(request):
         return _render(request, "login.html", 403, error="Please log in from this page.", email=email)
+    redis = request.state.queue.redis
+    counters = limits.login_counters(
+        request.state.settings, email, request.client.host if request.client else "unknown"
+    )
+    decision = await limits.reserve_login_attempt(redis, request.state.settings, counters)
+    if not decision.allowed:
+        refused = _render(
+            request, "login.html", 429, error=limits.login_retry_message(decision.retry_after), email=email
+        )
+        refused.headers["Retry-After"] = str(decision.retry_after)
+        return refused
     try:
         session = await sessions.login(
             _database(request), email, password, user_agent=request.headers.get("user-agent", "")
         )
     except Unauthorized as error:
         return _render(request, "login.html", 401, error=error.message, email=email)
+    await limits.refund(redis, counters)  # a successful login does not count as a failure
     response = RedirectResponse("/orders", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,

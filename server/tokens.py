@@ -2,6 +2,92 @@
 
 from __future__ import annotations
 
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.templating import Jinja2Templates
 
-routes: list[Route] = []
+from invoicing import tokens
+from invoicing.errors import InvoicingError
+from invoicing.principal import Principal
+from invoicing.storage import accounts
+from invoicing.storage.database import Database
+from server.auth import authenticate, session_token
+from server.pages import CONTENT_SECURITY_POLICY
+from server.requests import path_uuid, read_json
+
+#: A name of 100 characters, escaped, fits many times over.
+MAX_BODY_BYTES = 16 * 1024
+
+
+def _database(request: Request) -> Database:
+    database: Database = request.state.database
+    return database
+
+
+async def list_tokens(request: Request) -> Response:
+    principal = await authenticate(request, _database(request))
+    found = await tokens.list_tokens(_database(request), principal)
+    return JSONResponse({"items": [item.to_json() for item in found]})
+
+
+async def create_token(request: Request) -> Response:
+    principal = await authenticate(request, _database(request))
+    name = tokens.parse_create_request(await read_json(request, max_bytes=MAX_BODY_BYTES))
+    created = await tokens.create_token(
+        _database(request), principal.organization_id, principal.user_id, name
+    )
+    # The only answer that ever carries the token: never cached, never stored.
+    return JSONResponse(
+        {"token": created.token, "item": created.item.to_json()},
+        status_code=201,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def tokens_collection(request: Request) -> Response:
+    # One route for both methods, so a 405 on this path lists both in its Allow header.
+    if request.method == "POST":
+        return await create_token(request)
+    return await list_tokens(request)
+
+
+async def revoke_token(request: Request) -> Response:
+    principal = await authenticate(request, _database(request))
+    token_id = path_uuid(request, "token_id", tokens.TOKEN_NOT_FOUND)
+    item = await tokens.revoke_token(_database(request), principal, token_id)
+    return JSONResponse(item.to_json())
+
+
+async def _principal_or_none(request: Request) -> Principal | None:
+    if session_token(request) is None:
+        return None
+    try:
+        return await authenticate(request, _database(request))
+    except InvoicingError:
+        return None
+
+
+async def settings_page(request: Request) -> Response:
+    """A shell that settings.js fills from the API; the token list is never rendered here."""
+    principal = await _principal_or_none(request)
+    if principal is None:
+        return RedirectResponse("/login", status_code=303)
+    async with _database(request).connection() as connection:
+        organization = await accounts.organization_name(connection, principal.organization_id)
+    renderer: Jinja2Templates = request.state.templates
+    response = renderer.TemplateResponse(
+        request,
+        "settings.html",
+        {"principal": principal, "page": "settings", "organization": organization},
+    )
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+routes: list[Route] = [
+    Route("/api/tokens", tokens_collection, methods=["GET", "POST"]),
+    Route("/api/tokens/{token_id}/revoke", revoke_token, methods=["POST"]),
+    Route("/settings", settings_page, methods=["GET"]),
+]

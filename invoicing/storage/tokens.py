@@ -1,0 +1,96 @@
+"""API tokens of one user in one organization: every statement names both."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A token's record; the token itself is never stored, only its digest (not read here)."""
+
+    id: UUID
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> ApiToken:
+        return cls(row["id"], row["name"], row["created_at"], row["last_used_at"], row["revoked_at"])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "created_at": self.created_at.isoformat(),
+            "last_used_at": None if self.last_used_at is None else self.last_used_at.isoformat(),
+            "revoked_at": None if self.revoked_at is None else self.revoked_at.isoformat(),
+        }
+
+
+_COLUMNS = "id, name, created_at, last_used_at, revoked_at"
+
+# Locks the membership row, so that two concurrent creations cannot both pass the count.
+LOCK_MEMBERSHIP = """
+SELECT true FROM memberships WHERE organization_id = $1 AND user_id = $2 FOR UPDATE
+"""
+
+COUNT_ACTIVE = """
+SELECT count(*) FROM api_tokens WHERE organization_id = $1 AND user_id = $2 AND revoked_at IS NULL
+"""
+
+INSERT_TOKEN = f"""
+INSERT INTO api_tokens (organization_id, user_id, name, token_hash)
+VALUES ($1, $2, $3, $4)
+RETURNING {_COLUMNS}
+"""
+
+LIST_TOKENS = f"""
+SELECT {_COLUMNS} FROM api_tokens
+WHERE organization_id = $1 AND user_id = $2
+ORDER BY created_at DESC, id DESC
+LIMIT $3
+"""
+
+# Revoking twice keeps the first time: the answer is the same record, not an error.
+REVOKE_TOKEN = f"""
+UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())
+WHERE id = $3 AND organization_id = $1 AND user_id = $2
+RETURNING {_COLUMNS}
+"""
+
+
+async def lock_membership(connection: asyncpg.Connection, organization_id: UUID, user_id: UUID) -> bool:
+    """Lock the user's membership for this transaction; False if there is none."""
+    return bool(await connection.fetchval(LOCK_MEMBERSHIP, organization_id, user_id))
+
+
+async def count_active(connection: asyncpg.Connection, organization_id: UUID, user_id: UUID) -> int:
+    return int(await connection.fetchval(COUNT_ACTIVE, organization_id, user_id))
+
+
+async def insert_token(
+    connection: asyncpg.Connection, organization_id: UUID, user_id: UUID, name: str, token_hash: bytes
+) -> ApiToken:
+    row = await connection.fetchrow(INSERT_TOKEN, organization_id, user_id, name, token_hash)
+    return ApiToken.from_row(row)
+
+
+async def list_tokens(
+    connection: asyncpg.Connection, organization_id: UUID, user_id: UUID, *, limit: int
+) -> list[ApiToken]:
+    rows = await connection.fetch(LIST_TOKENS, organization_id, user_id, limit)
+    return [ApiToken.from_row(row) for row in rows]
+
+
+async def revoke_token(
+    connection: asyncpg.Connection, organization_id: UUID, user_id: UUID, token_id: UUID
+) -> ApiToken | None:
+    row = await connection.fetchrow(REVOKE_TOKEN, organization_id, user_id, token_id)
+    return None if row is None else ApiToken.from_row(row)
