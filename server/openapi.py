@@ -1,20 +1,344 @@
-"""The published OpenAPI description of the JSON API (``GET /api/openapi.json``)."""
+"""The published OpenAPI 3.1 description of the JSON API (``GET /api/openapi.json``).
+
+Built by hand from small helpers, so that it says exactly what the handlers of ``server/api.py``
+and ``server/tokens.py`` answer: the response schemas mirror the ``to_json()`` serializers in
+``invoicing/records.py``, and every error is the one shape of ``server/errors.py``. The
+schemathesis test in ``tests/security`` holds the document and the application to each other.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
+import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from invoicing.domain.jobs import ORDER_STATUSES, ItemStatus, JobStatus
+from invoicing.domain.paging import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
+from invoicing.settings import Settings
+from server.openapi_schemas import (
+    DEFAULT_MAX_BATCH_SIZE,
+    ERROR,
+    UUID,
+    Schema,
+    account_schemas,
+    enum,
+    job_schemas,
+    order_and_invoice_schemas,
+    ref,
+)
 
-def openapi_document() -> dict[str, Any]:
-    return {"openapi": "3.1.0", "info": {"title": "Batch invoicing API", "version": "0.1.0"}, "paths": {}}
+ERROR_DESCRIPTIONS = {
+    "400": "Malformed input: unknown or invalid parameter, limit, cursor or body.",
+    "401": "No or invalid credentials.",
+    "403": "Not allowed: an admin-only action, or a cookie request from another site.",
+    "404": "No such resource in your organization (another organization's looks the same).",
+    "409": "The current state forbids it.",
+    "413": "The request body is too large.",
+    "422": "The order cannot be invoiced; the code says why.",
+    "429": "A limit was reached (jobs per minute, active jobs); retry after `Retry-After` seconds.",
+    "500": "A bug on our side; quote the request id.",
+    "503": "The database cannot be reached.",
+}
+
+
+def json_content(schema: Schema) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def ok(description: str, schema_name: str, **headers: Schema) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": json_content(ref(schema_name))}
+    if headers:
+        response["headers"] = {name: {"required": True, "schema": schema} for name, schema in headers.items()}
+    return response
+
+
+def errors(*statuses: int) -> dict[str, Any]:
+    """References to the shared error responses, plus the 401, 500 and 503 every API call may get."""
+    codes = sorted({*map(str, statuses), "401", "500", "503"})
+    return {code: {"$ref": f"#/components/responses/Error{code}"} for code in codes}
+
+
+def _error_responses() -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for code, description in ERROR_DESCRIPTIONS.items():
+        response: dict[str, Any] = {"description": description, "content": json_content(ref("Error"))}
+        if code == "401":
+            response["headers"] = {"WWW-Authenticate": {"required": True, "schema": {"const": "Bearer"}}}
+        if code == "429":
+            response["headers"] = {"Retry-After": {"required": True, "schema": {"type": "string"}}}
+        responses[f"Error{code}"] = response
+    return responses
+
+
+def id_parameter(name: str, what: str) -> Schema:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": f"The {what}'s id; a malformed one is answered like a missing one (404).",
+        "schema": UUID,
+    }
+
+
+def query(name: str, schema: Schema, description: str) -> Schema:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+LIMIT: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}
+CURSOR: Schema = {"type": "string", "maxLength": MAX_CURSOR_LENGTH}
+PAGING = [query("limit", LIMIT, "Page size."), query("cursor", CURSOR, "A previous page's `next_cursor`.")]
+BOOLEAN_TEXT = ("true", "false")
+
+
+IF_NONE_MATCH: Schema = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "The ETag of the copy you have, or `*`.",
+    "schema": {"type": "string"},
+}
+NOT_MODIFIED: dict[str, Any] = {
+    "description": "Unchanged since the ETag sent; no body.",
+    "headers": {"ETag": {"required": True, "schema": {"type": "string"}}},
+}
+PUBLIC: dict[str, Any] = {"security": []}
+
+
+def enum_query(name: str, values: Iterable[str], description: str = "Only this status.") -> Schema:
+    return query(name, enum(values), description)
+
+
+def api(
+    operation_id: str,
+    summary: str,
+    success: dict[str, Any],
+    *error_statuses: int,
+    status: int = 200,
+    also: dict[str, Any] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """An authenticated operation: its success response, ``also`` others, and the errors it can answer."""
+    responses = {str(status): success, **(also or {}), **errors(*error_statuses)}
+    return {"operationId": operation_id, "summary": summary, **fields, "responses": responses}
+
+
+def public(operation_id: str, summary: str, responses: dict[str, Any]) -> dict[str, Any]:
+    return {"operationId": operation_id, "summary": summary, **PUBLIC, "responses": responses}
+
+
+def json_body(schema_name: str) -> dict[str, Any]:
+    return {"required": True, "content": json_content(ref(schema_name))}
+
+
+# --- paths ----------------------------------------------------------------------------
+
+
+def _job_paths() -> dict[str, Any]:
+    job_id = id_parameter("job_id", "batch job")
+    return {
+        "/api/batch-jobs": {
+            "get": api(
+                "listBatchJobs",
+                "The organization's batch jobs, newest first.",
+                ok("A page of jobs.", "BatchJobPage"),
+                400,
+                parameters=[enum_query("status", JobStatus), *PAGING],
+            ),
+            "post": api(
+                "createBatchJob",
+                "Invoice many orders in the background: explicit ids, or every order matching a filter.",
+                ok("The job, accepted.", "BatchJob", Location={"type": "string"}),
+                *(400, 403, 413, 429),
+                status=202,
+                requestBody=json_body("BatchRequest"),
+            ),
+        },
+        "/api/batch-jobs/{job_id}": {
+            "get": api(
+                "getBatchJob",
+                "One job. Poll with If-None-Match: 304 until it changes.",
+                ok("The job.", "BatchJob", ETag={"type": "string"}),
+                404,
+                also={"304": NOT_MODIFIED},
+                parameters=[job_id, IF_NONE_MATCH],
+            ),
+        },
+        "/api/batch-jobs/{job_id}/items": {
+            "get": api(
+                "listBatchJobItems",
+                "The job's orders in request order, with each one's outcome.",
+                ok("A page of items.", "BatchJobItemPage"),
+                *(400, 404),
+                parameters=[job_id, enum_query("status", ItemStatus), *PAGING],
+            ),
+        },
+        "/api/batch-jobs/{job_id}/cancel": {
+            "post": api(
+                "cancelBatchJob",
+                "Cancel a pending job now, or stop a processing one before its next chunk.",
+                ok("The job.", "BatchJob"),
+                *(403, 404, 409),
+                parameters=[job_id],
+            ),
+        },
+    }
+
+
+def _token_paths() -> dict[str, Any]:
+    return {
+        "/api/tokens": {
+            "get": api(
+                "listApiTokens",
+                "The caller's API tokens in this organization, newest first (never the tokens themselves).",
+                ok("The tokens.", "ApiTokenList"),
+            ),
+            "post": api(
+                "createApiToken",
+                "Create an API token for the caller in this organization.",
+                ok("The token, shown only here.", "CreatedToken", **{"Cache-Control": {"const": "no-store"}}),
+                *(400, 403, 404, 409, 413),
+                status=201,
+                requestBody=json_body("TokenRequest"),
+            ),
+        },
+        "/api/tokens/{token_id}/revoke": {
+            "post": api(
+                "revokeApiToken",
+                "Revoke one of the caller's tokens (revoking twice is harmless).",
+                ok("The token's record.", "ApiToken"),
+                *(403, 404),
+                parameters=[id_parameter("token_id", "API token")],
+            ),
+        },
+    }
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        "/api/me": {"get": api("getMe", "Who the caller is.", ok("The caller.", "Me"))},
+        "/api/sales-orders": {
+            "get": api(
+                "listSalesOrders",
+                "The organization's sales orders, by number.",
+                ok("A page of orders.", "SalesOrderPage"),
+                400,
+                parameters=[
+                    enum_query("status", ORDER_STATUSES),
+                    enum_query(
+                        "invoiced", BOOLEAN_TEXT, "Only orders with (true) or without (false) an invoice."
+                    ),
+                    *PAGING,
+                    enum_query("include_total", BOOLEAN_TEXT, "Also count every matching order (`total`)."),
+                ],
+            ),
+        },
+        "/api/sales-orders/{order_id}/invoice": {
+            "post": api(
+                "invoiceSalesOrder",
+                "Invoice one order now.",
+                ok("The invoice.", "Invoice"),
+                *(403, 404, 409, 422),
+                status=201,
+                parameters=[id_parameter("order_id", "sales order")],
+            ),
+        },
+        **_job_paths(),
+        **_token_paths(),
+        "/api/invoices": {
+            "get": api(
+                "listInvoices",
+                "The organization's invoices, newest first (without lines).",
+                ok("A page of invoices.", "InvoicePage"),
+                400,
+                parameters=[query("job_id", UUID, "Only the invoices of this batch job."), *PAGING],
+            ),
+        },
+        "/api/invoices/{invoice_id}": {
+            "get": api(
+                "getInvoice",
+                "One invoice with its lines.",
+                ok("The invoice.", "Invoice"),
+                404,
+                parameters=[id_parameter("invoice_id", "invoice")],
+            ),
+        },
+        "/api/admin/process-pending": {
+            "post": api(
+                "processPending",
+                "Admins only: run the sweep now (re-enqueue pending jobs, resume abandoned ones).",
+                ok("What the sweep did.", "SweepResult"),
+                403,
+            ),
+        },
+        "/api/openapi.json": {
+            "get": public(
+                "getOpenApi",
+                "This document.",
+                {"200": {"description": "OpenAPI 3.1.", "content": json_content({"type": "object"})}},
+            ),
+        },
+        "/healthz": {"get": public("healthz", "Liveness: the process is up.", {"200": ok("Up.", "Health")})},
+        "/readyz": {
+            "get": public(
+                "readyz",
+                "Readiness: PostgreSQL and Redis both answer.",
+                {"200": ok("Ready.", "Readiness"), "503": ok("A dependency is down.", "Readiness")},
+            ),
+        },
+    }
+
+
+@lru_cache(maxsize=4)
+def _document(max_batch_size: int) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Batch invoicing API",
+            "version": "0.1.0",
+            "description": "Turns sales orders into invoices, one at a time or in background batch jobs.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}, {"session": []}],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "An API token."},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "invoicing_session",
+                    "description": "The browser's session; a state-changing request must come from the site.",
+                },
+            },
+            "schemas": {
+                "Error": ERROR,
+                **account_schemas(),
+                **order_and_invoice_schemas(),
+                **job_schemas(max_batch_size),
+            },
+            "responses": _error_responses(),
+        },
+    }
+
+
+def openapi_document(max_batch_size: int = DEFAULT_MAX_BATCH_SIZE) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the JSON API (built once per batch size; do not mutate it)."""
+    return _document(max_batch_size)
+
+
+@lru_cache(maxsize=4)
+def _rendered(max_batch_size: int) -> bytes:
+    return orjson.dumps(openapi_document(max_batch_size))
 
 
 async def openapi_json(request: Request) -> Response:
-    return JSONResponse(openapi_document())
+    settings: Settings = request.state.settings
+    return Response(_rendered(settings.max_batch_size), media_type="application/json")
 
 
 routes = [Route("/api/openapi.json", openapi_json, methods=["GET"])]
