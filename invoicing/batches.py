@@ -24,7 +24,7 @@ async def submit_batch(
     happens after the commit: a worker can never look for a job that is not there yet, and
     if Redis is down the job simply waits in PostgreSQL for the sweep.
     """
-    async with database.transaction() as connection:
+    async with database.scoped(principal.organization_id) as connection:
         order_ids = list(request.order_ids)
         extra: dict[str, Any] = {}
         if request.order_filter is not None:
@@ -62,7 +62,7 @@ async def _resolve_filter(
 
 
 async def cancel_batch(database: Database, queue: JobQueue, principal: Principal, job_id: UUID) -> BatchJob:
-    async with database.transaction() as connection:
+    async with database.scoped(principal.organization_id) as connection:
         job = await jobs.request_cancel(connection, principal.organization_id, job_id, principal.user_id)
     await queue.publish(job)
     return job

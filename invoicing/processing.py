@@ -65,10 +65,19 @@ def decide(
 
 
 async def process_next_chunk(
-    database: Database, job_id: UUID, owner: str, *, chunk_size: int, lease_seconds: float
+    database: Database,
+    job_id: UUID,
+    owner: str,
+    *,
+    organization_id: UUID,
+    chunk_size: int,
+    lease_seconds: float,
 ) -> ChunkOutcome:
-    """Invoice the next ``chunk_size`` pending items of a job whose lease ``owner`` holds."""
-    async with database.transaction() as connection:
+    """Invoice the next ``chunk_size`` pending items of a job whose lease ``owner`` holds.
+
+    The transaction is scoped to the job's organization: row-level security hides every other.
+    """
+    async with database.scoped(organization_id) as connection:
         lease = await progress.renew_lease(connection, job_id, owner, lease_seconds)
         if lease is None:
             return ChunkOutcome(job=None)
@@ -81,13 +90,14 @@ async def process_next_chunk(
         loaded = await invoices.lock_orders_for_invoicing(connection, lease.organization_id, order_ids)
         decisions = decide(order_ids, loaded, today())
         drafts = [d for d in decisions if isinstance(d, InvoiceDraft)]
-        created = await invoices.insert_invoices(
-            connection,
-            organization_id=lease.organization_id,
-            drafts=drafts,
-            created_by=lease.created_by,
-            batch_job_id=job_id,
-        )
+        async with database.as_owner(connection):
+            created = await invoices.insert_invoices(
+                connection,
+                organization_id=lease.organization_id,
+                drafts=drafts,
+                created_by=lease.created_by,
+                batch_job_id=job_id,
+            )
         results = [
             _item_result(position, d, created) for (position, _), d in zip(items, decisions, strict=True)
         ]
@@ -120,18 +130,19 @@ async def invoice_single_order(
     database: Database, *, organization_id: UUID, order_id: UUID, user_id: UUID
 ) -> Invoice:
     """The seed's create-invoice-from-order: same rules and locks as a batch chunk."""
-    async with database.transaction() as connection:
+    async with database.scoped(organization_id) as connection:
         loaded = await invoices.lock_orders_for_invoicing(connection, organization_id, [order_id])
         decision = decide([order_id], loaded, today())[0]
         if isinstance(decision, InvoiceRuleError):
             raise decision
-        created = await invoices.insert_invoices(
-            connection,
-            organization_id=organization_id,
-            drafts=[decision],
-            created_by=user_id,
-            batch_job_id=None,
-        )
+        async with database.as_owner(connection):
+            created = await invoices.insert_invoices(
+                connection,
+                organization_id=organization_id,
+                drafts=[decision],
+                created_by=user_id,
+                batch_job_id=None,
+            )
         return await invoices.get_invoice(connection, organization_id, created[order_id])
 
 

@@ -27,7 +27,7 @@ class Session:
 
 async def login(database: Database, email: str, password: str, *, user_agent: str = "") -> Session:
     email = email.strip().lower()
-    async with database.connection() as connection:
+    async with database.system() as connection:
         candidate = await accounts.login_candidate(connection, email)
     if candidate is None:
         verify_password(_DUMMY_HASH, password)
@@ -36,7 +36,7 @@ async def login(database: Database, email: str, password: str, *, user_agent: st
         raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
     organization_id, organization_name, role = candidate.memberships[0]
     token = secrets.token_urlsafe(32)
-    async with database.transaction() as connection:
+    async with database.system() as connection:
         await accounts.create_session(
             connection,
             token_hash=hash_token(token),
@@ -50,10 +50,10 @@ async def login(database: Database, email: str, password: str, *, user_agent: st
 
 
 async def logout(database: Database, token: str) -> None:
-    async with database.connection() as connection:
+    async with database.system() as connection:
         await accounts.delete_session(connection, hash_token(token))
 
 
 async def principal_for_session(database: Database, token: str) -> Principal | None:
-    async with database.connection() as connection:
+    async with database.system() as connection:
         return await accounts.principal_by_session(connection, hash_token(token))

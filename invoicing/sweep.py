@@ -30,7 +30,7 @@ async def sweep(database: Database, queue: JobQueue, settings: Settings) -> Swee
     Safe to run from several places at once (cron on every worker, the CLI, the admin API):
     an advisory lock lets one run and the others return at once with ``skipped``.
     """
-    async with database.transaction() as connection:
+    async with database.system() as connection:
         if not await leases.try_sweep_lock(connection):
             return SweepResult(0, 0, 0, skipped=True)
         failed = await leases.fail_exhausted_jobs(connection, settings.max_job_attempts)

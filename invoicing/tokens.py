@@ -67,7 +67,7 @@ def parse_create_request(body: object) -> str:
 async def create_token(database: Database, organization_id: UUID, user_id: UUID, name: str) -> CreatedToken:
     """Create a token for the user in the organization; the plaintext is in the answer only."""
     token = new_api_token()
-    async with database.transaction() as connection:
+    async with database.scoped(organization_id) as connection:
         if not await tokens.lock_membership(connection, organization_id, user_id):
             raise NotFound("This user is not a member of that organization.", code="membership_not_found")
         if await tokens.count_active(connection, organization_id, user_id) >= MAX_ACTIVE_TOKENS:
@@ -80,7 +80,7 @@ async def create_token(database: Database, organization_id: UUID, user_id: UUID,
 
 
 async def list_tokens(database: Database, principal: Principal) -> list[ApiToken]:
-    async with database.connection() as connection:
+    async with database.scoped(principal.organization_id) as connection:
         return await tokens.list_tokens(
             connection, principal.organization_id, principal.user_id, limit=LIST_LIMIT
         )
@@ -88,7 +88,7 @@ async def list_tokens(database: Database, principal: Principal) -> list[ApiToken
 
 async def revoke_token(database: Database, principal: Principal, token_id: UUID) -> ApiToken:
     """Revoke one of the caller's tokens; anyone else's answers exactly like a missing one."""
-    async with database.connection() as connection:
+    async with database.scoped(principal.organization_id) as connection:
         item = await tokens.revoke_token(connection, principal.organization_id, principal.user_id, token_id)
     if item is None:
         raise TOKEN_NOT_FOUND
@@ -100,7 +100,7 @@ async def create_token_for_email(
 ) -> CreatedToken:
     """The command line's way in: the user by email, and the organization when there are several."""
     name = parse_token_name(name)
-    async with database.connection() as connection:
+    async with database.system() as connection:
         candidate = await accounts.login_candidate(connection, email.strip().lower())
     if candidate is None:
         raise NotFound(f"No user has the email {email.strip()[:320]!r}.", code="user_not_found")

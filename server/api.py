@@ -58,7 +58,7 @@ async def list_sales_orders(request: Request) -> Response:
     invoiced = None if invoiced_text is None else invoiced_text == "true"
     include_total = query_choice(request, "include_total", ("true", "false")) == "true"
     limit = limit_of(request)
-    async with _database(request).connection() as connection:
+    async with _database(request).scoped(principal.organization_id) as connection:
         found = await orders.list_orders(
             connection,
             principal.organization_id,
@@ -92,7 +92,7 @@ async def invoice_sales_order(request: Request) -> Response:
 async def create_batch_job(request: Request) -> Response:
     principal = await _principal(request)
     settings = _settings(request)
-    async with _database(request).connection() as connection:
+    async with _database(request).scoped(principal.organization_id) as connection:
         await limits.check_job_creation(_queue(request).redis, connection, settings, principal)
     max_batch_size = settings.max_batch_size
     batch = parse_batch_request(await read_json(request), max_batch_size=max_batch_size)
@@ -109,7 +109,7 @@ async def list_batch_jobs(request: Request) -> Response:
     reject_unknown_query(request, {"status", "limit", "cursor"})
     status = query_choice(request, "status", tuple(s.value for s in JobStatus))
     limit = limit_of(request)
-    async with _database(request).connection() as connection:
+    async with _database(request).scoped(principal.organization_id) as connection:
         found = await jobs.list_jobs(
             connection,
             principal.organization_id,
@@ -124,7 +124,7 @@ async def get_batch_job(request: Request) -> Response:
     """Cheap to poll every 2 s: the ETag is the job's sequence number, so 304 until it moves."""
     principal = await _principal(request)
     job_id = path_uuid(request, "job_id", JOB_NOT_FOUND)
-    async with _database(request).connection() as connection:
+    async with _database(request).scoped(principal.organization_id) as connection:
         job = await jobs.get_job(connection, principal.organization_id, job_id)
     etag = f'W/"{job.id}-{job.progress_seq}"'
     if_none_match = request.headers.get("if-none-match", "")
@@ -142,7 +142,7 @@ async def list_batch_job_items(request: Request) -> Response:
     reject_unknown_query(request, {"status", "limit", "cursor"})
     status = query_choice(request, "status", tuple(s.value for s in ItemStatus))
     limit = limit_of(request)
-    async with _database(request).connection() as connection:
+    async with _database(request).scoped(principal.organization_id) as connection:
         job = await jobs.get_job(connection, principal.organization_id, job_id)
         items = await jobs.list_items(
             connection,
@@ -166,7 +166,7 @@ async def list_invoices(request: Request) -> Response:
     reject_unknown_query(request, {"job_id", "limit", "cursor"})
     job_id = query_uuid(request, "job_id")
     limit = limit_of(request)
-    async with _database(request).connection() as connection:
+    async with _database(request).scoped(principal.organization_id) as connection:
         found = await invoices.list_invoices(
             connection,
             principal.organization_id,
@@ -180,7 +180,7 @@ async def list_invoices(request: Request) -> Response:
 async def get_invoice(request: Request) -> Response:
     principal = await _principal(request)
     invoice_id = path_uuid(request, "invoice_id", INVOICE_NOT_FOUND)
-    async with _database(request).connection() as connection:
+    async with _database(request).scoped(principal.organization_id) as connection:
         invoice = await invoices.get_invoice(connection, principal.organization_id, invoice_id)
     return JSONResponse(invoice.to_json())
 
@@ -203,7 +203,7 @@ async def batch_jobs(request: Request) -> Response:
 async def me(request: Request) -> Response:
     """Who the caller is, for the UI's header."""
     principal = await _principal(request)
-    async with _database(request).connection() as connection:
+    async with _database(request).scoped(principal.organization_id) as connection:
         name = await accounts.organization_name(connection, principal.organization_id)
     return JSONResponse(
         {

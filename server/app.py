@@ -17,7 +17,7 @@ from starlette.routing import Route
 from invoicing.errors import InvoicingError
 from invoicing.queue import JobQueue, connect_redis
 from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.storage.database import APP_ROLE, Database
 from server import api, openapi, pages, tokens, ws
 from server.errors import database_data_error, http_error, invoicing_error, unexpected_error
 from server.headers import SecurityHeaders
@@ -46,7 +46,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        database = Database(database_url, pool_size=settings.db_pool_size)
+        database = Database(database_url, pool_size=settings.db_pool_size, app_role=APP_ROLE)
         await database.connect()
         # Redis connects lazily: the server starts, and accepts jobs, while Redis is down.
         queue = JobQueue(connect_redis(redis_url), settings)

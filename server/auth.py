@@ -63,7 +63,7 @@ async def _by_bearer_token(header: str, database: Database) -> Principal:
         )
     if len(token) > MAX_TOKEN_LENGTH:
         raise Unauthorized("The token is not valid.", code="invalid_token")
-    async with database.connection() as db:
+    async with database.system() as db:
         principal = await principal_by_token(db, hash_token(token))
     if principal is None:
         raise Unauthorized("The token is not valid.", code="invalid_token")

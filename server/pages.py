@@ -129,7 +129,7 @@ async def app_page(request: Request) -> Response:
     if principal is None:
         return RedirectResponse("/login", status_code=303)
     page = request.url.path.strip("/") or "orders"
-    async with _database(request).connection() as connection:
+    async with _database(request).scoped(principal.organization_id) as connection:
         organization = await accounts.organization_name(connection, principal.organization_id)
     return _render(request, f"{page}.html", principal=principal, page=page, organization=organization)
 

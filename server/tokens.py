@@ -73,7 +73,7 @@ async def settings_page(request: Request) -> Response:
     principal = await _principal_or_none(request)
     if principal is None:
         return RedirectResponse("/login", status_code=303)
-    async with _database(request).connection() as connection:
+    async with _database(request).scoped(principal.organization_id) as connection:
         organization = await accounts.organization_name(connection, principal.organization_id)
     renderer: Jinja2Templates = request.state.templates
     response = renderer.TemplateResponse(

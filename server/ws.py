@@ -51,7 +51,7 @@ class JobWatcher:
 
     async def snapshot(self) -> bool:
         """Send the current state from PostgreSQL; True if the watched job has finished."""
-        async with self.state.database.connection() as connection:
+        async with self.state.database.scoped(self.principal.organization_id) as connection:
             if self.job_id is not None:
                 job = await jobs.get_job(connection, self.principal.organization_id, self.job_id)
                 self.last_seq[str(job.id)] = job.progress_seq

@@ -22,7 +22,7 @@ from arq.worker import Worker, func
 from invoicing import keys
 from invoicing.queue import connect_redis
 from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.storage.database import APP_ROLE, Database
 from worker.tasks import process_batch_job, sweep_task
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ async def run_worker(settings: Settings, *, burst: bool = False, handle_signals:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
     backoff = 0.5
-    async with Database(database_url, pool_size=settings.worker_max_jobs + 2) as database:
+    async with Database(database_url, pool_size=settings.worker_max_jobs + 2, app_role=APP_ROLE) as database:
         while not stop.is_set():
             worker = build_worker(settings, database, worker_id)
             worker.burst = burst

@@ -33,7 +33,7 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
     database, queue, settings = _resources(ctx)
     job_uuid = UUID(job_id)
     owner = f"{ctx['worker_id']}/{uuid4().hex[:8]}"
-    async with database.transaction() as connection:
+    async with database.system() as connection:
         job = await leases.claim_job(connection, job_uuid, owner, settings.lease_seconds)
     if job is None:
         return "not claimed"
@@ -44,7 +44,12 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
         while True:
             started = time.perf_counter()
             outcome = await process_next_chunk(
-                database, job_uuid, owner, chunk_size=chunk_size, lease_seconds=settings.lease_seconds
+                database,
+                job_uuid,
+                owner,
+                organization_id=job.organization_id,
+                chunk_size=chunk_size,
+                lease_seconds=settings.lease_seconds,
             )
             if outcome.job is not None:
                 await queue.publish(outcome.job)
@@ -71,7 +76,7 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
 
 
 async def _release(database: Database, queue: JobQueue, job_id: UUID, owner: str) -> None:
-    async with database.transaction() as connection:
+    async with database.system() as connection:
         ticket = await leases.release_job(connection, job_id, owner)
     if ticket is not None:
         logger.info("job %s released for another worker", job_id)

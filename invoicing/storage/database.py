@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from uuid import UUID
 
 import asyncpg
 import databases
@@ -58,16 +59,32 @@ def _without_query(url: str) -> str:
     return parts._replace(query="").geturl()
 
 
-class Database:
-    """A PostgreSQL pool. ``connection()`` and ``transaction()`` yield raw asyncpg connections."""
+#: The role the server and the worker act as: it owns no table, so row-level security applies.
+APP_ROLE = "invoicing_app"
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+
+class Database:
+    """A PostgreSQL pool yielding raw asyncpg connections.
+
+    With ``app_role`` (the server and the worker), every connection acts as that role, and
+    row-level security hides every organization's rows unless a transaction names one:
+    use ``scoped(organization_id)`` for a request or a job, ``system()`` for the few
+    operations that span organizations. ``connection()`` and ``transaction()`` name none.
+    Without ``app_role`` (migrations, seeding, tests' own setup) the connecting user is used.
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 10, app_role: str | None = None) -> None:
         self.url = url
+        self.app_role = app_role
+        # Set at connection start-up, the role is also what RESET ALL (run by the pool when a
+        # connection is released) returns to.
+        startup: dict[str, Any] = {"server_settings": {"role": app_role}} if app_role else {}
         self._database = databases.Database(
             _without_query(url),
             min_size=1,
             max_size=pool_size,
             init=_init_connection,
+            **startup,
             **_socket_options(url),
         )
 
@@ -97,6 +114,36 @@ class Database:
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
         async with self._database.connection() as connection, connection.transaction():
             yield connection.raw_connection
+
+    @asynccontextmanager
+    async def scoped(self, organization_id: UUID) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction that sees and writes only this organization's rows."""
+        async with self.transaction() as connection:
+            await connection.execute(
+                "SELECT set_config('app.organization_id', $1, true)", str(organization_id)
+            )
+            yield connection
+
+    @asynccontextmanager
+    async def system(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction across organizations: login, token lookup, claiming by id, the sweep."""
+        async with self.transaction() as connection:
+            if self.app_role:
+                await connection.execute("SET LOCAL ROLE NONE")
+            yield connection
+
+    @asynccontextmanager
+    async def as_owner(self, connection: asyncpg.Connection) -> AsyncIterator[None]:
+        """Inside a scoped transaction, step out of the role for a bulk COPY (which PostgreSQL
+        refuses on tables with row-level security); the rows copied were read under it."""
+        if not self.app_role:
+            yield
+            return
+        await connection.execute("SET LOCAL ROLE NONE")
+        try:
+            yield
+        finally:
+            await connection.execute(f'SET LOCAL ROLE "{self.app_role}"')
 
     async def ping(self) -> bool:
         try:
