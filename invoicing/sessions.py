@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from uuid import UUID
 
 from invoicing.accounts import PASSWORD_HASHER, hash_token, verify_password
-from invoicing.errors import Unauthorized
+from invoicing.errors import Forbidden, Unauthorized
 from invoicing.principal import Principal
 from invoicing.storage import accounts
 from invoicing.storage.database import Database
@@ -57,3 +58,17 @@ async def logout(database: Database, token: str) -> None:
 async def principal_for_session(database: Database, token: str) -> Principal | None:
     async with database.system() as connection:
         return await accounts.principal_by_session(connection, hash_token(token))
+
+
+async def memberships(database: Database, principal: Principal) -> list[tuple[UUID, str, str]]:
+    """The organizations the user can act in, for choosing one."""
+    async with database.system() as connection:
+        return await accounts.memberships_of(connection, principal.user_id)
+
+
+async def switch_organization(database: Database, token: str, organization_id: UUID) -> None:
+    """Act in another organization of the user's, chosen explicitly; Forbidden otherwise."""
+    async with database.system() as connection:
+        switched = await accounts.switch_session_organization(connection, hash_token(token), organization_id)
+    if not switched:
+        raise Forbidden("You are not a member of that organization.", code="not_a_member")

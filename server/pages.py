@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from uuid import UUID
 
 import jinja2
 from starlette.requests import Request
@@ -12,7 +13,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from invoicing import limits, sessions
-from invoicing.errors import InvoicingError, Unauthorized
+from invoicing.errors import Forbidden, InvoicingError, Unauthorized
 from invoicing.principal import Principal
 from invoicing.storage import accounts
 from invoicing.storage.database import Database
@@ -58,7 +59,7 @@ async def _principal_or_none(request: Request) -> Principal | None:
         return None
 
 
-def _render(request: Request, name: str, status_code: int = 200, **context: object) -> Response:
+def _render(request: Request, name: str, status_code: int = 200, /, **context: object) -> Response:
     renderer: Jinja2Templates = request.state.templates
     response = renderer.TemplateResponse(request, name, context, status_code=status_code)
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
@@ -129,9 +130,29 @@ async def app_page(request: Request) -> Response:
     if principal is None:
         return RedirectResponse("/login", status_code=303)
     page = request.url.path.strip("/") or "orders"
+    return _render(request, f"{page}.html", page=page, **await account_context(request, principal))
+
+
+async def account_context(request: Request, principal: Principal) -> dict[str, object]:
+    """What the page header shows: who, in which organization, and which others they can pick."""
     async with _database(request).scoped(principal.organization_id) as connection:
         organization = await accounts.organization_name(connection, principal.organization_id)
-    return _render(request, f"{page}.html", principal=principal, page=page, organization=organization)
+    choices = await sessions.memberships(_database(request), principal)
+    return {"principal": principal, "organization": organization, "memberships": choices}
+
+
+async def choose_organization(request: Request) -> Response:
+    """Act in another of the user's organizations (a form in the header)."""
+    token = session_token(request)
+    form = await request.form(max_files=0, max_fields=5)
+    if token is None or not same_origin(request):
+        return RedirectResponse("/login", status_code=303)
+    try:
+        organization_id = UUID(str(form.get("organization_id", "")))
+        await sessions.switch_organization(_database(request), token, organization_id)
+    except (ValueError, Forbidden):
+        return RedirectResponse("/orders?organization=refused", status_code=303)
+    return RedirectResponse("/orders", status_code=303)
 
 
 def routes() -> list[Route | Mount]:
@@ -140,6 +161,7 @@ def routes() -> list[Route | Mount]:
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login_submit, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
+        Route("/organization", choose_organization, methods=["POST"]),
         Route("/orders", app_page),
         Route("/jobs", app_page),
         Mount("/static", StaticFiles(directory=str(web_dir() / "static")), name="static"),

@@ -10,10 +10,9 @@ from starlette.templating import Jinja2Templates
 from invoicing import tokens
 from invoicing.errors import InvoicingError
 from invoicing.principal import Principal
-from invoicing.storage import accounts
 from invoicing.storage.database import Database
 from server.auth import authenticate, session_token
-from server.pages import CONTENT_SECURITY_POLICY
+from server.pages import CONTENT_SECURITY_POLICY, account_context
 from server.requests import path_uuid, read_json
 
 #: A name of 100 characters, escaped, fits many times over.
@@ -73,14 +72,9 @@ async def settings_page(request: Request) -> Response:
     principal = await _principal_or_none(request)
     if principal is None:
         return RedirectResponse("/login", status_code=303)
-    async with _database(request).scoped(principal.organization_id) as connection:
-        organization = await accounts.organization_name(connection, principal.organization_id)
     renderer: Jinja2Templates = request.state.templates
-    response = renderer.TemplateResponse(
-        request,
-        "settings.html",
-        {"principal": principal, "page": "settings", "organization": organization},
-    )
+    context = {"page": "settings", **await account_context(request, principal)}
+    response = renderer.TemplateResponse(request, "settings.html", context)
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["Referrer-Policy"] = "same-origin"
     return response

@@ -103,3 +103,31 @@ async def delete_session(connection: asyncpg.Connection, token_hash: bytes) -> N
 
 async def organization_name(connection: asyncpg.Connection, organization_id: UUID) -> str:
     return str(await connection.fetchval("SELECT name FROM organizations WHERE id = $1", organization_id))
+
+
+MEMBERSHIPS_OF = """
+SELECT m.organization_id, o.name, m.role
+FROM memberships m JOIN organizations o ON o.id = m.organization_id
+WHERE m.user_id = $1
+ORDER BY o.name, o.id
+"""
+
+# Only to an organization the user belongs to: otherwise nothing changes.
+SWITCH_SESSION_ORGANIZATION = """
+UPDATE sessions s SET organization_id = $2
+WHERE s.token_hash = $1
+  AND EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = s.user_id AND m.organization_id = $2)
+RETURNING s.organization_id
+"""
+
+
+async def memberships_of(connection: asyncpg.Connection, user_id: UUID) -> list[tuple[UUID, str, str]]:
+    """(organization id, name, role) of every organization the user belongs to."""
+    rows = await connection.fetch(MEMBERSHIPS_OF, user_id)
+    return [(row["organization_id"], row["name"], row["role"]) for row in rows]
+
+
+async def switch_session_organization(
+    connection: asyncpg.Connection, token_hash: bytes, organization_id: UUID
+) -> bool:
+    return await connection.fetchval(SWITCH_SESSION_ORGANIZATION, token_hash, organization_id) is not None

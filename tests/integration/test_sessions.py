@@ -93,3 +93,34 @@ async def test_pages_send_anonymous_visitors_to_the_login_page(settings: Setting
         login = await client.get("/login")
     assert login.status_code == 200
     assert "script-src 'self'" in login.headers["content-security-policy"]
+
+
+async def test_a_member_of_two_organizations_acts_in_the_one_chosen(
+    settings: Settings, database: Database
+) -> None:
+    first = await create_organization(database, with_passwords=True)
+    second, stranger = await create_organization(database), await create_organization(database)
+    async with database.connection() as connection:
+        await connection.execute(
+            "INSERT INTO memberships (organization_id, user_id, role) VALUES ($1, $2, 'member')",
+            second.id,
+            first.member.id,
+        )
+    async with api_client(settings) as client:
+        await log_in(client, first)
+        before = (await client.get("/api/me")).json()["organization"]["id"]
+        other = str(second.id) if before == str(first.id) else str(first.id)
+        page = await client.get("/orders")
+        switched = await client.post(
+            "/organization", data={"organization_id": other}, headers={"Origin": SITE}
+        )
+        after = (await client.get("/api/me")).json()["organization"]["id"]
+        refused = await client.post(
+            "/organization", data={"organization_id": str(stranger.id)}, headers={"Origin": SITE}
+        )
+        still = (await client.get("/api/me")).json()["organization"]["id"]
+    assert 'name="organization_id"' in page.text, "the header offers the choice"
+    assert switched.status_code == 303
+    assert after == other
+    assert refused.headers["location"].endswith("organization=refused")
+    assert still == other
