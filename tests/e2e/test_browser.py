@@ -71,7 +71,8 @@ async def start_batch_of_all_matching(page: Page, count: int) -> None:
     await expect(page.locator("[data-orders-total]")).to_contain_text(f"{count:,}")
     await expect(page.locator("[data-orders-body] tr")).to_have_count(min(count, 50))
     await page.locator("[data-select-page]").check()
-    await page.locator("[data-select-banner-action]").click()
+    if count > 50:  # more than one page: choose "Select all N matching"
+        await page.locator("[data-select-banner-action]").click()
     create = page.get_by_role("button", name=f"Create {count:,} invoices")
     await create.click()
     await expect(page.get_by_text("Batch job started")).to_be_visible()
@@ -147,3 +148,30 @@ async def test_the_card_finishes_through_polling_when_websockets_are_blocked(
         await expect(page.get_by_text("Live updates paused")).to_be_visible()
         await expect(card(page)).to_have_attribute("data-status", "completed", timeout=60_000)
         await expect(card(page).locator('[data-field="processed"]')).to_have_attribute("data-value", "1500")
+
+
+HOSTILE = '<img src=x onerror="window.__xss = 1">Evil & Co <script>window.__xss = 2</script>'
+
+
+async def test_customer_and_order_text_with_markup_is_shown_as_text(
+    browser: Browser, database_url: str, redis_url: str, database: Database, tmp_path: Path
+) -> None:
+    async with running_product(database_url, redis_url, database, tmp_path, orders=0) as product:
+        organization = product.organization
+        async with database.connection() as connection:
+            await connection.execute(
+                "UPDATE customers SET name = $1, billing_name = $1 WHERE organization_id = $2",
+                HOSTILE,
+                organization.id,
+            )
+        await create_orders(database, organization, 1, prefix="<b>SO</b>")
+        await create_orders(database, organization, 1, prefix="<i>NL</i>", lines=())
+        page = await logged_in_page(browser, product)
+        await expect(page.locator("[data-orders-body]")).to_contain_text(HOSTILE)
+        await start_batch_of_all_matching(page, 2)
+        await expect(card(page)).to_have_attribute("data-status", "completed", timeout=30_000)
+        await card(page).locator("details summary").click()
+        await expect(card(page).locator(".failures__item")).to_contain_text("<i>NL</i>")
+        await expect(page.locator("[data-invoices]")).to_contain_text("Evil & Co")
+        assert await page.evaluate("window.__xss") is None, "no markup from data ever ran"
+        assert await page.locator("main img, main script, main b, main i").count() == 0
