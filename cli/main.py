@@ -1,4 +1,4 @@
-"""``invoicing``: dev, server, worker, migrate, seed, process-pending, create-token."""
+"""``invoicing``: dev, server, worker, migrate, seed, process-pending, create-token, bench."""
 
 from __future__ import annotations
 
@@ -57,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     bench_ws.add_argument("--orders", type=int, default=2000, help="orders in each round's job")
     bench_ws.add_argument("--processes", type=int, default=1, help="server processes to run")
     bench_ws.add_argument("--json", action="store_true", help="print one JSON document")
+    bench = commands.add_parser(
+        "bench", help="measure invoices per second: PostgreSQL ceiling, end to end, one request per order"
+    )
+    bench.add_argument("--sizes", default="1000,10000,100000", help="comma-separated numbers of orders")
+    bench.add_argument("--workers-list", default="1,2", help="comma-separated worker process counts")
+    bench.add_argument("--naive-sample", type=int, default=5000, help="most orders for the naive path")
+    bench.add_argument("--json", action="store_true", help="print one JSON document")
     return parser
 
 
@@ -107,6 +114,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         counts = [int(part) for part in args.clients.split(",") if part.strip()]
         return run(settings, clients=counts, orders=args.orders, processes=args.processes, as_json=args.json)
+    if args.command == "bench":
+        from cli.bench import run as run_bench
+
+        sizes = [int(part) for part in args.sizes.split(",") if part.strip()]
+        workers = [int(part) for part in args.workers_list.split(",") if part.strip()]
+        return run_bench(
+            settings, sizes=sizes, workers_list=workers, naive_sample=args.naive_sample, as_json=args.json
+        )
     if args.command == "create-token":
         token = asyncio.run(commands.create_token(settings, args.email, args.name, args.organization))
         print(token)
