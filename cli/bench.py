@@ -57,8 +57,8 @@ _INVALID_KINDS = (MISSING_BILLING_INFO, CURRENCY_MISMATCH, INVALID_LINE)
 NAIVE_CONCURRENCY = 4
 _ORDER_COLUMNS = ("id", "organization_id", "number", "customer_id", "status", "currency", "order_date")
 _LINE_COLUMNS = (
-    "sales_order_id", "position", "description", "quantity", "unit_price", "discount_percent",
-    "tax_rate_percent",
+    "organization_id", "sales_order_id", "position", "description", "quantity", "unit_price",
+    "discount_percent", "tax_rate_percent",
 )  # fmt: skip
 
 
@@ -131,7 +131,7 @@ async def _organization(database: Database, orders: int) -> _Organization:
         )
         order_rows, lines = _order_rows(organization_id, customers, orders)
         await connection.copy_records_to_table("sales_orders", records=order_rows, columns=_ORDER_COLUMNS)
-        text = io.BytesIO("".join(lines).encode())
+        text = io.BytesIO("".join(f"{organization_id}\t{line}" for line in lines).encode())
         await connection.copy_to_table("sales_order_lines", source=text, columns=_LINE_COLUMNS, format="text")
     return _Organization(organization_id, created["users"][0]["token"], [row[0] for row in order_rows])
 

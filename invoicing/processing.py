@@ -32,6 +32,8 @@ class ChunkOutcome:
     """The job as committed by a chunk, or None when another worker has taken the job over."""
 
     job: BatchJob | None
+    #: The last item position this chunk handled: the next chunk starts after it.
+    last_position: int = 0
 
     @property
     def done(self) -> bool:
@@ -72,6 +74,7 @@ async def process_next_chunk(
     organization_id: UUID,
     chunk_size: int,
     lease_seconds: float,
+    after_position: int = 0,
 ) -> ChunkOutcome:
     """Invoice the next ``chunk_size`` pending items of a job whose lease ``owner`` holds.
 
@@ -83,7 +86,10 @@ async def process_next_chunk(
             return ChunkOutcome(job=None)
         if lease.cancel_requested:
             return ChunkOutcome(job=await progress.finish_cancelled(connection, job_id))
-        items = await progress.next_pending_items(connection, job_id, chunk_size)
+        items = await progress.next_pending_items(connection, job_id, chunk_size, after_position)
+        if not items and after_position:
+            # Nothing after the last position: make sure nothing before it is left either.
+            items = await progress.next_pending_items(connection, job_id, chunk_size)
         if not items:
             return ChunkOutcome(job=await progress.finish_completed(connection, job_id))
         order_ids = [order_id for _, order_id in items]
@@ -115,7 +121,7 @@ async def process_next_chunk(
             failed=len(failures),
             new_errors=failures[: max(0, ERROR_SAMPLE_SIZE - lease.error_count)],
         )
-        return ChunkOutcome(job=job)
+        return ChunkOutcome(job=job, last_position=items[-1][0])
 
 
 def _item_result(

@@ -39,7 +39,7 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
         return "not claimed"
     logger.info("job %s claimed by %s (attempt %d)", job_uuid, owner, job.attempts)
     await queue.publish(job)
-    chunk_size = settings.chunk_size
+    chunk_size, after_position = settings.chunk_size, 0
     try:
         while True:
             started = time.perf_counter()
@@ -50,11 +50,13 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
                 organization_id=job.organization_id,
                 chunk_size=chunk_size,
                 lease_seconds=settings.lease_seconds,
+                after_position=after_position,
             )
             if outcome.job is not None:
                 await queue.publish(outcome.job)
             if outcome.done:
                 break
+            after_position = outcome.last_position
             elapsed = time.perf_counter() - started
             logger.debug("job %s: chunk of %d in %.3f s", job_uuid, chunk_size, elapsed)
             chunk_size = next_chunk_size(

@@ -52,7 +52,7 @@ INVOICE_COLUMNS = (
 )  # fmt: skip
 LINE_COLUMNS = (
     "invoice_id", "position", "description", "quantity", "unit_price",
-    "discount_percent", "tax_rate_percent", "net_amount",
+    "discount_percent", "tax_rate_percent", "net_amount", "organization_id",
 )  # fmt: skip
 
 
@@ -165,6 +165,7 @@ async def insert_invoices(
                 line.discount_percent,
                 line.tax_rate_percent,
                 line.net_amount,
+                organization_id,
             )
             for line in draft.lines
         )

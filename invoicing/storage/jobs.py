@@ -23,8 +23,8 @@ RETURNING *
 
 # One statement for any number of items: the ids travel as one array parameter.
 INSERT_ITEMS = """
-INSERT INTO batch_job_items (job_id, position, order_id)
-SELECT $1, item.position, item.order_id
+INSERT INTO batch_job_items (job_id, position, order_id, organization_id)
+SELECT $1, item.position, item.order_id, $3
 FROM unnest($2::uuid[]) WITH ORDINALITY AS item(order_id, position)
 """
 
@@ -79,7 +79,7 @@ async def create_job(
         INSERT_JOB, organization_id, JOB_TYPE_BULK_INVOICE, len(order_ids), payload, created_by
     )
     job = BatchJob.from_row(row)
-    await connection.execute(INSERT_ITEMS, job.id, list(order_ids))
+    await connection.execute(INSERT_ITEMS, job.id, list(order_ids), organization_id)
     await audit(connection, job, created_by, "job_created", {"total_items": len(order_ids)})
     return job
 

@@ -19,9 +19,12 @@ WHERE id = $1 AND lease_owner = $2 AND status = 'processing'
 RETURNING organization_id, created_by, cancel_requested, jsonb_array_length(errors) AS error_count
 """
 
+# Items are processed in position order, so the next chunk starts after the last one: the
+# index range scan then skips the processed items, which stay in the partial index until
+# vacuum (scanning from the start each time made a 100,000-item job quadratic).
 NEXT_PENDING_ITEMS = """
 SELECT position, order_id FROM batch_job_items
-WHERE job_id = $1 AND status = 'pending'
+WHERE job_id = $1 AND status = 'pending' AND position > $3
 ORDER BY position LIMIT $2
 """
 
@@ -103,12 +106,10 @@ async def renew_lease(
 
 
 async def next_pending_items(
-    connection: asyncpg.Connection, job_id: UUID, limit: int
+    connection: asyncpg.Connection, job_id: UUID, limit: int, after_position: int = 0
 ) -> list[tuple[int, UUID]]:
-    return [
-        (row["position"], row["order_id"])
-        for row in await connection.fetch(NEXT_PENDING_ITEMS, job_id, limit)
-    ]
+    rows = await connection.fetch(NEXT_PENDING_ITEMS, job_id, limit, after_position)
+    return [(row["position"], row["order_id"]) for row in rows]
 
 
 async def record_items(connection: asyncpg.Connection, job_id: UUID, results: Sequence[ItemResult]) -> None:

@@ -117,7 +117,7 @@ _CUSTOMER_COLUMNS = (
 _ORDER_COLUMNS = ("id", "organization_id", "number", "customer_id", "status", "currency", "order_date")
 # Nothing refers to a line, so PostgreSQL fills in line ids itself.
 _LINE_COLUMNS = (
-    "sales_order_id", "position", "description", "quantity", "unit_price",
+    "organization_id", "sales_order_id", "position", "description", "quantity", "unit_price",
     "discount_percent", "tax_rate_percent",
 )  # fmt: skip
 
@@ -231,7 +231,7 @@ async def _seed_organization(
         await conn.copy_records_to_table("sales_orders", records=rows.orders, columns=_ORDER_COLUMNS)
         # Lines go as text: asyncpg's binary encoding of four Decimals a row would cost more
         # client CPU than everything else here together.
-        lines = io.BytesIO("".join(rows.lines).encode())
+        lines = io.BytesIO("".join(f"{organization_id}\t{line}" for line in rows.lines).encode())
         await conn.copy_to_table("sales_order_lines", source=lines, columns=_LINE_COLUMNS, format="text")
     return {"id": str(organization_id), "name": name, "users": users}
 

@@ -128,7 +128,7 @@ async def create_orders(
     ]
     line_rows = [
         (uuid4(), order_id, position, line.description, line.quantity, line.unit_price,
-         line.discount_percent, line.tax_rate_percent)
+         line.discount_percent, line.tax_rate_percent, organization.id)
         for order_id in order_ids
         for position, line in enumerate(lines, start=1)
     ]  # fmt: skip
@@ -150,6 +150,7 @@ async def create_orders(
                 "unit_price",
                 "discount_percent",
                 "tax_rate_percent",
+                "organization_id",
             ),
         )
     return order_ids
