@@ -10,14 +10,12 @@ from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import httpx
-import pytest_asyncio
 
 from invoicing.domain.paging import encode_cursor
-from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from tests.conftest import make_settings
-from tests.support.app import api_client
-from tests.support.factories import Organization, create_orders, create_organization
+from tests.support.app import api_client, error_of
+from tests.support.factories import Organization, create_orders
 
 SOME_ID = str(uuid4())
 NINE_MB = 9 * 1024 * 1024
@@ -34,28 +32,6 @@ EVERY_API_ROUTE = [
     ("GET", f"/api/invoices/{SOME_ID}"),
     ("POST", "/api/admin/process-pending"),
 ]
-
-
-@pytest_asyncio.fixture
-async def organization(database: Database) -> Organization:
-    return await create_organization(database)
-
-
-@pytest_asyncio.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(settings) as client:
-        yield client
-
-
-def error_of(response: httpx.Response) -> tuple[int, str]:
-    """(status, code) of an error answer, once its body is checked to be exactly the error shape."""
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message"}, body
-    assert isinstance(body["error"]["code"], str), body
-    assert isinstance(body["error"]["message"], str), body
-    assert body["error"]["message"], body
-    return response.status_code, body["error"]["code"]
 
 
 async def rows_written(database: Database) -> tuple[int, int]:

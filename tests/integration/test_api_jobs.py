@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
-import pytest_asyncio
 from arq.constants import job_key_prefix
 
 from invoicing import keys
 from invoicing.queue import JobQueue
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
-from tests.support.app import api_client
+from tests.support.app import error_of
 from tests.support.factories import Organization, create_mixed_orders, create_orders, create_organization
 from tests.support.workers import drain_queue
 
@@ -24,28 +22,6 @@ JOB_FIELDS = {
     "created_by", "cancel_requested", "progress", "items_per_second", "eta_seconds",
 }  # fmt: skip
 ITEM_FIELDS = {"order_id", "order_number", "status", "invoice_id", "error"}
-
-
-@pytest_asyncio.fixture
-async def organization(database: Database) -> Organization:
-    return await create_organization(database)
-
-
-@pytest_asyncio.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(settings) as client:
-        yield client
-
-
-def error_of(response: httpx.Response) -> tuple[int, str]:
-    """(status, code) of an error answer, once its body is checked to be exactly the error shape."""
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message"}, body
-    assert isinstance(body["error"]["code"], str), body
-    assert isinstance(body["error"]["message"], str), body
-    assert body["error"]["message"], body
-    return response.status_code, body["error"]["code"]
 
 
 async def submit(

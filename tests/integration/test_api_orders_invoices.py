@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
-import pytest_asyncio
 
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
-from tests.support.app import api_client
+from tests.support.app import api_client, error_of
 from tests.support.factories import Organization, create_orders, create_organization
 from tests.support.workers import drain_queue
 
@@ -22,28 +20,6 @@ INVOICE_FIELDS = {
     "subtotal", "tax_total", "total", "created_by", "batch_job_id",
 }  # fmt: skip
 UNINVOICED = {"status": "confirmed", "invoiced": "false"}
-
-
-@pytest_asyncio.fixture
-async def organization(database: Database) -> Organization:
-    return await create_organization(database)
-
-
-@pytest_asyncio.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(settings) as client:
-        yield client
-
-
-def error_of(response: httpx.Response) -> tuple[int, str]:
-    """(status, code) of an error answer, once its body is checked to be exactly the error shape."""
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message"}, body
-    assert isinstance(body["error"]["code"], str), body
-    assert isinstance(body["error"]["message"], str), body
-    assert body["error"]["message"], body
-    return response.status_code, body["error"]["code"]
 
 
 async def invoice_order(client: httpx.AsyncClient, headers: dict[str, str], order_id: UUID) -> dict[str, Any]:

@@ -31,3 +31,14 @@ async def api_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=_WithState(app, dict(state or {})))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client
+
+
+def error_of(response: httpx.Response) -> tuple[int, str]:
+    """(status, code) of an error answer, once its body is checked to be exactly the error shape."""
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message"}, body
+    assert isinstance(body["error"]["code"], str), body
+    assert isinstance(body["error"]["message"], str), body
+    assert body["error"]["message"], body
+    return response.status_code, body["error"]["code"]
