@@ -29,6 +29,7 @@ ENVIRONMENT: dict[str, str | None] = {
     "REDIS_PREFIX": "invoicing",
     "DB_POOL_SIZE": "10",
     "LOG_LEVEL": "INFO",
+    "SESSION_COOKIE_SECURE": "auto",
     "JOB_CREATE_PER_MINUTE": "30",
     "MAX_ACTIVE_JOBS_PER_ORG": "20",
     "LOGIN_FAILURES_PER_15_MIN": "10",
@@ -56,6 +57,8 @@ class Settings:
     redis_prefix: str
     db_pool_size: int
     log_level: str
+    #: "auto" (Secure when the request came over HTTPS), "true" or "false".
+    session_cookie_secure: str
     job_create_per_minute: int
     max_active_jobs_per_org: int
     login_failures_per_15_min: int
@@ -107,6 +110,9 @@ class Settings:
             redis_prefix=raw("REDIS_PREFIX") or "invoicing",
             db_pool_size=integer("DB_POOL_SIZE", 2, 200),
             log_level=log_level,
+            session_cookie_secure=_choice(
+                "SESSION_COOKIE_SECURE", raw("SESSION_COOKIE_SECURE"), ("auto", "true", "false")
+            ),
             job_create_per_minute=integer("JOB_CREATE_PER_MINUTE", 1, 1_000_000),
             max_active_jobs_per_org=integer("MAX_ACTIVE_JOBS_PER_ORG", 1, 1_000_000),
             login_failures_per_15_min=integer("LOGIN_FAILURES_PER_15_MIN", 1, 10_000),
@@ -139,3 +145,10 @@ def _number(name: str, value: str | None, kind: type[int] | type[float], low: fl
     if not low <= number <= high:
         raise ConfigurationError(f"{name} must be between {low:g} and {high:g}; got {value}.")
     return number
+
+
+def _choice(name: str, value: str | None, choices: tuple[str, ...]) -> str:
+    normalized = (value or choices[0]).lower()
+    if normalized not in choices:
+        raise ConfigurationError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
+    return normalized

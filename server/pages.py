@@ -109,10 +109,16 @@ async def login_submit(request: Request) -> Response:
         max_age=sessions.SESSION_LIFETIME_SECONDS,
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=_secure_cookie(request),
         path="/",
     )
     return response
+
+
+def _secure_cookie(request: Request) -> bool:
+    """Behind a TLS-terminating proxy the app sees http: SESSION_COOKIE_SECURE=true then."""
+    configured = request.state.settings.session_cookie_secure
+    return configured == "true" or (configured == "auto" and request.url.scheme == "https")
 
 
 async def logout(request: Request) -> Response:

@@ -6,6 +6,7 @@ import httpx
 
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
+from tests.conftest import make_settings
 from tests.support.app import api_client
 from tests.support.factories import TEST_PASSWORD, Organization, create_orders, create_organization
 
@@ -124,3 +125,22 @@ async def test_a_member_of_two_organizations_acts_in_the_one_chosen(
     assert after == other
     assert refused.headers["location"].endswith("organization=refused")
     assert still == other
+
+
+async def test_the_session_cookie_is_secure_when_configured(
+    database_url: str, redis_url: str, database: Database
+) -> None:
+    settings = make_settings(database_url, redis_url, SESSION_COOKIE_SECURE="true")
+    organization = await create_organization(database, with_passwords=True)
+    async with api_client(settings) as client:
+        response = await log_in(client, organization)
+    assert "Secure" in response.headers["set-cookie"]
+
+
+async def test_over_plain_http_the_cookie_is_not_secure_by_default(
+    settings: Settings, database: Database
+) -> None:
+    organization = await create_organization(database, with_passwords=True)
+    async with api_client(settings) as client:
+        response = await log_in(client, organization)
+    assert "Secure" not in response.headers["set-cookie"]
