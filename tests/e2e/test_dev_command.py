@@ -11,8 +11,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from invoicing.embedded import free_port, port_answers
@@ -30,6 +32,22 @@ def _wait_for(pattern: str, log: Path, process: subprocess.Popen[bytes], timeout
         assert process.poll() is None, f"invoicing dev exited early:\n{log.read_text()}"
         time.sleep(0.1)
     raise AssertionError(f"no {pattern!r} in the output within {timeout} s:\n{log.read_text()}")
+
+
+def _workers(dev_process: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    children = psutil.Process(dev_process.pid).children()
+    return [child for child in children if child.is_running() and "worker" in child.cmdline()]
+
+
+def _invoice_next_orders(client: httpx.Client, count: int) -> dict[str, Any]:
+    orders = client.get("/api/sales-orders", params={"invoiced": "false", "limit": count}).json()["items"]
+    job = client.post("/api/batch-jobs", json={"order_ids": [o["id"] for o in orders]}).json()
+    deadline = time.monotonic() + 60
+    while (state := client.get(f"/api/batch-jobs/{job['id']}").json())["status"] != "completed":
+        assert time.monotonic() < deadline, state
+        time.sleep(0.1)
+    result: dict[str, Any] = state
+    return result
 
 
 @pytest.fixture
@@ -68,14 +86,18 @@ def test_dev_runs_the_product_on_embedded_services_and_stops_cleanly(
 
     with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
         assert client.get("/readyz").json() == {"status": "ok", "database": True, "redis": True}
-        orders = client.get("/api/sales-orders", params={"invoiced": "false", "limit": 100}).json()["items"]
-        job = client.post("/api/batch-jobs", json={"order_ids": [o["id"] for o in orders]}).json()
-        deadline = time.monotonic() + 60
-        while (state := client.get(f"/api/batch-jobs/{job['id']}").json())["status"] != "completed":
-            assert time.monotonic() < deadline, state
+        state = _invoice_next_orders(client, 100)
+        assert state["processed_items"] == 100
+        assert state["successful_items"] + state["failed_items"] == 100
+
+        # `dev` supervises its worker: a worker that dies is replaced, and work goes on.
+        (worker,) = _workers(process)
+        worker.kill()
+        deadline = time.monotonic() + 30
+        while not [w for w in _workers(process) if w.pid != worker.pid]:
+            assert time.monotonic() < deadline, "the worker was not restarted"
             time.sleep(0.1)
-    assert state["processed_items"] == 100
-    assert state["successful_items"] + state["failed_items"] == 100
+        assert _invoice_next_orders(client, 20)["processed_items"] == 20
 
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) in (0, 130)
