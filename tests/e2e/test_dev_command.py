@@ -35,8 +35,15 @@ def _wait_for(pattern: str, log: Path, process: subprocess.Popen[bytes], timeout
 
 
 def _workers(dev_process: subprocess.Popen[bytes]) -> list[psutil.Process]:
-    children = psutil.Process(dev_process.pid).children()
-    return [child for child in children if child.is_running() and "worker" in child.cmdline()]
+    """The live worker processes `dev` runs (a killed one is a zombie until `dev` reaps it)."""
+    found = []
+    for child in psutil.Process(dev_process.pid).children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "worker" in child.cmdline():
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
 
 
 def _invoice_next_orders(client: httpx.Client, count: int) -> dict[str, Any]:
