@@ -74,8 +74,13 @@ def dev(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, int]]:
         )
     yield process, tmp_path, port
     if process.poll() is None:
-        process.kill()
-        process.wait()
+        # SIGTERM first: `dev` then stops its server, workers and embedded services itself.
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def test_dev_runs_the_product_on_embedded_services_and_stops_cleanly(
