@@ -23,7 +23,6 @@ import base64
 import io
 import json
 import logging
-import os
 import secrets
 import subprocess
 import sys
@@ -39,10 +38,9 @@ from typing import Any
 import httpx
 import psutil
 
-from cli.bench_websockets import Watchers, _LightClient, _scratch_database, _spawn, _stop
+from cli.bench_websockets import Watchers, _LightClient, _spawn, _stop, scratch_services, start_server
 from invoicing.domain.invoice_rules import CURRENCY_MISMATCH, INVALID_LINE, MISSING_BILLING_INFO
 from invoicing.domain.models import InvoiceDraft
-from invoicing.embedded import EmbeddedRedis, free_port, port_answers
 from invoicing.processing import decide, today
 from invoicing.settings import Settings
 from invoicing.storage import invoices
@@ -393,23 +391,12 @@ async def run_benchmark(
     """Measure every size with every worker count; create and drop everything it uses."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     async with AsyncExitStack() as stack:
-        database_url = await _scratch_database(stack, settings, workdir)
-        redis = EmbeddedRedis(workdir / "redis").start()
-        stack.callback(redis.stop)
-        database = await stack.enter_async_context(Database(database_url, pool_size=4))
-        await migrate(database)
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis.url, "LOG_LEVEL": "WARNING"}
-        env["SECRET_KEY"] = secrets.token_urlsafe(24)
+        env = await scratch_services(stack, settings, workdir)
         env["MAX_BATCH_SIZE"] = str(max(settings.max_batch_size, *sizes))
-        port = free_port()
-        server = _spawn(["server", "--port", str(port)], env, workdir / "server.log")
-        stack.callback(_stop, [server])
+        database = await stack.enter_async_context(Database(env["DATABASE_URL"], pool_size=4))
+        await migrate(database)
+        server, port = await start_server(stack, env, workdir)
         _say(f"  server pid {server.pid}, logs in {workdir}")
-        deadline = time.monotonic() + 60
-        while not port_answers("127.0.0.1", port):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the server did not start; see {workdir / 'server.log'}")
-            await asyncio.sleep(0.1)
         bench = _Bench(database, f"http://127.0.0.1:{port}", env, workdir, settings.max_chunk_size)
         results = []
         for size in sizes:

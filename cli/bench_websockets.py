@@ -246,29 +246,46 @@ async def _scratch_database(stack: AsyncExitStack, settings: Settings, workdir: 
     return with_database_name(admin_url, name)
 
 
+async def scratch_services(stack: AsyncExitStack, settings: Settings, workdir: Path) -> dict[str, str]:
+    """A scratch database and a private Redis, dropped and stopped with ``stack``; returns the
+    environment for the child processes that use them."""
+    database_url = await _scratch_database(stack, settings, workdir)
+    redis = EmbeddedRedis(workdir / "redis").start()
+    stack.callback(redis.stop)
+    log_level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis.url, "LOG_LEVEL": log_level}
+    env["SECRET_KEY"] = secrets.token_urlsafe(24)
+    return env
+
+
+async def start_server(
+    stack: AsyncExitStack, env: dict[str, str], workdir: Path, processes: int = 1
+) -> tuple[subprocess.Popen[bytes], int]:
+    """An ``invoicing server`` child process on a free port, once it answers."""
+    port = free_port()
+    server = _spawn(
+        ["server", "--port", str(port), "--processes", str(processes)], env, workdir / "server.log"
+    )
+    stack.callback(_stop, [server])
+    deadline = time.monotonic() + 60
+    while not port_answers("127.0.0.1", port):
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the server did not start; see {workdir / 'server.log'}")
+        await asyncio.sleep(0.1)
+    return server, port
+
+
 async def run_benchmark(
     settings: Settings, client_counts: list[int], orders_per_round: int, processes: int
 ) -> list[Round]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-ws-"))
     async with AsyncExitStack() as stack:
-        database_url = await _scratch_database(stack, settings, workdir)
-        redis = EmbeddedRedis(workdir / "redis").start()
-        stack.callback(redis.stop)
-        token, order_ids = await _prepare(database_url, orders_per_round * len(client_counts))
-        log_level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis.url, "LOG_LEVEL": log_level}
-        env["SECRET_KEY"] = secrets.token_urlsafe(24)
-        port = free_port()
-        server_args = ["server", "--port", str(port), "--processes", str(processes)]
-        server = _spawn(server_args, env, workdir / "server.log")
+        env = await scratch_services(stack, settings, workdir)
+        token, order_ids = await _prepare(env["DATABASE_URL"], orders_per_round * len(client_counts))
         worker = _spawn(["worker"], env, workdir / "worker.log")
+        stack.callback(_stop, [worker])
+        server, port = await start_server(stack, env, workdir, processes)
         print(f"  server pid {server.pid}, worker pid {worker.pid}, logs in {workdir}", file=sys.stderr)
-        stack.callback(_stop, [server, worker])
-        deadline = time.monotonic() + 60
-        while not port_answers("127.0.0.1", port):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the server did not start; see {workdir / 'server.log'}")
-            await asyncio.sleep(0.1)
         rounds = []
         for index, clients in enumerate(client_counts):
             batch = order_ids[index * orders_per_round : (index + 1) * orders_per_round]

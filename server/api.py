@@ -12,12 +12,10 @@ from invoicing import batches, limits, processing
 from invoicing.domain.jobs import ORDER_STATUSES, ItemStatus, JobStatus, parse_batch_request
 from invoicing.errors import NotFound
 from invoicing.principal import Principal
-from invoicing.queue import JobQueue
 from invoicing.records import BatchJob, BatchJobItem, Invoice, SalesOrderSummary
-from invoicing.settings import Settings
 from invoicing.storage import accounts, invoices, jobs, orders
-from invoicing.storage.database import Database
 from invoicing.sweep import sweep
+from server import state
 from server.auth import authenticate
 from server.paging import int_cursor, limit_of, page, text_id_cursor, time_id_cursor, time_text_cursor
 from server.requests import path_uuid, query_choice, query_uuid, read_json, reject_unknown_query
@@ -27,23 +25,8 @@ INVOICE_NOT_FOUND = NotFound("Invoice not found.", code="invoice_not_found")
 ORDER_NOT_FOUND = NotFound("Sales order not found.", code="order_not_found")
 
 
-def _database(request: Request) -> Database:
-    database: Database = request.state.database
-    return database
-
-
-def _queue(request: Request) -> JobQueue:
-    queue: JobQueue = request.state.queue
-    return queue
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.state.settings
-    return settings
-
-
 async def _principal(request: Request) -> Principal:
-    return await authenticate(request, _database(request))
+    return await authenticate(request, state.database(request))
 
 
 def _job_response(job: BatchJob, status_code: int = 200) -> JSONResponse:
@@ -58,7 +41,7 @@ async def list_sales_orders(request: Request) -> Response:
     invoiced = None if invoiced_text is None else invoiced_text == "true"
     include_total = query_choice(request, "include_total", ("true", "false")) == "true"
     limit = limit_of(request)
-    async with _database(request).scoped(principal.organization_id) as connection:
+    async with state.database(request).scoped(principal.organization_id) as connection:
         found = await orders.list_orders(
             connection,
             principal.organization_id,
@@ -81,7 +64,7 @@ async def invoice_sales_order(request: Request) -> Response:
     principal = await _principal(request)
     order_id = path_uuid(request, "order_id", ORDER_NOT_FOUND)
     invoice = await processing.invoice_single_order(
-        _database(request),
+        state.database(request),
         organization_id=principal.organization_id,
         order_id=order_id,
         user_id=principal.user_id,
@@ -91,13 +74,13 @@ async def invoice_sales_order(request: Request) -> Response:
 
 async def create_batch_job(request: Request) -> Response:
     principal = await _principal(request)
-    settings = _settings(request)
-    async with _database(request).scoped(principal.organization_id) as connection:
-        await limits.check_job_creation(_queue(request).redis, connection, settings, principal)
+    settings = state.settings(request)
+    async with state.database(request).scoped(principal.organization_id) as connection:
+        await limits.check_job_creation(state.queue(request).redis, connection, settings, principal)
     max_batch_size = settings.max_batch_size
     batch = parse_batch_request(await read_json(request), max_batch_size=max_batch_size)
     job = await batches.submit_batch(
-        _database(request), _queue(request), principal, batch, max_batch_size=max_batch_size
+        state.database(request), state.queue(request), principal, batch, max_batch_size=max_batch_size
     )
     response = _job_response(job, status_code=202)
     response.headers["Location"] = f"/api/batch-jobs/{job.id}"
@@ -109,7 +92,7 @@ async def list_batch_jobs(request: Request) -> Response:
     reject_unknown_query(request, {"status", "limit", "cursor"})
     status = query_choice(request, "status", tuple(s.value for s in JobStatus))
     limit = limit_of(request)
-    async with _database(request).scoped(principal.organization_id) as connection:
+    async with state.database(request).scoped(principal.organization_id) as connection:
         found = await jobs.list_jobs(
             connection,
             principal.organization_id,
@@ -124,7 +107,7 @@ async def get_batch_job(request: Request) -> Response:
     """Cheap to poll every 2 s: the ETag is the job's sequence number, so 304 until it moves."""
     principal = await _principal(request)
     job_id = path_uuid(request, "job_id", JOB_NOT_FOUND)
-    async with _database(request).scoped(principal.organization_id) as connection:
+    async with state.database(request).scoped(principal.organization_id) as connection:
         job = await jobs.get_job(connection, principal.organization_id, job_id)
     etag = f'W/"{job.id}-{job.progress_seq}"'
     if_none_match = request.headers.get("if-none-match", "")
@@ -142,7 +125,7 @@ async def list_batch_job_items(request: Request) -> Response:
     reject_unknown_query(request, {"status", "limit", "cursor"})
     status = query_choice(request, "status", tuple(s.value for s in ItemStatus))
     limit = limit_of(request)
-    async with _database(request).scoped(principal.organization_id) as connection:
+    async with state.database(request).scoped(principal.organization_id) as connection:
         job = await jobs.get_job(connection, principal.organization_id, job_id)
         items = await jobs.list_items(
             connection,
@@ -157,7 +140,7 @@ async def list_batch_job_items(request: Request) -> Response:
 async def cancel_batch_job(request: Request) -> Response:
     principal = await _principal(request)
     job_id = path_uuid(request, "job_id", JOB_NOT_FOUND)
-    job = await batches.cancel_batch(_database(request), _queue(request), principal, job_id)
+    job = await batches.cancel_batch(state.database(request), state.queue(request), principal, job_id)
     return _job_response(job)
 
 
@@ -166,7 +149,7 @@ async def list_invoices(request: Request) -> Response:
     reject_unknown_query(request, {"job_id", "limit", "cursor"})
     job_id = query_uuid(request, "job_id")
     limit = limit_of(request)
-    async with _database(request).scoped(principal.organization_id) as connection:
+    async with state.database(request).scoped(principal.organization_id) as connection:
         found = await invoices.list_invoices(
             connection,
             principal.organization_id,
@@ -180,7 +163,7 @@ async def list_invoices(request: Request) -> Response:
 async def get_invoice(request: Request) -> Response:
     principal = await _principal(request)
     invoice_id = path_uuid(request, "invoice_id", INVOICE_NOT_FOUND)
-    async with _database(request).scoped(principal.organization_id) as connection:
+    async with state.database(request).scoped(principal.organization_id) as connection:
         invoice = await invoices.get_invoice(connection, principal.organization_id, invoice_id)
     return JSONResponse(invoice.to_json())
 
@@ -188,7 +171,7 @@ async def get_invoice(request: Request) -> Response:
 async def process_pending(request: Request) -> Response:
     principal = await _principal(request)
     principal.require_admin()
-    result = await sweep(_database(request), _queue(request), _settings(request))
+    result = await sweep(state.database(request), state.queue(request), state.settings(request))
     body: dict[str, Any] = result.to_json()
     return JSONResponse(body)
 
@@ -203,7 +186,7 @@ async def batch_jobs(request: Request) -> Response:
 async def me(request: Request) -> Response:
     """Who the caller is, for the UI's header."""
     principal = await _principal(request)
-    async with _database(request).scoped(principal.organization_id) as connection:
+    async with state.database(request).scoped(principal.organization_id) as connection:
         name = await accounts.organization_name(connection, principal.organization_id)
     return JSONResponse(
         {

@@ -16,7 +16,7 @@ from invoicing import limits, sessions
 from invoicing.errors import Forbidden, InvoicingError, Unauthorized
 from invoicing.principal import Principal
 from invoicing.storage import accounts
-from invoicing.storage.database import Database
+from server import state
 from server.auth import SESSION_COOKIE, authenticate, same_origin, session_token
 
 MAX_FIELD_LENGTH = 320
@@ -45,16 +45,11 @@ def templates() -> Jinja2Templates:
     return Jinja2Templates(env=environment)
 
 
-def _database(request: Request) -> Database:
-    database: Database = request.state.database
-    return database
-
-
-async def _principal_or_none(request: Request) -> Principal | None:
+async def principal_or_none(request: Request) -> Principal | None:
     if session_token(request) is None:
         return None
     try:
-        return await authenticate(request, _database(request))
+        return await authenticate(request, state.database(request))
     except InvoicingError:
         return None
 
@@ -68,12 +63,12 @@ def _render(request: Request, name: str, status_code: int = 200, /, **context: o
 
 
 async def home(request: Request) -> Response:
-    principal = await _principal_or_none(request)
+    principal = await principal_or_none(request)
     return RedirectResponse("/orders" if principal else "/login", status_code=303)
 
 
 async def login_page(request: Request) -> Response:
-    if await _principal_or_none(request):
+    if await principal_or_none(request):
         return RedirectResponse("/orders", status_code=303)
     return _render(request, "login.html", error=None, email="")
 
@@ -97,7 +92,7 @@ async def login_submit(request: Request) -> Response:
         return refused
     try:
         session = await sessions.login(
-            _database(request), email, password, user_agent=request.headers.get("user-agent", "")
+            state.database(request), email, password, user_agent=request.headers.get("user-agent", "")
         )
     except Unauthorized as error:
         return _render(request, "login.html", 401, error=error.message, email=email)
@@ -124,7 +119,7 @@ def _secure_cookie(request: Request) -> bool:
 async def logout(request: Request) -> Response:
     token = session_token(request)
     if token is not None and same_origin(request):
-        await sessions.logout(_database(request), token)
+        await sessions.logout(state.database(request), token)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -132,7 +127,7 @@ async def logout(request: Request) -> Response:
 
 async def app_page(request: Request) -> Response:
     """Orders and jobs pages: a shell the scripts fill from the API and WebSockets."""
-    principal = await _principal_or_none(request)
+    principal = await principal_or_none(request)
     if principal is None:
         return RedirectResponse("/login", status_code=303)
     page = request.url.path.strip("/") or "orders"
@@ -141,9 +136,9 @@ async def app_page(request: Request) -> Response:
 
 async def account_context(request: Request, principal: Principal) -> dict[str, object]:
     """What the page header shows: who, in which organization, and which others they can pick."""
-    async with _database(request).scoped(principal.organization_id) as connection:
+    async with state.database(request).scoped(principal.organization_id) as connection:
         organization = await accounts.organization_name(connection, principal.organization_id)
-    choices = await sessions.memberships(_database(request), principal)
+    choices = await sessions.memberships(state.database(request), principal)
     return {"principal": principal, "organization": organization, "memberships": choices}
 
 
@@ -155,7 +150,7 @@ async def choose_organization(request: Request) -> Response:
         return RedirectResponse("/login", status_code=303)
     try:
         organization_id = UUID(str(form.get("organization_id", "")))
-        await sessions.switch_organization(_database(request), token, organization_id)
+        await sessions.switch_organization(state.database(request), token, organization_id)
     except (ValueError, Forbidden):
         return RedirectResponse("/orders?organization=refused", status_code=303)
     return RedirectResponse("/orders", status_code=303)

@@ -8,33 +8,26 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from invoicing import tokens
-from invoicing.errors import InvoicingError
-from invoicing.principal import Principal
-from invoicing.storage.database import Database
-from server.auth import authenticate, session_token
-from server.pages import CONTENT_SECURITY_POLICY, account_context
+from server import state
+from server.auth import authenticate
+from server.pages import CONTENT_SECURITY_POLICY, account_context, principal_or_none
 from server.requests import path_uuid, read_json
 
 #: A name of 100 characters, escaped, fits many times over.
 MAX_BODY_BYTES = 16 * 1024
 
 
-def _database(request: Request) -> Database:
-    database: Database = request.state.database
-    return database
-
-
 async def list_tokens(request: Request) -> Response:
-    principal = await authenticate(request, _database(request))
-    found = await tokens.list_tokens(_database(request), principal)
+    principal = await authenticate(request, state.database(request))
+    found = await tokens.list_tokens(state.database(request), principal)
     return JSONResponse({"items": [item.to_json() for item in found]})
 
 
 async def create_token(request: Request) -> Response:
-    principal = await authenticate(request, _database(request))
+    principal = await authenticate(request, state.database(request))
     name = tokens.parse_create_request(await read_json(request, max_bytes=MAX_BODY_BYTES))
     created = await tokens.create_token(
-        _database(request), principal.organization_id, principal.user_id, name
+        state.database(request), principal.organization_id, principal.user_id, name
     )
     # The only answer that ever carries the token: never cached, never stored.
     return JSONResponse(
@@ -52,24 +45,15 @@ async def tokens_collection(request: Request) -> Response:
 
 
 async def revoke_token(request: Request) -> Response:
-    principal = await authenticate(request, _database(request))
+    principal = await authenticate(request, state.database(request))
     token_id = path_uuid(request, "token_id", tokens.TOKEN_NOT_FOUND)
-    item = await tokens.revoke_token(_database(request), principal, token_id)
+    item = await tokens.revoke_token(state.database(request), principal, token_id)
     return JSONResponse(item.to_json())
-
-
-async def _principal_or_none(request: Request) -> Principal | None:
-    if session_token(request) is None:
-        return None
-    try:
-        return await authenticate(request, _database(request))
-    except InvoicingError:
-        return None
 
 
 async def settings_page(request: Request) -> Response:
     """A shell that settings.js fills from the API; the token list is never rendered here."""
-    principal = await _principal_or_none(request)
+    principal = await principal_or_none(request)
     if principal is None:
         return RedirectResponse("/login", status_code=303)
     renderer: Jinja2Templates = request.state.templates

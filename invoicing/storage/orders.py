@@ -27,6 +27,20 @@ LIMIT ${limit}
 """
 
 
+def _order_filter(
+    organization_id: UUID, status: str | None, invoiced: bool | None
+) -> tuple[list[str], list[Any]]:
+    """WHERE conditions and values of the order list's filters (``i`` is the joined invoice)."""
+    conditions = ["o.organization_id = $1"]
+    values: list[Any] = [organization_id]
+    if status is not None:
+        values.append(status)
+        conditions.append(f"o.status = ${len(values)}")
+    if invoiced is not None:
+        conditions.append("i.id IS NOT NULL" if invoiced else "i.id IS NULL")
+    return conditions, values
+
+
 async def list_orders(
     connection: asyncpg.Connection,
     organization_id: UUID,
@@ -37,13 +51,7 @@ async def list_orders(
     after: tuple[str, UUID] | None,
 ) -> list[SalesOrderSummary]:
     """Orders by number; ``after`` is the (number, id) of the last order of the previous page."""
-    conditions = ["o.organization_id = $1"]
-    values: list[Any] = [organization_id]
-    if status is not None:
-        values.append(status)
-        conditions.append(f"o.status = ${len(values)}")
-    if invoiced is not None:
-        conditions.append("i.id IS NOT NULL" if invoiced else "i.id IS NULL")
+    conditions, values = _order_filter(organization_id, status, invoiced)
     if after is not None:
         values += [after[0], after[1]]
         conditions.append(f"(o.number, o.id) > (${len(values) - 1}, ${len(values)})")
@@ -78,11 +86,5 @@ async def matching_order_ids(
 async def count_orders(
     connection: asyncpg.Connection, organization_id: UUID, *, status: str | None, invoiced: bool | None
 ) -> int:
-    conditions = ["o.organization_id = $1"]
-    values: list[Any] = [organization_id]
-    if status is not None:
-        values.append(status)
-        conditions.append(f"o.status = ${len(values)}")
-    if invoiced is not None:
-        conditions.append("i.id IS NOT NULL" if invoiced else "i.id IS NULL")
+    conditions, values = _order_filter(organization_id, status, invoiced)
     return int(await connection.fetchval(COUNT_ORDERS.format(conditions=" AND ".join(conditions)), *values))

@@ -1,0 +1,24 @@
+"""Typed access to what the lifespan yields as request state (one place, not one per module)."""
+
+from __future__ import annotations
+
+from starlette.requests import HTTPConnection
+
+from invoicing.queue import JobQueue
+from invoicing.settings import Settings
+from invoicing.storage.database import Database
+
+
+def database(connection: HTTPConnection) -> Database:
+    found: Database = connection.state.database
+    return found
+
+
+def queue(connection: HTTPConnection) -> JobQueue:
+    found: JobQueue = connection.state.queue
+    return found
+
+
+def settings(connection: HTTPConnection) -> Settings:
+    found: Settings = connection.state.settings
+    return found
