@@ -6,7 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from invoicing.domain.jobs import BatchRequest, OrderFilter
-from invoicing.errors import BadRequest
+from invoicing.errors import BadRequest, Conflict
 from invoicing.principal import Principal
 from invoicing.processing import job_payload
 from invoicing.queue import JobQueue
@@ -30,12 +30,15 @@ async def submit_batch(
         if request.order_filter is not None:
             order_ids = await _resolve_filter(connection, principal, request.order_filter, max_batch_size)
             extra["filter"] = request.order_filter.to_json()
+        if request.retry_of is not None:
+            extra["retry_of"] = str(request.retry_of)
         job = await jobs.create_job(
             connection,
             organization_id=principal.organization_id,
             created_by=principal.user_id,
             order_ids=order_ids,
             payload=job_payload(principal.user_id, "api", extra),
+            retry_of=request.retry_of,
         )
     await queue.enqueue(job.id, job.enqueue_generation)
     return job
@@ -59,6 +62,28 @@ async def _resolve_filter(
             code="batch_too_large",
         )
     return order_ids
+
+
+async def retry_batch(
+    database: Database, queue: JobQueue, principal: Principal, job_id: UUID, *, max_batch_size: int
+) -> BatchJob:
+    """A new job over the orders of a finished job that got no invoice.
+
+    The failed items' reasons are usually fixed in the orders first (an address, a price);
+    orders invoiced since then fail again harmlessly with ``already_invoiced``, as the
+    database keeps one invoice per order whatever is retried.
+    """
+    async with database.scoped(principal.organization_id) as connection:
+        job = await jobs.get_job(connection, principal.organization_id, job_id)
+        if not job.is_finished:
+            message = f"The job is still {job.status.value}; retry it once it has finished."
+            raise Conflict(message, code="job_not_finished")
+        order_ids = await jobs.uninvoiced_order_ids(connection, job)
+    if not order_ids:
+        message = "Every order of the job got its invoice; there is nothing to retry."
+        raise Conflict(message, code="nothing_to_retry")
+    retry = BatchRequest(order_ids=tuple(order_ids), retry_of=job.id)
+    return await submit_batch(database, queue, principal, retry, max_batch_size=max_batch_size)
 
 
 async def cancel_batch(database: Database, queue: JobQueue, principal: Principal, job_id: UUID) -> BatchJob:

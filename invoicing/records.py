@@ -48,6 +48,7 @@ class BatchJob:
     attempts: int
     enqueue_generation: int
     progress_seq: int
+    retry_of: UUID | None
 
     @classmethod
     def from_row(cls, row: Any) -> BatchJob:
@@ -87,6 +88,7 @@ class BatchJob:
             "items_per_second": metrics.items_per_second,
             "eta_seconds": metrics.eta_seconds,
             "seq": self.progress_seq,
+            "retry_of": None if self.retry_of is None else str(self.retry_of),
         }
 
 

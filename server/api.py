@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -14,7 +12,6 @@ from invoicing.errors import NotFound
 from invoicing.principal import Principal
 from invoicing.records import BatchJob, BatchJobItem, Invoice, SalesOrderSummary
 from invoicing.storage import accounts, invoices, jobs, orders
-from invoicing.sweep import sweep
 from server import state
 from server.auth import authenticate
 from server.paging import int_cursor, limit_of, page, text_id_cursor, time_id_cursor, time_text_cursor
@@ -72,19 +69,28 @@ async def invoice_sales_order(request: Request) -> Response:
     return JSONResponse(invoice.to_json(), status_code=201)
 
 
+async def _check_job_creation(request: Request, principal: Principal) -> None:
+    async with state.database(request).scoped(principal.organization_id) as connection:
+        await limits.check_job_creation(
+            state.queue(request).redis, connection, state.settings(request), principal
+        )
+
+
+def _accepted(job: BatchJob) -> Response:
+    response = _job_response(job, status_code=202)
+    response.headers["Location"] = f"/api/batch-jobs/{job.id}"
+    return response
+
+
 async def create_batch_job(request: Request) -> Response:
     principal = await _principal(request)
-    settings = state.settings(request)
-    async with state.database(request).scoped(principal.organization_id) as connection:
-        await limits.check_job_creation(state.queue(request).redis, connection, settings, principal)
-    max_batch_size = settings.max_batch_size
+    await _check_job_creation(request, principal)
+    max_batch_size = state.settings(request).max_batch_size
     batch = parse_batch_request(await read_json(request), max_batch_size=max_batch_size)
     job = await batches.submit_batch(
         state.database(request), state.queue(request), principal, batch, max_batch_size=max_batch_size
     )
-    response = _job_response(job, status_code=202)
-    response.headers["Location"] = f"/api/batch-jobs/{job.id}"
-    return response
+    return _accepted(job)
 
 
 async def list_batch_jobs(request: Request) -> Response:
@@ -144,6 +150,18 @@ async def cancel_batch_job(request: Request) -> Response:
     return _job_response(job)
 
 
+async def retry_batch_job(request: Request) -> Response:
+    """A new job over the finished job's orders that got no invoice (audited on both jobs)."""
+    principal = await _principal(request)
+    job_id = path_uuid(request, "job_id", JOB_NOT_FOUND)
+    await _check_job_creation(request, principal)
+    max_batch_size = state.settings(request).max_batch_size
+    job = await batches.retry_batch(
+        state.database(request), state.queue(request), principal, job_id, max_batch_size=max_batch_size
+    )
+    return _accepted(job)
+
+
 async def list_invoices(request: Request) -> Response:
     principal = await _principal(request)
     reject_unknown_query(request, {"job_id", "limit", "cursor"})
@@ -166,14 +184,6 @@ async def get_invoice(request: Request) -> Response:
     async with state.database(request).scoped(principal.organization_id) as connection:
         invoice = await invoices.get_invoice(connection, principal.organization_id, invoice_id)
     return JSONResponse(invoice.to_json())
-
-
-async def process_pending(request: Request) -> Response:
-    principal = await _principal(request)
-    principal.require_admin()
-    result = await sweep(state.database(request), state.queue(request), state.settings(request))
-    body: dict[str, Any] = result.to_json()
-    return JSONResponse(body)
 
 
 async def batch_jobs(request: Request) -> Response:
@@ -204,7 +214,7 @@ routes = [
     Route("/api/batch-jobs/{job_id}", get_batch_job, methods=["GET"]),
     Route("/api/batch-jobs/{job_id}/items", list_batch_job_items, methods=["GET"]),
     Route("/api/batch-jobs/{job_id}/cancel", cancel_batch_job, methods=["POST"]),
+    Route("/api/batch-jobs/{job_id}/retry", retry_batch_job, methods=["POST"]),
     Route("/api/invoices", list_invoices, methods=["GET"]),
     Route("/api/invoices/{invoice_id}", get_invoice, methods=["GET"]),
-    Route("/api/admin/process-pending", process_pending, methods=["POST"]),
 ]

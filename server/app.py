@@ -18,7 +18,7 @@ from invoicing.errors import InvoicingError
 from invoicing.queue import JobQueue, connect_redis
 from invoicing.settings import Settings
 from invoicing.storage.database import APP_ROLE, Database
-from server import api, openapi, pages, tokens, ws
+from server import admin, api, openapi, pages, tokens, ws
 from server.errors import database_data_error, http_error, invoicing_error, unexpected_error
 from server.headers import SecurityHeaders
 from server.hub import EventHub
@@ -69,6 +69,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         *api.routes,
+        *admin.routes,
         *openapi.routes,
         *tokens.routes,
         *ws.routes,

@@ -26,6 +26,7 @@ from server.openapi_schemas import (
     UUID,
     Schema,
     account_schemas,
+    admin_schemas,
     enum,
     job_schemas,
     order_and_invoice_schemas,
@@ -186,6 +187,17 @@ def _job_paths() -> dict[str, Any]:
                 parameters=[job_id],
             ),
         },
+        "/api/batch-jobs/{job_id}/retry": {
+            "post": api(
+                "retryBatchJob",
+                "A new job over a finished job's orders that got no invoice (failed, cancelled or never "
+                "reached); a job is retried once (409 `already_retried`), then retry the retry.",
+                ok("The new job, accepted.", "BatchJob", Location={"type": "string"}),
+                *(403, 404, 409, 429),
+                status=202,
+                parameters=[job_id],
+            ),
+        },
     }
 
 
@@ -275,6 +287,23 @@ def _paths() -> dict[str, Any]:
                 403,
             ),
         },
+        "/api/admin/stats": {
+            "get": api(
+                "getOperationalStats",
+                "Admins only: active and stuck jobs, the last 24 hours' outcomes, failures by reason.",
+                ok("The organization's job health.", "OperationalStats"),
+                *(400, 403),
+            ),
+        },
+        "/api/admin/audit-log": {
+            "get": api(
+                "listAuditLog",
+                "Admins only: who created, cancelled or retried which job, and when; newest first.",
+                ok("A page of entries.", "AuditEntryPage"),
+                *(400, 403),
+                parameters=[query("limit", {**LIMIT, "maximum": 200}, "Page size."), PAGING[1]],
+            ),
+        },
         "/api/openapi.json": {
             "get": public(
                 "getOpenApi",
@@ -320,6 +349,7 @@ def _document(max_batch_size: int) -> dict[str, Any]:
                 **account_schemas(),
                 **order_and_invoice_schemas(),
                 **job_schemas(max_batch_size),
+                **admin_schemas(),
             },
             "responses": _error_responses(),
         },

@@ -132,6 +132,7 @@ def job_schemas(max_batch_size: int) -> dict[str, Schema]:
                 "items_per_second": {"type": ["number", "null"], "minimum": 0},
                 "eta_seconds": {"type": ["number", "null"], "minimum": 0},
                 "seq": {"type": "integer", "description": "Grows with every change of the job."},
+                "retry_of": {**NULLABLE_UUID, "description": "The finished job this one retries."},
             }
         ),
         "BatchJobPage": paged("BatchJob"),
@@ -201,6 +202,62 @@ def order_and_invoice_schemas() -> dict[str, Schema]:
         "InvoiceSummary": closed_object(invoice),
         "Invoice": closed_object({**invoice, "lines": array(ref("InvoiceLine"))}),
         "InvoicePage": paged("InvoiceSummary"),
+    }
+
+
+def admin_schemas() -> dict[str, Schema]:
+    nullable_count = {"type": ["number", "null"], "minimum": 0}
+    return {
+        "OperationalStats": closed_object(
+            {
+                "active": closed_object(
+                    {
+                        "pending": COUNT,
+                        "processing": COUNT,
+                        "stuck": COUNT,
+                        "oldest_pending_seconds": nullable_count,
+                    }
+                ),
+                "last_24h": closed_object(
+                    {
+                        "created": COUNT,
+                        "completed": COUNT,
+                        "failed": COUNT,
+                        "cancelled": COUNT,
+                        "items_succeeded": COUNT,
+                        "items_failed": COUNT,
+                        "success_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                    }
+                ),
+                "invoices_last_hour": COUNT,
+                "error_patterns": array(
+                    closed_object(
+                        {
+                            "code": TEXT,
+                            "count": COUNT,
+                            "last_seen": NULLABLE_INSTANT,
+                            "example": {"type": ["string", "null"]},
+                        }
+                    )
+                ),
+                "stuck_jobs": array(
+                    closed_object(
+                        {"reason": enum(["lease_expired", "waiting_for_worker"]), "job": ref("BatchJob")}
+                    )
+                ),
+            }
+        ),
+        "AuditEntry": closed_object(
+            {
+                "id": {"type": "integer", "minimum": 1},
+                "created_at": INSTANT,
+                "action": enum(["job_created", "job_cancel_requested", "job_retried"]),
+                "job_id": NULLABLE_UUID,
+                "user_email": {"type": ["string", "null"]},
+                "detail": {"type": "object"},
+            }
+        ),
+        "AuditEntryPage": paged("AuditEntry"),
     }
 
 

@@ -54,7 +54,7 @@ async def principal_or_none(request: Request) -> Principal | None:
         return None
 
 
-def _render(request: Request, name: str, status_code: int = 200, /, **context: object) -> Response:
+def render_page(request: Request, name: str, status_code: int = 200, /, **context: object) -> Response:
     renderer: Jinja2Templates = request.state.templates
     response = renderer.TemplateResponse(request, name, context, status_code=status_code)
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
@@ -70,7 +70,7 @@ async def home(request: Request) -> Response:
 async def login_page(request: Request) -> Response:
     if await principal_or_none(request):
         return RedirectResponse("/orders", status_code=303)
-    return _render(request, "login.html", error=None, email="")
+    return render_page(request, "login.html", error=None, email="")
 
 
 async def login_submit(request: Request) -> Response:
@@ -78,14 +78,14 @@ async def login_submit(request: Request) -> Response:
     email = str(form.get("email", ""))[:MAX_FIELD_LENGTH]
     password = str(form.get("password", ""))[:MAX_FIELD_LENGTH]
     if not same_origin(request):
-        return _render(request, "login.html", 403, error="Please log in from this page.", email=email)
+        return render_page(request, "login.html", 403, error="Please log in from this page.", email=email)
     redis = request.state.queue.redis
     counters = limits.login_counters(
         request.state.settings, email, request.client.host if request.client else "unknown"
     )
     decision = await limits.reserve_login_attempt(redis, request.state.settings, counters)
     if not decision.allowed:
-        refused = _render(
+        refused = render_page(
             request, "login.html", 429, error=limits.login_retry_message(decision.retry_after), email=email
         )
         refused.headers["Retry-After"] = str(decision.retry_after)
@@ -95,7 +95,7 @@ async def login_submit(request: Request) -> Response:
             state.database(request), email, password, user_agent=request.headers.get("user-agent", "")
         )
     except Unauthorized as error:
-        return _render(request, "login.html", 401, error=error.message, email=email)
+        return render_page(request, "login.html", 401, error=error.message, email=email)
     await limits.refund(redis, counters)  # a successful login does not count as a failure
     response = RedirectResponse("/orders", status_code=303)
     response.set_cookie(
@@ -131,7 +131,7 @@ async def app_page(request: Request) -> Response:
     if principal is None:
         return RedirectResponse("/login", status_code=303)
     page = request.url.path.strip("/") or "orders"
-    return _render(request, f"{page}.html", page=page, **await account_context(request, principal))
+    return render_page(request, f"{page}.html", page=page, **await account_context(request, principal))
 
 
 async def account_context(request: Request, principal: Principal) -> dict[str, object]:

@@ -76,12 +76,12 @@ def text_id_cursor(request: Request) -> tuple[str, UUID] | None:
     return None if values is None else (_text(values[0]), _uuid(values[1]))
 
 
-def int_cursor(request: Request) -> int | None:
-    """A position cursor, such as a batch item's."""
+def int_cursor(request: Request, maximum: int = MAX_POSITION) -> int | None:
+    """A position cursor, such as a batch item's (or an id up to ``maximum``)."""
     values = _cursor(request, 1)
     if values is None:
         return None
-    if not isinstance(values[0], int) or not 0 <= values[0] <= MAX_POSITION:
+    if not isinstance(values[0], int) or not 0 <= values[0] <= maximum:
         raise _bad_cursor()
     return values[0]
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
-from starlette.templating import Jinja2Templates
 
 from invoicing import tokens
 from server import state
 from server.auth import authenticate
-from server.pages import CONTENT_SECURITY_POLICY, account_context, principal_or_none
+from server.pages import account_context, principal_or_none, render_page
 from server.requests import path_uuid, read_json
 
 #: A name of 100 characters, escaped, fits many times over.
@@ -56,12 +55,7 @@ async def settings_page(request: Request) -> Response:
     principal = await principal_or_none(request)
     if principal is None:
         return RedirectResponse("/login", status_code=303)
-    renderer: Jinja2Templates = request.state.templates
-    context = {"page": "settings", **await account_context(request, principal)}
-    response = renderer.TemplateResponse(request, "settings.html", context)
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["Referrer-Policy"] = "same-origin"
-    return response
+    return render_page(request, "settings.html", page="settings", **await account_context(request, principal))
 
 
 routes: list[Route] = [

@@ -67,6 +67,8 @@ class BatchRequest:
 
     order_ids: tuple[UUID, ...] = ()
     order_filter: OrderFilter | None = None
+    # The finished job whose uninvoiced orders these are (a retry), if any.
+    retry_of: UUID | None = None
 
 
 _ALLOWED_FIELDS = frozenset({"order_ids", "filter"})

@@ -16,8 +16,8 @@ from invoicing.records import BatchJob, BatchJobItem
 JOB_NOT_FOUND = "Batch job not found."
 
 INSERT_JOB = """
-INSERT INTO batch_job_queue (organization_id, job_type, total_items, payload, created_by)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO batch_job_queue (organization_id, job_type, total_items, payload, created_by, retry_of)
+VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING *
 """
 
@@ -60,6 +60,13 @@ WHERE id = $1 AND organization_id = $2 AND status IN ('pending', 'processing')
 RETURNING *
 """
 
+# The orders of a finished job that got no invoice: failed, cancelled, or never reached.
+UNINVOICED_ORDER_IDS = """
+SELECT order_id FROM batch_job_items
+WHERE job_id = $1 AND status <> 'succeeded'
+ORDER BY position
+"""
+
 CANCEL_PENDING_ITEMS = """
 UPDATE batch_job_items SET status = 'cancelled', processed_at = now()
 WHERE job_id = $1 AND status = 'pending'
@@ -73,15 +80,34 @@ async def create_job(
     created_by: UUID,
     order_ids: Sequence[UUID],
     payload: dict[str, Any],
+    retry_of: UUID | None = None,
 ) -> BatchJob:
-    """Record a job and one pending item per order. Call inside a transaction."""
-    row = await connection.fetchrow(
-        INSERT_JOB, organization_id, JOB_TYPE_BULK_INVOICE, len(order_ids), payload, created_by
-    )
+    """Record a job and one pending item per order. Call inside a transaction.
+
+    A retry (``retry_of``) is audited on both jobs; a second retry of the same job is refused
+    by the database's unique index, whichever request commits first wins.
+    """
+    try:
+        row = await connection.fetchrow(
+            INSERT_JOB, organization_id, JOB_TYPE_BULK_INVOICE, len(order_ids), payload, created_by, retry_of
+        )
+    except asyncpg.UniqueViolationError:
+        message = "The job was already retried; follow the retry job instead."
+        raise Conflict(message, code="already_retried") from None
     job = BatchJob.from_row(row)
     await connection.execute(INSERT_ITEMS, job.id, list(order_ids), organization_id)
-    await audit(connection, job, created_by, "job_created", {"total_items": len(order_ids)})
+    detail: dict[str, Any] = {"total_items": len(order_ids)}
+    if retry_of is not None:
+        detail["retry_of"] = str(retry_of)
+        retried = {"retry_job_id": str(job.id), "total_items": len(order_ids)}
+        await connection.execute(INSERT_AUDIT, organization_id, created_by, "job_retried", retry_of, retried)
+    await audit(connection, job, created_by, "job_created", detail)
     return job
+
+
+async def uninvoiced_order_ids(connection: asyncpg.Connection, job: BatchJob) -> list[UUID]:
+    """The orders a retry of ``job`` would invoice again, in the job's order."""
+    return [row["order_id"] for row in await connection.fetch(UNINVOICED_ORDER_IDS, job.id)]
 
 
 async def audit(

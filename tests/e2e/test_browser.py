@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,7 +15,13 @@ from playwright.async_api import Browser, Page, expect
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from tests.conftest import make_settings
-from tests.support.factories import TEST_PASSWORD, Organization, create_orders, create_organization
+from tests.support.factories import (
+    TEST_PASSWORD,
+    Organization,
+    create_mixed_orders,
+    create_orders,
+    create_organization,
+)
 from tests.support.live_server import LiveServer, live_server
 from tests.support.workers import WorkerProcess
 
@@ -175,3 +182,32 @@ async def test_customer_and_order_text_with_markup_is_shown_as_text(
         await expect(page.locator("[data-invoices]")).to_contain_text("Evil & Co")
         assert await page.evaluate("window.__xss") is None, "no markup from data ever ran"
         assert await page.locator("main img, main script, main b, main i").count() == 0
+
+
+async def test_an_admin_retries_the_failed_orders_and_sees_it_on_the_operations_page(
+    browser: Browser, database_url: str, redis_url: str, database: Database, tmp_path: Path
+) -> None:
+    async with running_product(database_url, redis_url, database, tmp_path, orders=20) as product:
+        mixed = await create_mixed_orders(database, product.organization, valid=0)
+        confirmed_but_invalid = sum(code != "order_not_confirmed" for code in mixed.invalid.values()) - 1
+        total = 20 + confirmed_but_invalid
+        page = await logged_in_page(browser, product)
+        await start_batch_of_all_matching(page, total)
+        await expect(card(page)).to_have_attribute("data-status", "completed", timeout=60_000)
+        first = page.locator(f'[data-job-id="{await card(page).get_attribute("data-job-id")}"]')
+
+        await first.get_by_role("button", name=f"Retry {confirmed_but_invalid} orders").click()
+
+        retry = page.locator(".job-card", has_text=f"Retrying {confirmed_but_invalid} orders")
+        await expect(retry).to_have_attribute("data-status", "completed", timeout=60_000)
+        await expect(retry.locator('[data-field="failed"]')).to_have_attribute(
+            "data-value", str(confirmed_but_invalid)
+        )
+        await expect(first.get_by_role("button", name=re.compile("Retry"))).to_be_hidden()
+
+        await page.get_by_role("link", name="Operations").click()
+        audit = page.locator("[data-audit-body]")
+        await expect(audit.locator("tr").first).to_contain_text("Created a job")
+        await expect(audit).to_contain_text("Retried a job")
+        await expect(page.locator("[data-patterns-body]")).to_contain_text("missing_billing_info")
+        await expect(page.locator("[data-stat='success']")).to_contain_text("%")

@@ -5,7 +5,7 @@ import { ApiError, getJSON, request, withQuery } from "./api.js";
 import { CardList, fetchActiveJobs } from "./active-jobs.js";
 import * as fmt from "./format.js";
 import { Poller, ReconnectingSocket } from "./live.js";
-import { FINISHED_STATUSES, ProgressCard, statusText } from "./progress-card.js";
+import { FINISHED_STATUSES, ProgressCard, retryJob, statusText } from "./progress-card.js";
 import { el, errorMessage, setText } from "./ui.js";
 
 const HISTORY_PAGE = 20;
@@ -56,7 +56,27 @@ function historyRow(job) {
     el("td", { text: took, dataset: { label: "Duration" } }),
     el("td", { text: fmt.dateTime(job.created_at), dataset: { label: "Created" } }),
     el("td", { dataset: { label: "Started by" } }, [startedBy(job)]),
+    el("td", { className: "num" }, [retryButton(job)]),
   ]);
+}
+
+/** Finished jobs with orders left without an invoice can be retried from the history. */
+function retryButton(job) {
+  const uninvoiced = job.total_items - job.successful_items;
+  if (!FINISHED_STATUSES.has(job.status) || uninvoiced <= 0) return null;
+  const button = el("button", {
+    className: "button button--small",
+    text: "Retry",
+    attrs: { type: "button", "aria-label": `Retry ${fmt.plural(uninvoiced, "order", "orders")} of this job` },
+  });
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    const outcome = await retryJob(job.id);
+    if (outcome.job) upsert(outcome.job);
+    button.disabled = outcome.done;
+    button.hidden = outcome.done;
+  });
+  return button;
 }
 
 async function loadHistory() {
@@ -147,6 +167,7 @@ function upsert(job, { announceStart = true } = {}) {
       refreshHistorySoon();
       retire(finished);
     },
+    onRetried: (retry) => upsert(retry, { announceStart: true }),
     onDismiss: (dismissed) => {
       retired.add(dismissed.id);
       cards.remove(dismissed);

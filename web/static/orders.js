@@ -228,6 +228,7 @@ function showJob(job, options = {}) {
   const card = new ProgressCard(job, {
     announceStart: false,
     onFinished: onJobFinished,
+    onRetried: (retry) => focusCard(showJob(retry)),
     onDismiss: (dismissed) => {
       cards.remove(dismissed);
       (view.create.disabled ? view.title : view.create).focus();
@@ -236,6 +237,11 @@ function showJob(job, options = {}) {
   });
   cards.add(card);
   return card.start();
+}
+
+function focusCard(card) {
+  card.titleEl.setAttribute("tabindex", "-1");
+  card.titleEl.focus();
 }
 
 async function createInvoices() {
@@ -248,9 +254,7 @@ async function createInvoices() {
     const job = await postJSON("/api/batch-jobs", body);
     toast("Batch job started");
     clearSelection();
-    const card = showJob(job);
-    card.titleEl.setAttribute("tabindex", "-1");
-    card.titleEl.focus();
+    focusCard(showJob(job));
   } catch (error) {
     toast(`Could not start the batch: ${errorMessage(error)}`, "error");
   } finally {

@@ -36,6 +36,25 @@ export function summaryOf(job) {
   return `Failed after ${progress}${detail}`;
 }
 
+/**
+ * Asks for a new job over a finished job's orders that got no invoice, and says how it went.
+ * Returns { job } (the new job, if created) and { done } (whether retrying is over for it).
+ */
+export async function retryJob(jobId) {
+  try {
+    const job = await postJSON(`/api/batch-jobs/${encodeURIComponent(jobId)}/retry`, {});
+    toast(`Retrying ${fmt.plural(job.total_items, "order", "orders")} in a new job`);
+    return { job, done: true };
+  } catch (error) {
+    if (error instanceof ApiError && (error.code === "already_retried" || error.code === "nothing_to_retry")) {
+      toast(errorMessage(error));
+      return { job: null, done: true };
+    }
+    toast(`Could not retry: ${errorMessage(error)}`, "error");
+    return { job: null, done: false };
+  }
+}
+
 function statField(label, field) {
   const value = el("dd", { dataset: { field } });
   return { row: el("div", { className: "stat" }, [el("dt", { text: label }), value]), value };
@@ -45,6 +64,7 @@ export class ProgressCard {
   /**
    * @param job the REST job object
    * @param options live (open its own socket), onChange(job), onFinished(job), onDismiss(card),
+   *   onRetried(newJob, card) (a retry job was created; show it),
    *   announceStart, transportNote (show the "paused" note in the card)
    */
   constructor(job, options = {}) {
@@ -72,7 +92,8 @@ export class ProgressCard {
   }
 
   title() {
-    return `Invoicing ${fmt.plural(this.job.total_items, "order", "orders")}`;
+    const verb = this.job.retry_of ? "Retrying" : "Invoicing";
+    return `${verb} ${fmt.plural(this.job.total_items, "order", "orders")}`;
   }
 
   percent() {
@@ -106,7 +127,10 @@ export class ProgressCard {
     this.buildFailures();
     this.cancelButton = el("button", { className: "button button--danger", text: "Cancel job", attrs: { type: "button" } });
     this.dismissButton = el("button", { className: "button", text: "Dismiss", attrs: { type: "button", hidden: true } });
+    this.retryButton = el("button", { className: "button button--primary", attrs: { type: "button", hidden: true } });
+    this.retried = false;
     this.cancelButton.addEventListener("click", () => this.cancel());
+    this.retryButton.addEventListener("click", () => this.retry());
     this.dismissButton.addEventListener("click", () => this.dismiss());
     this.element = el("article", {
       className: "job-card",
@@ -119,7 +143,7 @@ export class ProgressCard {
       this.summaryEl,
       this.noteEl,
       this.failuresEl,
-      el("div", { className: "job-card__actions" }, [this.cancelButton, this.dismissButton]),
+      el("div", { className: "job-card__actions" }, [this.cancelButton, this.retryButton, this.dismissButton]),
     ]);
   }
 
@@ -184,6 +208,9 @@ export class ProgressCard {
     this.cancelButton.disabled = this.finished || Boolean(job.cancel_requested) || this.gone;
     this.cancelButton.hidden = this.finished;
     this.dismissButton.hidden = !this.finished && !this.gone;
+    const uninvoiced = this.uninvoiced();
+    this.retryButton.hidden = !this.finished || this.gone || this.retried || uninvoiced === 0;
+    setText(this.retryButton, `Retry ${fmt.plural(uninvoiced, "order", "orders")}`);
     if (this.finished) this.noteEl.hidden = true;
     this.renderFailures();
   }
@@ -306,6 +333,21 @@ export class ProgressCard {
       }
       this.render();
     }
+  }
+
+  /** Orders of a finished job without an invoice: failed, cancelled or never reached. */
+  uninvoiced() {
+    return Math.max(0, (this.job.total_items || 0) - (this.job.successful_items || 0));
+  }
+
+  async retry() {
+    if (!this.finished || this.retried) return;
+    this.retryButton.disabled = true;
+    const outcome = await retryJob(this.id);
+    this.retried = outcome.done;
+    this.retryButton.disabled = false;
+    this.render();
+    if (outcome.job && this.options.onRetried) this.options.onRetried(outcome.job, this);
   }
 
   async refresh() {

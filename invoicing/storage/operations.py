@@ -1,0 +1,181 @@
+"""What an organization's administrators watch: job health, failure patterns, the audit log.
+
+Every query is scoped to one organization (and row-level security holds it there too); the
+windows are bounded by indexed columns so the page stays cheap however long the history is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from invoicing.records import BatchJob
+
+#: A pending job older than this has missed several sweeps (they run every minute).
+PENDING_TOO_LONG_SECONDS = 5 * 60
+WINDOW = "24 hours"
+MAX_ERROR_PATTERNS = 10
+MAX_STUCK_JOBS = 20
+
+ACTIVE_JOBS = """
+SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+       count(*) FILTER (WHERE status = 'processing') AS processing,
+       extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending'))::float8
+           AS oldest_pending_seconds
+FROM batch_job_queue
+WHERE organization_id = $1 AND status IN ('pending', 'processing')
+"""
+
+RECENT_JOBS = f"""
+SELECT count(*) AS created,
+       count(*) FILTER (WHERE status = 'completed') AS completed,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+       coalesce(sum(successful_items), 0)::bigint AS items_succeeded,
+       coalesce(sum(failed_items), 0)::bigint AS items_failed
+FROM batch_job_queue
+WHERE organization_id = $1 AND created_at > now() - interval '{WINDOW}'
+"""
+
+INVOICES_LAST_HOUR = """
+SELECT count(*) FROM invoices WHERE organization_id = $1 AND created_at > now() - interval '1 hour'
+"""
+
+# Failed items of recent jobs by reason, the most frequent first, with the latest message.
+ERROR_PATTERNS = f"""
+SELECT item.error_code AS code,
+       count(*) AS count,
+       max(item.processed_at) AS last_seen,
+       (array_agg(item.error_message ORDER BY item.processed_at DESC))[1] AS example
+FROM batch_job_queue job
+JOIN batch_job_items item ON item.job_id = job.id AND item.status = 'failed'
+WHERE job.organization_id = $1 AND job.created_at > now() - interval '{WINDOW}'
+GROUP BY item.error_code
+ORDER BY count(*) DESC, item.error_code
+LIMIT {MAX_ERROR_PATTERNS}
+"""
+
+# A processing job whose lease ran out lost its worker; a long-pending one has no worker.
+STUCK_JOBS = f"""
+SELECT *, CASE WHEN status = 'processing' THEN 'lease_expired' ELSE 'waiting_for_worker' END AS reason
+FROM batch_job_queue
+WHERE organization_id = $1
+  AND ((status = 'processing' AND lease_expires_at < now())
+       OR (status = 'pending' AND created_at < now() - make_interval(secs => $2)))
+ORDER BY created_at
+LIMIT {MAX_STUCK_JOBS}
+"""
+
+AUDIT_ENTRIES = """
+SELECT entry.id, entry.created_at, entry.action, entry.job_id, entry.detail, u.email AS user_email
+FROM audit_log entry
+LEFT JOIN users u ON u.id = entry.user_id
+WHERE entry.organization_id = $1 AND ($2::bigint IS NULL OR entry.id < $2)
+ORDER BY entry.id DESC
+LIMIT $3
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorPattern:
+    code: str
+    count: int
+    last_seen: datetime | None
+    example: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "count": self.count,
+            "last_seen": None if self.last_seen is None else self.last_seen.isoformat(),
+            "example": self.example,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StuckJob:
+    job: BatchJob
+    reason: str  # lease_expired | waiting_for_worker
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reason": self.reason, "job": self.job.to_json()}
+
+
+@dataclass(frozen=True, slots=True)
+class OperationalStats:
+    pending_jobs: int
+    processing_jobs: int
+    oldest_pending_seconds: float | None
+    jobs_last_24h: dict[str, int]
+    invoices_last_hour: int
+    error_patterns: list[ErrorPattern]
+    stuck_jobs: list[StuckJob]
+
+    @property
+    def success_rate(self) -> float | None:
+        """Succeeded ÷ processed items of the last 24 hours; None when nothing was processed."""
+        succeeded = self.jobs_last_24h["items_succeeded"]
+        processed = succeeded + self.jobs_last_24h["items_failed"]
+        return None if processed == 0 else round(succeeded / processed, 4)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "active": {
+                "pending": self.pending_jobs,
+                "processing": self.processing_jobs,
+                "stuck": len(self.stuck_jobs),
+                "oldest_pending_seconds": self.oldest_pending_seconds,
+            },
+            "last_24h": {**self.jobs_last_24h, "success_rate": self.success_rate},
+            "invoices_last_hour": self.invoices_last_hour,
+            "error_patterns": [pattern.to_json() for pattern in self.error_patterns],
+            "stuck_jobs": [stuck.to_json() for stuck in self.stuck_jobs],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    created_at: datetime
+    action: str
+    job_id: UUID | None
+    user_email: str | None  # None for the system's own actions (the sweep)
+    detail: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created_at": self.created_at.isoformat(),
+            "action": self.action,
+            "job_id": None if self.job_id is None else str(self.job_id),
+            "user_email": self.user_email,
+            "detail": self.detail,
+        }
+
+
+async def operational_stats(connection: asyncpg.Connection, organization_id: UUID) -> OperationalStats:
+    active = await connection.fetchrow(ACTIVE_JOBS, organization_id)
+    recent = await connection.fetchrow(RECENT_JOBS, organization_id)
+    patterns = await connection.fetch(ERROR_PATTERNS, organization_id)
+    stuck = await connection.fetch(STUCK_JOBS, organization_id, float(PENDING_TOO_LONG_SECONDS))
+    return OperationalStats(
+        pending_jobs=active["pending"],
+        processing_jobs=active["processing"],
+        oldest_pending_seconds=active["oldest_pending_seconds"],
+        jobs_last_24h={name: int(value) for name, value in recent.items()},
+        invoices_last_hour=await connection.fetchval(INVOICES_LAST_HOUR, organization_id),
+        error_patterns=[ErrorPattern(**dict(row)) for row in patterns],
+        stuck_jobs=[StuckJob(job=BatchJob.from_row(row), reason=row["reason"]) for row in stuck],
+    )
+
+
+async def audit_entries(
+    connection: asyncpg.Connection, organization_id: UUID, *, before_id: int | None, limit: int
+) -> list[AuditEntry]:
+    """Newest first; ``before_id`` is the last entry of the previous page."""
+    rows = await connection.fetch(AUDIT_ENTRIES, organization_id, before_id, limit)
+    return [AuditEntry(**dict(row)) for row in rows]

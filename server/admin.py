@@ -1,0 +1,76 @@
+"""Administrators only: the operations page and its API (job health, failures, audit log)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from invoicing.principal import Principal
+from invoicing.storage import operations
+from invoicing.sweep import sweep
+from server import state
+from server.auth import authenticate
+from server.pages import account_context, principal_or_none, render_page
+from server.paging import int_cursor, limit_of, page
+from server.requests import reject_unknown_query
+
+#: Audit entry ids are PostgreSQL bigints.
+MAX_AUDIT_ID = 2**63 - 1
+
+
+async def _admin(request: Request) -> Principal:
+    principal = await authenticate(request, state.database(request))
+    principal.require_admin()
+    return principal
+
+
+async def process_pending(request: Request) -> Response:
+    await _admin(request)
+    result = await sweep(state.database(request), state.queue(request), state.settings(request))
+    body: dict[str, Any] = result.to_json()
+    return JSONResponse(body)
+
+
+async def stats(request: Request) -> Response:
+    """The organization's job health now and over the last 24 hours."""
+    principal = await _admin(request)
+    reject_unknown_query(request, set())
+    async with state.database(request).scoped(principal.organization_id) as connection:
+        found = await operations.operational_stats(connection, principal.organization_id)
+    return JSONResponse(found.to_json(), headers={"Cache-Control": "no-store"})
+
+
+async def audit_log(request: Request) -> Response:
+    """Who created, cancelled or retried which job, and when; newest first."""
+    principal = await _admin(request)
+    reject_unknown_query(request, {"limit", "cursor"})
+    limit = limit_of(request, maximum=200)
+    async with state.database(request).scoped(principal.organization_id) as connection:
+        entries = await operations.audit_entries(
+            connection,
+            principal.organization_id,
+            before_id=int_cursor(request, maximum=MAX_AUDIT_ID),
+            limit=limit + 1,
+        )
+    return page(entries, limit, operations.AuditEntry.to_json, lambda e: (e.id,))
+
+
+async def operations_page(request: Request) -> Response:
+    principal = await principal_or_none(request)
+    if principal is None:
+        return RedirectResponse("/login", status_code=303)
+    context = {"page": "operations", **await account_context(request, principal)}
+    if not principal.is_admin:
+        return render_page(request, "forbidden.html", 403, **context)
+    return render_page(request, "operations.html", **context)
+
+
+routes = [
+    Route("/api/admin/process-pending", process_pending, methods=["POST"]),
+    Route("/api/admin/stats", stats, methods=["GET"]),
+    Route("/api/admin/audit-log", audit_log, methods=["GET"]),
+    Route("/operations", operations_page, methods=["GET"]),
+]

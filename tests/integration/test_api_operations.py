@@ -1,0 +1,157 @@
+"""The operations page and its API: job health and the audit log, for administrators only."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import httpx
+
+from invoicing.settings import Settings
+from invoicing.storage.database import Database
+from tests.integration.test_api_jobs import submit, walk
+from tests.support.app import api_client, error_of
+from tests.support.factories import (
+    TEST_PASSWORD,
+    Organization,
+    User,
+    create_mixed_orders,
+    create_orders,
+    create_organization,
+)
+from tests.support.workers import drain_queue
+
+SITE = "http://testserver"
+
+
+async def stats_of(client: httpx.AsyncClient, organization: Organization) -> dict[str, Any]:
+    response = await client.get("/api/admin/stats", headers=organization.admin.headers)
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+async def test_members_get_no_operational_figures(
+    client: httpx.AsyncClient, organization: Organization
+) -> None:
+    for path in ("/api/admin/stats", "/api/admin/audit-log"):
+        response = await client.get(path, headers=organization.member.headers)
+        assert error_of(response) == (403, "admin_required"), path
+
+
+async def test_stats_count_jobs_and_group_failures_by_reason(
+    client: httpx.AsyncClient, settings: Settings, database: Database, organization: Organization
+) -> None:
+    orders = await create_mixed_orders(database, organization, valid=3)
+    await submit(client, organization.member.headers, orders.all_ids)
+    await drain_queue(settings)
+    await submit(client, organization.member.headers, await create_orders(database, organization, 1))
+
+    stats = await stats_of(client, organization)
+
+    active = stats["active"]
+    assert (active["pending"], active["processing"], active["stuck"]) == (1, 0, 0)
+    assert active["oldest_pending_seconds"] >= 0
+    day = stats["last_24h"]
+    failed = len(orders.invalid)
+    assert day == {
+        "created": 2,
+        "completed": 1,
+        "failed": 0,
+        "cancelled": 0,
+        "items_succeeded": 3,
+        "items_failed": failed,
+        "success_rate": round(3 / (3 + failed), 4),
+    }
+    assert stats["invoices_last_hour"] == 3
+    patterns = {p["code"]: p["count"] for p in stats["error_patterns"]}
+    assert patterns == dict(Counter(orders.invalid.values()))
+
+
+async def test_a_job_whose_worker_stopped_is_reported_stuck(
+    client: httpx.AsyncClient, database: Database, organization: Organization
+) -> None:
+    job = await submit(client, organization.member.headers, await create_orders(database, organization, 1))
+    async with database.system() as connection:
+        await connection.execute(
+            """
+            UPDATE batch_job_queue
+            SET status = 'processing', started_at = now(), lease_owner = 'gone',
+                lease_expires_at = now() - interval '1 minute'
+            WHERE id = $1
+            """,
+            job["id"],
+        )
+
+    stats = await stats_of(client, organization)
+
+    assert stats["active"]["stuck"] == 1
+    (stuck,) = stats["stuck_jobs"]
+    assert (stuck["reason"], stuck["job"]["id"]) == ("lease_expired", job["id"])
+
+
+async def test_stats_show_nothing_of_another_organization(
+    client: httpx.AsyncClient, database: Database, organization: Organization
+) -> None:
+    other = await create_organization(database)
+    await submit(client, other.member.headers, await create_orders(database, other, 2))
+
+    stats = await stats_of(client, organization)
+
+    assert stats["active"]["pending"] == 0
+    assert stats["last_24h"]["created"] == 0
+
+
+async def test_the_audit_log_says_who_did_what_newest_first_in_pages(
+    client: httpx.AsyncClient, database: Database, organization: Organization
+) -> None:
+    first = await submit(client, organization.member.headers, await create_orders(database, organization, 1))
+    second = await submit(client, organization.admin.headers, await create_orders(database, organization, 1))
+    await client.post(f"/api/batch-jobs/{second['id']}/cancel", headers=organization.admin.headers)
+
+    pages = await walk(client, "/api/admin/audit-log", organization.admin.headers, limit="2")
+
+    entries = [(e["action"], e["job_id"], e["user_email"]) for page in pages for e in page]
+    assert [len(page) for page in pages] == [2, 1]
+    assert entries == [
+        ("job_cancel_requested", second["id"], organization.admin.email),
+        ("job_created", second["id"], organization.admin.email),
+        ("job_created", first["id"], organization.member.email),
+    ]
+
+
+async def test_the_audit_log_holds_only_the_organizations_own_entries(
+    client: httpx.AsyncClient, database: Database, organization: Organization
+) -> None:
+    other = await create_organization(database)
+    await submit(client, other.member.headers, await create_orders(database, other, 1))
+
+    response = await client.get("/api/admin/audit-log", headers=organization.admin.headers)
+
+    assert response.json() == {"items": [], "next_cursor": None}
+
+
+async def log_in(client: httpx.AsyncClient, user: User) -> None:
+    response = await client.post(
+        "/login", data={"email": user.email, "password": TEST_PASSWORD}, headers={"Origin": SITE}
+    )
+    assert response.status_code == 303
+
+
+async def test_the_operations_page_is_linked_and_shown_to_admins_only(
+    settings: Settings, database: Database
+) -> None:
+    organization = await create_organization(database, with_passwords=True)
+    async with api_client(settings) as admin, api_client(settings) as member:
+        await log_in(admin, organization.admin)
+        await log_in(member, organization.member)
+        admin_page = await admin.get("/operations")
+        member_page = await member.get("/operations")
+        member_orders = await member.get("/orders")
+
+    assert admin_page.status_code == 200
+    assert "/static/operations.js" in admin_page.text
+    assert member_page.status_code == 403
+    assert "Administrators only" in member_page.text
+    assert "operations.js" not in member_page.text
+    assert 'href="/operations"' not in member_orders.text
