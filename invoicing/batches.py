@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from invoicing import limits
 from invoicing.domain.jobs import BatchRequest, OrderFilter
 from invoicing.errors import BadRequest
 from invoicing.principal import Principal
@@ -16,15 +17,25 @@ from invoicing.storage.database import Database
 
 
 async def submit_batch(
-    database: Database, queue: JobQueue, principal: Principal, request: BatchRequest, *, max_batch_size: int
+    database: Database,
+    queue: JobQueue,
+    principal: Principal,
+    request: BatchRequest,
+    *,
+    max_batch_size: int,
+    max_active_jobs: int | None = None,
 ) -> BatchJob:
     """Record the job and its items in one transaction, then trigger a worker.
 
+    With ``max_active_jobs``, that transaction first checks the organization's cap under its
+    lock (TooManyRequests ``too_many_active_jobs``), so parallel submits never exceed it.
     A filter is resolved to order ids inside that transaction, by the database. The enqueue
     happens after the commit: a worker can never look for a job that is not there yet, and
     if Redis is down the job simply waits in PostgreSQL for the sweep.
     """
     async with database.scoped(principal.organization_id) as connection:
+        if max_active_jobs is not None:
+            await limits.check_active_jobs(connection, principal.organization_id, max_active_jobs)
         order_ids = list(request.order_ids)
         extra: dict[str, Any] = {}
         if request.order_filter is not None:

@@ -75,12 +75,15 @@ async def invoice_sales_order(request: Request) -> Response:
 async def create_batch_job(request: Request) -> Response:
     principal = await _principal(request)
     settings = state.settings(request)
-    async with state.database(request).scoped(principal.organization_id) as connection:
-        await limits.check_job_creation(state.queue(request).redis, connection, settings, principal)
-    max_batch_size = settings.max_batch_size
-    batch = parse_batch_request(await read_json(request), max_batch_size=max_batch_size)
+    await limits.check_job_rate(state.queue(request).redis, settings, principal)
+    batch = parse_batch_request(await read_json(request), max_batch_size=settings.max_batch_size)
     job = await batches.submit_batch(
-        state.database(request), state.queue(request), principal, batch, max_batch_size=max_batch_size
+        state.database(request),
+        state.queue(request),
+        principal,
+        batch,
+        max_batch_size=settings.max_batch_size,
+        max_active_jobs=settings.max_active_jobs_per_org,
     )
     response = _job_response(job, status_code=202)
     response.headers["Location"] = f"/api/batch-jobs/{job.id}"

@@ -6,6 +6,7 @@ small limits so that reaching them is quick.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -120,6 +121,24 @@ async def test_active_jobs_per_organization_are_capped(
     assert elsewhere.status_code == 202, "the cap is per organization"
     assert cancelled.status_code == 200
     assert after_cancel.status_code == 202, "a finished job frees its place"
+    assert await job_count(database, organization) == 3
+
+
+async def test_parallel_submits_never_exceed_the_active_jobs_cap(
+    database_url: str, redis_url: str, database: Database
+) -> None:
+    # No worker runs, so accepted jobs stay pending; the per-minute limit is out of the way.
+    settings = make_settings(
+        database_url, redis_url, MAX_ACTIVE_JOBS_PER_ORG="3", JOB_CREATE_PER_MINUTE="100"
+    )
+    organization = await create_organization(database)
+    order_ids = [str(i) for i in await create_orders(database, organization, 8)]
+    async with api_client(settings) as client:
+        responses = await asyncio.gather(
+            *(submit(client, organization.member, [order_id]) for order_id in order_ids)
+        )
+    answers = sorted((r.status_code, r.json().get("error", {}).get("code", "")) for r in responses)
+    assert answers == [(202, "")] * 3 + [(429, "too_many_active_jobs")] * 5
     assert await job_count(database, organization) == 3
 
 
