@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from invoicing import limits
 from invoicing.domain.jobs import BatchRequest, OrderFilter
 from invoicing.errors import BadRequest, Conflict
 from invoicing.principal import Principal
@@ -16,15 +17,25 @@ from invoicing.storage.database import Database
 
 
 async def submit_batch(
-    database: Database, queue: JobQueue, principal: Principal, request: BatchRequest, *, max_batch_size: int
+    database: Database,
+    queue: JobQueue,
+    principal: Principal,
+    request: BatchRequest,
+    *,
+    max_batch_size: int,
+    max_active_jobs: int | None = None,
 ) -> BatchJob:
     """Record the job and its items in one transaction, then trigger a worker.
 
+    With ``max_active_jobs``, that transaction first checks the organization's cap under its
+    lock (TooManyRequests ``too_many_active_jobs``), so parallel submits never exceed it.
     A filter is resolved to order ids inside that transaction, by the database. The enqueue
     happens after the commit: a worker can never look for a job that is not there yet, and
     if Redis is down the job simply waits in PostgreSQL for the sweep.
     """
     async with database.scoped(principal.organization_id) as connection:
+        if max_active_jobs is not None:
+            await limits.check_active_jobs(connection, principal.organization_id, max_active_jobs)
         order_ids = list(request.order_ids)
         extra: dict[str, Any] = {}
         if request.order_filter is not None:
@@ -65,7 +76,13 @@ async def _resolve_filter(
 
 
 async def retry_batch(
-    database: Database, queue: JobQueue, principal: Principal, job_id: UUID, *, max_batch_size: int
+    database: Database,
+    queue: JobQueue,
+    principal: Principal,
+    job_id: UUID,
+    *,
+    max_batch_size: int,
+    max_active_jobs: int | None = None,
 ) -> BatchJob:
     """A new job over the orders of a finished job that got no invoice.
 
@@ -83,7 +100,9 @@ async def retry_batch(
         message = "Every order of the job got its invoice; there is nothing to retry."
         raise Conflict(message, code="nothing_to_retry")
     retry = BatchRequest(order_ids=tuple(order_ids), retry_of=job.id)
-    return await submit_batch(database, queue, principal, retry, max_batch_size=max_batch_size)
+    return await submit_batch(
+        database, queue, principal, retry, max_batch_size=max_batch_size, max_active_jobs=max_active_jobs
+    )
 
 
 async def cancel_batch(database: Database, queue: JobQueue, principal: Principal, job_id: UUID) -> BatchJob:

@@ -4,6 +4,9 @@ The counters live in Redis so that every server process shares them. They fail o
 Redis cannot be reached a limit logs a warning and lets the request through, because
 PostgreSQL is the truth for invoicing and a Redis outage must not stop customers from
 invoicing (the same stance as the queue, which the sweep makes up for).
+
+The active-job cap is exact: it is checked inside the transaction that inserts the job, under
+a lock per organization, so parallel submits cannot all count the same jobs and slip past it.
 """
 
 from __future__ import annotations
@@ -71,6 +74,12 @@ end
 return 0
 """
 
+# Submits of one organization queue on this lock, held until their transaction ends, so each
+# counts the jobs the ones before it committed. The two-key form has its own key space, apart
+# from the single-key locks of migrations and the sweep; the first key names this use.
+LOCK_ORGANIZATION_SUBMITS = "SELECT pg_advisory_xact_lock($1, $2)"
+SUBMIT_LOCK_CLASS = 724_031_503
+
 # Bounded by the limit, so an organization with many active jobs costs no more than the cap.
 COUNT_ACTIVE_JOBS = """
 SELECT count(*) FROM (
@@ -119,10 +128,8 @@ async def _run(redis: Redis, script: str, counters: Sequence[str], *args: str) -
     return await cast("Awaitable[list[int]]", reply)
 
 
-async def check_job_creation(
-    redis: Redis, connection: asyncpg.Connection, settings: Settings, principal: Principal
-) -> None:
-    """Raise TooManyRequests if the user creates jobs too fast or the organization has too many."""
+async def check_job_rate(redis: Redis, settings: Settings, principal: Principal) -> None:
+    """Raise TooManyRequests if the user creates jobs faster than JOB_CREATE_PER_MINUTE."""
     decision = await hit(
         redis,
         keys.job_creation_limit(settings.redis_prefix, principal.user_id),
@@ -135,14 +142,31 @@ async def check_job_creation(
             f"try again in {decision.retry_after} seconds.",
             retry_after=decision.retry_after,
         )
-    active = await count_active_jobs(connection, principal.organization_id, settings.max_active_jobs_per_org)
-    if active >= settings.max_active_jobs_per_org:
+
+
+async def check_active_jobs(connection: asyncpg.Connection, organization_id: UUID, cap: int) -> None:
+    """Raise TooManyRequests if the organization already has ``cap`` pending or processing jobs.
+
+    Call inside the transaction that then inserts the job: the organization's lock, held to
+    its end, makes a parallel submit wait and then count this one.
+    """
+    await connection.execute(LOCK_ORGANIZATION_SUBMITS, SUBMIT_LOCK_CLASS, submit_lock_key(organization_id))
+    active = await count_active_jobs(connection, organization_id, cap)
+    if active >= cap:
         raise TooManyRequests(
             f"The organization already has {active} batch jobs pending or processing; "
             "wait for some to finish or cancel them.",
             retry_after=ACTIVE_JOBS_RETRY_AFTER_SECONDS,
             code="too_many_active_jobs",
         )
+
+
+def submit_lock_key(organization_id: UUID) -> int:
+    """The organization's 32-bit lock key: its id's first bytes, random in a version 4 uuid.
+
+    Two organizations that share a key only wait for each other's submits; counts stay exact.
+    """
+    return int.from_bytes(organization_id.bytes[:4], "big", signed=True)
 
 
 async def count_active_jobs(connection: asyncpg.Connection, organization_id: UUID, cap: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ ENVIRONMENT: dict[str, str | None] = {
     "JOB_CREATE_PER_MINUTE": "30",
     "MAX_ACTIVE_JOBS_PER_ORG": "20",
     "LOGIN_FAILURES_PER_15_MIN": "10",
+    "TRUSTED_PROXIES": "",
 }
 
 
@@ -62,6 +64,8 @@ class Settings:
     job_create_per_minute: int
     max_active_jobs_per_org: int
     login_failures_per_15_min: int
+    #: Reverse proxies whose X-Forwarded-For is believed (empty: none, the peer is the client).
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -116,6 +120,7 @@ class Settings:
             job_create_per_minute=integer("JOB_CREATE_PER_MINUTE", 1, 1_000_000),
             max_active_jobs_per_org=integer("MAX_ACTIVE_JOBS_PER_ORG", 1, 1_000_000),
             login_failures_per_15_min=integer("LOGIN_FAILURES_PER_15_MIN", 1, 10_000),
+            trusted_proxies=_networks("TRUSTED_PROXIES", raw("TRUSTED_PROXIES")),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -152,3 +157,23 @@ def _choice(name: str, value: str | None, choices: tuple[str, ...]) -> str:
     if normalized not in choices:
         raise ConfigurationError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
     return normalized
+
+
+def _networks(name: str, value: str | None) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Comma-separated addresses (one host each) and CIDR networks, e.g. ``10.0.0.0/8, ::1``.
+
+    Strict: a network with host bits set (``10.0.0.1/8``) is refused rather than widened, since
+    trusting more proxies than meant would let clients choose their own address.
+    """
+    networks: list[IPv4Network | IPv6Network] = []
+    for part in (value or "").split(","):
+        text = part.strip()
+        if not text:
+            continue
+        try:
+            networks.append(ip_network(text))
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"{name} must be comma-separated IP addresses or CIDR networks; {exc}."
+            ) from None
+    return tuple(networks)

@@ -69,13 +69,6 @@ async def invoice_sales_order(request: Request) -> Response:
     return JSONResponse(invoice.to_json(), status_code=201)
 
 
-async def _check_job_creation(request: Request, principal: Principal) -> None:
-    async with state.database(request).scoped(principal.organization_id) as connection:
-        await limits.check_job_creation(
-            state.queue(request).redis, connection, state.settings(request), principal
-        )
-
-
 def _accepted(job: BatchJob) -> Response:
     response = _job_response(job, status_code=202)
     response.headers["Location"] = f"/api/batch-jobs/{job.id}"
@@ -84,11 +77,16 @@ def _accepted(job: BatchJob) -> Response:
 
 async def create_batch_job(request: Request) -> Response:
     principal = await _principal(request)
-    await _check_job_creation(request, principal)
-    max_batch_size = state.settings(request).max_batch_size
-    batch = parse_batch_request(await read_json(request), max_batch_size=max_batch_size)
+    settings = state.settings(request)
+    await limits.check_job_rate(state.queue(request).redis, settings, principal)
+    batch = parse_batch_request(await read_json(request), max_batch_size=settings.max_batch_size)
     job = await batches.submit_batch(
-        state.database(request), state.queue(request), principal, batch, max_batch_size=max_batch_size
+        state.database(request),
+        state.queue(request),
+        principal,
+        batch,
+        max_batch_size=settings.max_batch_size,
+        max_active_jobs=settings.max_active_jobs_per_org,
     )
     return _accepted(job)
 
@@ -154,10 +152,15 @@ async def retry_batch_job(request: Request) -> Response:
     """A new job over the finished job's orders that got no invoice (audited on both jobs)."""
     principal = await _principal(request)
     job_id = path_uuid(request, "job_id", JOB_NOT_FOUND)
-    await _check_job_creation(request, principal)
-    max_batch_size = state.settings(request).max_batch_size
+    settings = state.settings(request)
+    await limits.check_job_rate(state.queue(request).redis, settings, principal)
     job = await batches.retry_batch(
-        state.database(request), state.queue(request), principal, job_id, max_batch_size=max_batch_size
+        state.database(request),
+        state.queue(request),
+        principal,
+        job_id,
+        max_batch_size=settings.max_batch_size,
+        max_active_jobs=settings.max_active_jobs_per_org,
     )
     return _accepted(job)
 

@@ -17,6 +17,7 @@ from invoicing.errors import Forbidden, InvoicingError, Unauthorized
 from invoicing.principal import Principal
 from invoicing.storage import accounts
 from server import state
+from server.addresses import request_address
 from server.auth import SESSION_COOKIE, authenticate, same_origin, session_token
 
 MAX_FIELD_LENGTH = 320
@@ -79,11 +80,9 @@ async def login_submit(request: Request) -> Response:
     password = str(form.get("password", ""))[:MAX_FIELD_LENGTH]
     if not same_origin(request):
         return render_page(request, "login.html", 403, error="Please log in from this page.", email=email)
-    redis = request.state.queue.redis
-    counters = limits.login_counters(
-        request.state.settings, email, request.client.host if request.client else "unknown"
-    )
-    decision = await limits.reserve_login_attempt(redis, request.state.settings, counters)
+    redis, settings = request.state.queue.redis, state.settings(request)
+    counters = limits.login_counters(settings, email, request_address(request, settings.trusted_proxies))
+    decision = await limits.reserve_login_attempt(redis, settings, counters)
     if not decision.allowed:
         refused = render_page(
             request, "login.html", 429, error=limits.login_retry_message(decision.retry_after), email=email

@@ -6,7 +6,8 @@ small limits so that reaching them is quick.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -48,8 +49,21 @@ async def clients_at(settings: Settings, *addresses: str) -> AsyncIterator[list[
                 await client.aclose()
 
 
-async def log_in(client: httpx.AsyncClient, email: str, password: str = TEST_PASSWORD) -> httpx.Response:
-    return await client.post("/login", data={"email": email, "password": password}, headers={"Origin": SITE})
+async def log_in(
+    client: httpx.AsyncClient, email: str, password: str = TEST_PASSWORD, *, forwarded_for: str = ""
+) -> httpx.Response:
+    headers = {"Origin": SITE, **({"X-Forwarded-For": forwarded_for} if forwarded_for else {})}
+    return await client.post("/login", data={"email": email, "password": password}, headers=headers)
+
+
+async def failed_guesses(
+    client: httpx.AsyncClient, count: int, forwarded_for: Callable[[int], str] = lambda n: ""
+) -> list[int]:
+    """Statuses of ``count`` wrong logins, each to another account: only per-address counts add up."""
+    return [
+        (await log_in(client, f"guess-{n}@example.test", "wrong", forwarded_for=forwarded_for(n))).status_code
+        for n in range(count)
+    ]
 
 
 async def submit(client: httpx.AsyncClient, user: User, order_ids: list[str]) -> httpx.Response:
@@ -110,6 +124,24 @@ async def test_active_jobs_per_organization_are_capped(
     assert await job_count(database, organization) == 3
 
 
+async def test_parallel_submits_never_exceed_the_active_jobs_cap(
+    database_url: str, redis_url: str, database: Database
+) -> None:
+    # No worker runs, so accepted jobs stay pending; the per-minute limit is out of the way.
+    settings = make_settings(
+        database_url, redis_url, MAX_ACTIVE_JOBS_PER_ORG="3", JOB_CREATE_PER_MINUTE="100"
+    )
+    organization = await create_organization(database)
+    order_ids = [str(i) for i in await create_orders(database, organization, 8)]
+    async with api_client(settings) as client:
+        responses = await asyncio.gather(
+            *(submit(client, organization.member, [order_id]) for order_id in order_ids)
+        )
+    answers = sorted((r.status_code, r.json().get("error", {}).get("code", "")) for r in responses)
+    assert answers == [(202, "")] * 3 + [(429, "too_many_active_jobs")] * 5
+    assert await job_count(database, organization) == 3
+
+
 async def test_failed_logins_are_throttled_per_account(
     database_url: str, redis_url: str, database: Database
 ) -> None:
@@ -137,13 +169,44 @@ async def test_failed_logins_are_throttled_per_address(
     settings = make_settings(database_url, redis_url, LOGIN_FAILURES_PER_15_MIN="3")
     organization = await create_organization(database, with_passwords=True)
     async with clients_at(settings, "192.0.2.1", "192.0.2.2") as (attacker, elsewhere):
-        failures = [await log_in(attacker, f"guess-{n}@example.test", "wrong") for n in range(3)]
+        failures = await failed_guesses(attacker, 3)
         from_attacker = await log_in(attacker, organization.member.email)
         from_elsewhere = await log_in(elsewhere, organization.member.email)
-    assert [response.status_code for response in failures] == [401, 401, 401]
+    assert failures == [401, 401, 401]
     assert from_attacker.status_code == 429
     assert THROTTLED in from_attacker.text
     assert from_elsewhere.status_code == 303
+
+
+async def test_a_forged_forwarded_for_does_not_escape_the_per_address_limit(
+    database_url: str, redis_url: str, database: Database
+) -> None:
+    # No TRUSTED_PROXIES: the header is the client's own word and is ignored.
+    settings = make_settings(database_url, redis_url, LOGIN_FAILURES_PER_15_MIN="3")
+    organization = await create_organization(database, with_passwords=True)
+    async with clients_at(settings, "192.0.2.1") as (attacker,):
+        failures = await failed_guesses(attacker, 3, forwarded_for=lambda n: f"198.51.100.{n}")
+        rotated = await log_in(attacker, organization.member.email, forwarded_for="198.51.100.99")
+    assert failures == [401, 401, 401]
+    assert rotated.status_code == 429
+    assert THROTTLED in rotated.text
+
+
+async def test_clients_behind_a_trusted_proxy_have_their_own_per_address_limits(
+    database_url: str, redis_url: str, database: Database
+) -> None:
+    settings = make_settings(
+        database_url, redis_url, LOGIN_FAILURES_PER_15_MIN="3", TRUSTED_PROXIES="192.0.2.0/28"
+    )
+    organization = await create_organization(database, with_passwords=True)
+    async with clients_at(settings, "192.0.2.1") as (proxy,):
+        # What the attacker forges on the left is skipped: the proxy appended the real address.
+        failures = await failed_guesses(proxy, 3, forwarded_for=lambda n: f"10.9.9.{n}, 198.51.100.7")
+        from_attacker = await log_in(proxy, organization.member.email, forwarded_for="198.51.100.7")
+        from_elsewhere = await log_in(proxy, organization.member.email, forwarded_for="198.51.100.8")
+    assert failures == [401, 401, 401]
+    assert from_attacker.status_code == 429
+    assert from_elsewhere.status_code == 303, "another client behind the same proxy is not blocked"
 
 
 async def test_a_good_login_is_neither_blocked_by_others_nor_counted(

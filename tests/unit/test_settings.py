@@ -1,0 +1,38 @@
+"""TRUSTED_PROXIES: read from the environment, refused at start when malformed."""
+
+from __future__ import annotations
+
+from ipaddress import ip_network
+
+import pytest
+
+from invoicing.errors import ConfigurationError
+from invoicing.settings import Settings
+
+
+def test_no_proxy_is_trusted_by_default() -> None:
+    assert Settings.from_env({}).trusted_proxies == ()
+
+
+def test_trusted_proxies_are_addresses_and_networks_of_both_families() -> None:
+    settings = Settings.from_env({"TRUSTED_PROXIES": " 10.0.0.0/8, 192.0.2.1 ,2001:db8::/32,::1"})
+    assert settings.trusted_proxies == (
+        ip_network("10.0.0.0/8"),
+        ip_network("192.0.2.1/32"),
+        ip_network("2001:db8::/32"),
+        ip_network("::1/128"),
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("proxy.internal", id="host-name"),
+        pytest.param("10.0.0.0/33", id="prefix-too-long"),
+        pytest.param("10.0.0.1/8", id="host-bits-set"),
+        pytest.param("10.0.0.1;10.0.0.2", id="wrong-separator"),
+    ],
+)
+def test_a_malformed_trusted_proxy_stops_the_start_naming_the_variable(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="TRUSTED_PROXIES"):
+        Settings.from_env({"TRUSTED_PROXIES": value})
