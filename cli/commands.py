@@ -38,8 +38,18 @@ def serve(settings: Settings, *, host: str, port: int, processes: int = 1) -> in
         ws_ping_interval=20,
         ws_ping_timeout=20,
         timeout_graceful_shutdown=5,
+        # uvicorn believes X-Forwarded-For/-Proto from these peers (the scheme matters: the
+        # login's same-origin check and the Secure cookie need the browser's https).
+        forwarded_allow_ips=forwarded_allow_ips(settings),
     )
     return 0
+
+
+def forwarded_allow_ips(settings: Settings) -> str | None:
+    """Local proxies plus ``TRUSTED_PROXIES``; None keeps uvicorn's default (and its env var)."""
+    if not settings.trusted_proxies:
+        return None
+    return ",".join(["127.0.0.1", "::1", *(str(network) for network in settings.trusted_proxies)])
 
 
 def work(settings: Settings, *, burst: bool) -> int:

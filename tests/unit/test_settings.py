@@ -1,4 +1,4 @@
-"""TRUSTED_PROXIES: read from the environment, refused at start when malformed."""
+"""TRUSTED_PROXIES: read from the environment, refused at start when malformed, handed to uvicorn."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from ipaddress import ip_network
 
 import pytest
 
+from cli.commands import forwarded_allow_ips
 from invoicing.errors import ConfigurationError
 from invoicing.settings import Settings
 
@@ -36,3 +37,12 @@ def test_trusted_proxies_are_addresses_and_networks_of_both_families() -> None:
 def test_a_malformed_trusted_proxy_stops_the_start_naming_the_variable(value: str) -> None:
     with pytest.raises(ConfigurationError, match="TRUSTED_PROXIES"):
         Settings.from_env({"TRUSTED_PROXIES": value})
+
+
+def test_uvicorn_keeps_its_default_proxies_when_none_are_configured() -> None:
+    assert forwarded_allow_ips(Settings.from_env({})) is None
+
+
+def test_uvicorn_believes_forwarded_headers_from_the_trusted_proxies_and_the_local_host() -> None:
+    settings = Settings.from_env({"TRUSTED_PROXIES": "10.0.0.0/8"})
+    assert forwarded_allow_ips(settings) == "127.0.0.1,::1,10.0.0.0/8"
