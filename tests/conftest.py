@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 import pytest_asyncio
 from redis.exceptions import RedisError
@@ -24,6 +25,8 @@ from invoicing.queue import JobQueue, connect_redis
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from invoicing.storage.migrations import migrate
+from tests.support.app import api_client
+from tests.support.factories import Organization, create_organization
 from tests.support.services import RedisServer, database_url_for
 
 RUN_ID = secrets.token_hex(4)
@@ -154,3 +157,44 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest_asyncio.fixture
+async def organization(database: Database) -> Organization:
+    return await create_organization(database)
+
+
+@pytest_asyncio.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the real app (in process, no network)."""
+    async with api_client(settings) as client:
+        yield client
+
+
+# --- Real Chromium (Debian's package) driven by Playwright ------------------------------------
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest_asyncio.fixture(scope="session")
+async def browser() -> AsyncIterator[object]:
+    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 (a one-off check before any I/O starts)
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium is required in CI and missing at {CHROMIUM}")
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield launched
+        await launched.close()

@@ -320,13 +320,6 @@ async def test_another_organizations_orders_fail_as_not_found_without_their_numb
 # --- POST /api/admin/process-pending ----------------------------------------------------------------
 
 
-async def test_process_pending_is_for_admins_only(
-    client: httpx.AsyncClient, organization: Organization
-) -> None:
-    response = await client.post("/api/admin/process-pending", headers=organization.member.headers)
-    assert error_of(response) == (403, "admin_required")
-
-
 async def test_process_pending_does_not_enqueue_a_job_twice(
     client: httpx.AsyncClient, organization: Organization
 ) -> None:

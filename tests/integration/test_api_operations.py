@@ -10,11 +10,8 @@ import httpx
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from tests.integration.test_api_jobs import submit, walk
-from tests.support.app import api_client, error_of
 from tests.support.factories import (
-    TEST_PASSWORD,
     Organization,
-    User,
     create_mixed_orders,
     create_orders,
     create_organization,
@@ -29,14 +26,6 @@ async def stats_of(client: httpx.AsyncClient, organization: Organization) -> dic
     assert response.status_code == 200, response.text
     found: dict[str, Any] = response.json()
     return found
-
-
-async def test_members_get_no_operational_figures(
-    client: httpx.AsyncClient, organization: Organization
-) -> None:
-    for path in ("/api/admin/stats", "/api/admin/audit-log"):
-        response = await client.get(path, headers=organization.member.headers)
-        assert error_of(response) == (403, "admin_required"), path
 
 
 async def test_stats_count_jobs_and_group_failures_by_reason(
@@ -129,29 +118,3 @@ async def test_the_audit_log_holds_only_the_organizations_own_entries(
     response = await client.get("/api/admin/audit-log", headers=organization.admin.headers)
 
     assert response.json() == {"items": [], "next_cursor": None}
-
-
-async def log_in(client: httpx.AsyncClient, user: User) -> None:
-    response = await client.post(
-        "/login", data={"email": user.email, "password": TEST_PASSWORD}, headers={"Origin": SITE}
-    )
-    assert response.status_code == 303
-
-
-async def test_the_operations_page_is_linked_and_shown_to_admins_only(
-    settings: Settings, database: Database
-) -> None:
-    organization = await create_organization(database, with_passwords=True)
-    async with api_client(settings) as admin, api_client(settings) as member:
-        await log_in(admin, organization.admin)
-        await log_in(member, organization.member)
-        admin_page = await admin.get("/operations")
-        member_page = await member.get("/operations")
-        member_orders = await member.get("/orders")
-
-    assert admin_page.status_code == 200
-    assert "/static/operations.js" in admin_page.text
-    assert member_page.status_code == 403
-    assert "Administrators only" in member_page.text
-    assert "operations.js" not in member_page.text
-    assert 'href="/operations"' not in member_orders.text

@@ -13,6 +13,7 @@ from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from tests.support.app import api_client
 from tests.support.factories import Organization, create_orders, create_organization
+from tests.support.isolation import probes
 from tests.support.live_server import live_server
 from tests.support.workers import drain_queue
 
@@ -24,17 +25,6 @@ async def invoiced_job(client: httpx.AsyncClient, database: Database, owner: Org
         await client.post("/api/batch-jobs", json={"order_ids": order_ids[:2]}, headers=owner.admin.headers)
     ).json()
     return {"job": job["id"], "order": order_ids[2]}
-
-
-def probes(ids: dict[str, str]) -> list[tuple[str, str]]:
-    return [
-        ("GET", f"/api/batch-jobs/{ids['job']}"),
-        ("GET", f"/api/batch-jobs/{ids['job']}/items"),
-        ("POST", f"/api/batch-jobs/{ids['job']}/cancel"),
-        ("GET", f"/api/invoices/{ids['invoice']}"),
-        ("POST", f"/api/sales-orders/{ids['order']}/invoice"),
-        ("POST", f"/api/tokens/{ids['token']}/revoke"),
-    ]
 
 
 async def answer(

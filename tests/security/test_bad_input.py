@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import httpx
+import pytest
 
 from invoicing.domain.paging import encode_cursor
 from invoicing.storage.database import Database
@@ -122,16 +123,23 @@ async def test_one_malformed_id_among_real_orders_refuses_the_whole_batch(
     assert await rows_written(database) == (0, 0)
 
 
+async def submit_unknown_ids(
+    database_url: str, redis_url: str, organization: Organization, *, count: int, max_batch_size: int
+) -> httpx.Response:
+    """A batch of ``count`` random ids to a server whose MAX_BATCH_SIZE is ``max_batch_size``."""
+    small = make_settings(database_url, redis_url, MAX_BATCH_SIZE=str(max_batch_size))
+    async with api_client(small) as client:
+        return await client.post(
+            "/api/batch-jobs",
+            json={"order_ids": [str(uuid4()) for _ in range(count)]},
+            headers=organization.member.headers,
+        )
+
+
 async def test_batch_over_max_batch_size_is_400_batch_too_large(
     database_url: str, redis_url: str, database: Database, organization: Organization
 ) -> None:
-    small = make_settings(database_url, redis_url, MAX_BATCH_SIZE="5")
-    async with api_client(small) as client:
-        response = await client.post(
-            "/api/batch-jobs",
-            json={"order_ids": [str(uuid4()) for _ in range(6)]},
-            headers=organization.member.headers,
-        )
+    response = await submit_unknown_ids(database_url, redis_url, organization, count=6, max_batch_size=5)
     assert error_of(response) == (400, "batch_too_large")
     assert await rows_written(database) == (0, 0)
 
@@ -139,13 +147,7 @@ async def test_batch_over_max_batch_size_is_400_batch_too_large(
 async def test_batch_of_exactly_max_batch_size_is_accepted(
     database_url: str, redis_url: str, database: Database, organization: Organization
 ) -> None:
-    small = make_settings(database_url, redis_url, MAX_BATCH_SIZE="5")
-    async with api_client(small) as client:
-        response = await client.post(
-            "/api/batch-jobs",
-            json={"order_ids": [str(uuid4()) for _ in range(5)]},
-            headers=organization.member.headers,
-        )
+    response = await submit_unknown_ids(database_url, redis_url, organization, count=5, max_batch_size=5)
     assert response.status_code == 202, response.text
     assert await rows_written(database) == (1, 5)
 
@@ -261,22 +263,18 @@ async def test_forged_item_cursor_beyond_int32_is_400(
     assert error_of(response) == (400, "invalid_cursor")
 
 
-async def test_forged_time_cursor_out_of_postgres_range_is_400(
-    client: httpx.AsyncClient, organization: Organization
+@pytest.mark.parametrize(
+    ("path", "values"),
+    [
+        pytest.param("/api/batch-jobs", ["0001-01-01T00:00:00+14:00", SOME_ID], id="time-out-of-range"),
+        pytest.param("/api/sales-orders", ["SO-\x00", SOME_ID], id="text-with-a-nul-character"),
+    ],
+)
+async def test_forged_cursor_postgres_cannot_hold_is_400(
+    client: httpx.AsyncClient, organization: Organization, path: str, values: list[str]
 ) -> None:
-    cursor = encode_cursor(["0001-01-01T00:00:00+14:00", SOME_ID])
     response = await client.get(
-        "/api/batch-jobs", params={"cursor": cursor}, headers=organization.member.headers
-    )
-    assert error_of(response) == (400, "invalid_cursor")
-
-
-async def test_forged_text_cursor_with_a_nul_character_is_400(
-    client: httpx.AsyncClient, organization: Organization
-) -> None:
-    cursor = encode_cursor(["SO-\x00", SOME_ID])
-    response = await client.get(
-        "/api/sales-orders", params={"cursor": cursor}, headers=organization.member.headers
+        path, params={"cursor": encode_cursor(values)}, headers=organization.member.headers
     )
     assert error_of(response) == (400, "invalid_cursor")
 
