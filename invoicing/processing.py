@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
 from invoicing.domain.invoice_rules import build_invoice_draft
 from invoicing.domain.jobs import ItemStatus
 from invoicing.domain.models import InvoiceDraft
@@ -66,6 +68,89 @@ def decide(
     return decisions
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedChunk:
+    """The next items of a job, their orders locked and decided, nothing written yet."""
+
+    items: list[tuple[int, UUID]]
+    decisions: list[InvoiceDraft | InvoiceRuleError]
+
+    @property
+    def last_position(self) -> int | None:
+        return self.items[-1][0] if self.items else None
+
+
+async def prepare_chunk(
+    connection: asyncpg.Connection, job_id: UUID, organization_id: UUID, chunk_size: int, after_position: int
+) -> PreparedChunk:
+    """Read the next ``chunk_size`` pending items after ``after_position``, lock their orders and
+    decide each one. Touches neither the job row nor the number counter, so it can run while
+    the previous chunk of the same job is still committing."""
+    items = await progress.next_pending_items(connection, job_id, chunk_size, after_position)
+    if not items:
+        return PreparedChunk([], [])
+    order_ids = [order_id for _, order_id in items]
+    loaded = await invoices.lock_orders_for_invoicing(connection, organization_id, order_ids)
+    return PreparedChunk(items, decide(order_ids, loaded, today()))
+
+
+async def commit_chunk(
+    database: Database,
+    connection: asyncpg.Connection,
+    chunk: PreparedChunk,
+    job_id: UUID,
+    owner: str,
+    *,
+    organization_id: UUID,
+    chunk_size: int,
+    lease_seconds: float,
+) -> ChunkOutcome:
+    """Prove the lease, then write a prepared chunk: numbers, invoices, items, counters.
+
+    Called once every earlier chunk of the job has committed. A cancel requested meanwhile
+    discards the chunk (the transaction then only finishes the job as cancelled).
+    """
+    lease = await progress.renew_lease(connection, job_id, owner, lease_seconds)
+    if lease is None:
+        return ChunkOutcome(job=None)
+    if lease.cancel_requested:
+        return ChunkOutcome(job=await progress.finish_cancelled(connection, job_id))
+    if not chunk.items:
+        # Nothing after the last position: with no chunk in flight now, make sure nothing
+        # before it is left either.
+        chunk = await prepare_chunk(connection, job_id, organization_id, chunk_size, 0)
+    if not chunk.items:
+        return ChunkOutcome(job=await progress.finish_completed(connection, job_id))
+    drafts = [d for d in chunk.decisions if isinstance(d, InvoiceDraft)]
+    async with database.as_owner(connection):
+        created = await invoices.insert_invoices(
+            connection,
+            organization_id=organization_id,
+            drafts=drafts,
+            created_by=lease.created_by,
+            batch_job_id=job_id,
+        )
+    results = [
+        _item_result(position, d, created)
+        for (position, _), d in zip(chunk.items, chunk.decisions, strict=True)
+    ]
+    await progress.record_items(connection, job_id, results)
+    failures = [
+        {"order_id": str(order_id), "code": d.code, "message": d.message}
+        for (_, order_id), d in zip(chunk.items, chunk.decisions, strict=True)
+        if isinstance(d, InvoiceRuleError)
+    ]
+    job = await progress.record_progress(
+        connection,
+        job_id,
+        processed=len(chunk.items),
+        succeeded=len(drafts),
+        failed=len(failures),
+        new_errors=failures[: max(0, ERROR_SAMPLE_SIZE - lease.error_count)],
+    )
+    return ChunkOutcome(job=job, last_position=chunk.items[-1][0])
+
+
 async def process_next_chunk(
     database: Database,
     job_id: UUID,
@@ -76,52 +161,20 @@ async def process_next_chunk(
     lease_seconds: float,
     after_position: int = 0,
 ) -> ChunkOutcome:
-    """Invoice the next ``chunk_size`` pending items of a job whose lease ``owner`` holds.
-
-    The transaction is scoped to the job's organization: row-level security hides every other.
-    """
+    """Invoice the next ``chunk_size`` pending items of a job whose lease ``owner`` holds, in
+    one transaction scoped to the job's organization (row-level security hides every other)."""
     async with database.scoped(organization_id) as connection:
-        lease = await progress.renew_lease(connection, job_id, owner, lease_seconds)
-        if lease is None:
-            return ChunkOutcome(job=None)
-        if lease.cancel_requested:
-            return ChunkOutcome(job=await progress.finish_cancelled(connection, job_id))
-        items = await progress.next_pending_items(connection, job_id, chunk_size, after_position)
-        if not items and after_position:
-            # Nothing after the last position: make sure nothing before it is left either.
-            items = await progress.next_pending_items(connection, job_id, chunk_size)
-        if not items:
-            return ChunkOutcome(job=await progress.finish_completed(connection, job_id))
-        order_ids = [order_id for _, order_id in items]
-        loaded = await invoices.lock_orders_for_invoicing(connection, lease.organization_id, order_ids)
-        decisions = decide(order_ids, loaded, today())
-        drafts = [d for d in decisions if isinstance(d, InvoiceDraft)]
-        async with database.as_owner(connection):
-            created = await invoices.insert_invoices(
-                connection,
-                organization_id=lease.organization_id,
-                drafts=drafts,
-                created_by=lease.created_by,
-                batch_job_id=job_id,
-            )
-        results = [
-            _item_result(position, d, created) for (position, _), d in zip(items, decisions, strict=True)
-        ]
-        await progress.record_items(connection, job_id, results)
-        failures = [
-            {"order_id": str(order_id), "code": d.code, "message": d.message}
-            for order_id, d in zip(order_ids, decisions, strict=True)
-            if isinstance(d, InvoiceRuleError)
-        ]
-        job = await progress.record_progress(
+        chunk = await prepare_chunk(connection, job_id, organization_id, chunk_size, after_position)
+        return await commit_chunk(
+            database,
             connection,
+            chunk,
             job_id,
-            processed=len(items),
-            succeeded=len(drafts),
-            failed=len(failures),
-            new_errors=failures[: max(0, ERROR_SAMPLE_SIZE - lease.error_count)],
+            owner,
+            organization_id=organization_id,
+            chunk_size=chunk_size,
+            lease_seconds=lease_seconds,
         )
-        return ChunkOutcome(job=job, last_position=items[-1][0])
 
 
 def _item_result(

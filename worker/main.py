@@ -80,7 +80,11 @@ async def run_worker(settings: Settings, *, burst: bool = False, handle_signals:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
     backoff = 0.5
-    async with Database(database_url, pool_size=settings.worker_max_jobs + 2, app_role=APP_ROLE) as database:
+    # Two connections per job (one chunk commits while the next is prepared), opened up front:
+    # a connection still being opened when the worker is stopped could be lost to the pool.
+    connections = 2 * settings.worker_max_jobs + 2
+    database = Database(database_url, pool_size=connections, min_size=connections, app_role=APP_ROLE)
+    async with database:
         while not stop.is_set():
             worker = build_worker(settings, database, worker_id)
             worker.burst = burst

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
 from uuid import UUID, uuid4
 
 from invoicing.domain.chunking import next_chunk_size
-from invoicing.processing import process_next_chunk
+from invoicing.pipeline import JobRun, committed_chunks
+from invoicing.processing import ChunkOutcome
 from invoicing.queue import JobQueue
 from invoicing.settings import Settings
 from invoicing.storage import leases
@@ -39,32 +41,15 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
         return "not claimed"
     logger.info("job %s claimed by %s (attempt %d)", job_uuid, owner, job.attempts)
     await queue.publish(job)
-    chunk_size, after_position = settings.chunk_size, 0
+    sizer = _ChunkSizer(settings)
+    run = JobRun(database, job_uuid, owner, job.organization_id, settings.lease_seconds)
+    outcome = ChunkOutcome(job=None)
     try:
-        while True:
-            started = time.perf_counter()
-            outcome = await process_next_chunk(
-                database,
-                job_uuid,
-                owner,
-                organization_id=job.organization_id,
-                chunk_size=chunk_size,
-                lease_seconds=settings.lease_seconds,
-                after_position=after_position,
-            )
-            if outcome.job is not None:
-                await queue.publish(outcome.job)
-            if outcome.done:
-                break
-            after_position = outcome.last_position
-            elapsed = time.perf_counter() - started
-            logger.debug("job %s: chunk of %d in %.3f s", job_uuid, chunk_size, elapsed)
-            chunk_size = next_chunk_size(
-                chunk_size,
-                elapsed,
-                target_seconds=settings.chunk_target_seconds,
-                maximum=max(settings.chunk_size, settings.max_chunk_size),
-            )
+        async with contextlib.aclosing(committed_chunks(run, sizer.next_size)) as chunks:
+            async for outcome in chunks:
+                if outcome.job is not None:
+                    await queue.publish(outcome.job)
+                sizer.committed()
     except asyncio.CancelledError:
         # Shutting down (or Redis lost): hand the job back now instead of waiting for the lease
         # to expire. Shielded, on its own task and connection: this one is being cancelled.
@@ -75,6 +60,32 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
         return "lease lost"
     logger.info("job %s %s", job_uuid, outcome.job.status.value)
     return outcome.job.status.value
+
+
+class _ChunkSizer:
+    """Sizes chunks so that one commits about every ``CHUNK_TARGET_SECONDS`` (see chunking)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.size = settings.chunk_size
+        self.sizes: list[int] = []
+        self.last_commit = time.perf_counter()
+
+    def next_size(self) -> int:
+        self.sizes.append(self.size)
+        return self.size
+
+    def committed(self) -> None:
+        """A chunk committed: adapt the size to the time since the previous commit."""
+        now = time.perf_counter()
+        elapsed, self.last_commit = now - self.last_commit, now
+        measured = self.sizes.pop(0) if self.sizes else self.size
+        self.size = next_chunk_size(
+            measured,
+            elapsed,
+            target_seconds=self.settings.chunk_target_seconds,
+            maximum=max(self.settings.chunk_size, self.settings.max_chunk_size),
+        )
 
 
 async def _release(database: Database, queue: JobQueue, job_id: UUID, owner: str) -> None:

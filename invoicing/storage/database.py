@@ -73,7 +73,9 @@ class Database:
     Without ``app_role`` (migrations, seeding, tests' own setup) the connecting user is used.
     """
 
-    def __init__(self, url: str, *, pool_size: int = 10, app_role: str | None = None) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, app_role: str | None = None, min_size: int = 1
+    ) -> None:
         self.url = url
         self.app_role = app_role
         # Set at connection start-up, the role is also what RESET ALL (run by the pool when a
@@ -81,7 +83,7 @@ class Database:
         startup: dict[str, Any] = {"server_settings": {"role": app_role}} if app_role else {}
         self._database = databases.Database(
             _without_query(url),
-            min_size=1,
+            min_size=min(min_size, pool_size),
             max_size=pool_size,
             init=_init_connection,
             **startup,
@@ -112,8 +114,13 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        async with self._database.connection() as connection, connection.transaction():
-            yield connection.raw_connection
+        # asyncpg's own transaction, not the wrapper's: a task cancelled during the wrapper's
+        # BEGIN never gives its connection back to the pool (it counts the use before BEGIN
+        # and does not undo it), and the pool then cannot close.
+        async with self._database.connection() as connection:
+            raw: asyncpg.Connection = connection.raw_connection
+            async with raw.transaction():
+                yield raw
 
     @asynccontextmanager
     async def scoped(self, organization_id: UUID) -> AsyncIterator[asyncpg.Connection]:

@@ -34,7 +34,7 @@ SET status = outcome.status, invoice_id = outcome.invoice_id, error_code = outco
     error_message = outcome.error_message, processed_at = now()
 FROM unnest($2::int[], $3::text[], $4::uuid[], $5::text[], $6::text[])
      AS outcome(position, status, invoice_id, error_code, error_message)
-WHERE item.job_id = $1 AND item.position = outcome.position
+WHERE item.job_id = $1 AND item.position = outcome.position AND item.status = 'pending'
 """
 
 # Counters and, when this chunk was the last one, the final state: one statement, one commit.
@@ -112,8 +112,14 @@ async def next_pending_items(
     return [(row["position"], row["order_id"]) for row in rows]
 
 
+class ItemsChanged(RuntimeError):
+    """Some items of a chunk were no longer pending: its transaction must not commit."""
+
+
 async def record_items(connection: asyncpg.Connection, job_id: UUID, results: Sequence[ItemResult]) -> None:
-    await connection.execute(
+    """Move each item from pending to its outcome, once: an item already moved (which the
+    job's single lease should make impossible) fails the whole chunk instead of counting twice."""
+    status = await connection.execute(
         RECORD_ITEMS,
         job_id,
         [r.position for r in results],
@@ -122,6 +128,8 @@ async def record_items(connection: asyncpg.Connection, job_id: UUID, results: Se
         [r.error_code for r in results],
         [r.error_message for r in results],
     )
+    if status != f"UPDATE {len(results)}":
+        raise ItemsChanged(f"job {job_id}: {status} of {len(results)} items were still pending")
 
 
 async def record_progress(
