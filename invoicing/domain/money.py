@@ -15,6 +15,7 @@ from decimal import (
     Overflow,
     localcontext,
 )
+from functools import cache
 
 # ISO 4217 exponents that differ from the usual two decimals.
 _ZERO_DECIMAL_CURRENCIES = frozenset(
@@ -74,8 +75,13 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
     """
     if not amount.is_finite():
         raise ValueError(f"cannot round a non-finite amount: {amount}")
-    exponent = Decimal(1).scaleb(-minor_unit(currency))
-    return amount.quantize(exponent, rounding=ROUND_HALF_UP, context=_EXACT)
+    return amount.quantize(_quantum(currency), rounding=ROUND_HALF_UP, context=_EXACT)
+
+
+@cache
+def _quantum(currency: str) -> Decimal:
+    """``Decimal("0.01")`` for EUR: the minor unit, built once per currency (a hot path)."""
+    return Decimal(1).scaleb(-minor_unit(currency))
 
 
 def is_valid_currency(code: str) -> bool:

@@ -28,13 +28,24 @@ WHERE job_id = $1 AND status = 'pending' AND position > $3
 ORDER BY position LIMIT $2
 """
 
+# One primary-key lookup per item (see invoicing/storage/invoices.py on LATERAL ... OFFSET 0):
+# with the statistics of a freshly submitted job, the planner otherwise read every pending
+# item of the job for each chunk. Only a pending item moves to its outcome.
 RECORD_ITEMS = """
 UPDATE batch_job_items AS item
-SET status = outcome.status, invoice_id = outcome.invoice_id, error_code = outcome.error_code,
-    error_message = outcome.error_message, processed_at = now()
-FROM unnest($2::int[], $3::text[], $4::uuid[], $5::text[], $6::text[])
-     AS outcome(position, status, invoice_id, error_code, error_message)
-WHERE item.job_id = $1 AND item.position = outcome.position AND item.status = 'pending'
+SET status = found.status, invoice_id = found.invoice_id, error_code = found.error_code,
+    error_message = found.error_message, processed_at = now()
+FROM (
+    SELECT target.row_id, outcome.*
+    FROM unnest($2::int[], $3::text[], $4::uuid[], $5::text[], $6::text[])
+         AS outcome(position, status, invoice_id, error_code, error_message)
+    CROSS JOIN LATERAL (
+        SELECT ctid AS row_id FROM batch_job_items
+        WHERE job_id = $1 AND position = outcome.position AND status = 'pending'
+        OFFSET 0
+    ) AS target
+) AS found
+WHERE item.ctid = found.row_id
 """
 
 # Counters and, when this chunk was the last one, the final state: one statement, one commit.

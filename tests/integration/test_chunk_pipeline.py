@@ -1,0 +1,126 @@
+"""Overlapping chunks (invoicing.pipeline): commits in item order, nothing twice, nothing leaked."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+import pytest
+import pytest_asyncio
+
+from invoicing.pipeline import JobRun, committed_chunks
+from invoicing.processing import ChunkOutcome
+from invoicing.storage import jobs, leases
+from invoicing.storage.database import APP_ROLE, Database
+from tests.support.factories import Organization, create_mixed_orders, create_orders, create_organization
+
+OWNER = "test-worker"
+
+
+async def claimed_job(database: Database, organization: Organization, order_ids: list[UUID]) -> UUID:
+    async with database.scoped(organization.id) as connection:
+        job = await jobs.create_job(
+            connection,
+            organization_id=organization.id,
+            created_by=organization.member.id,
+            order_ids=order_ids,
+            payload={},
+        )
+    async with database.system() as connection:
+        await leases.claim_job(connection, job.id, OWNER, 60)
+    return job.id
+
+
+async def run_to_the_end(
+    database: Database, job_id: UUID, organization: Organization, size: int
+) -> list[ChunkOutcome]:
+    run = JobRun(database, job_id, OWNER, organization.id, 60)
+    async with contextlib.aclosing(committed_chunks(run, lambda: size)) as chunks:
+        return [outcome async for outcome in chunks]
+
+
+@pytest_asyncio.fixture
+async def app_database(database_url: str) -> AsyncIterator[Database]:
+    """The database as the worker sees it: as the application role, under row-level security."""
+    async with Database(database_url, pool_size=4, min_size=4, app_role=APP_ROLE) as database:
+        yield database
+
+
+async def test_chunks_commit_in_item_order_and_numbers_follow_the_items(
+    database: Database, app_database: Database
+) -> None:
+    organization = await create_organization(database)
+    orders = await create_mixed_orders(database, organization, valid=25)
+    job_id = await claimed_job(app_database, organization, orders.all_ids)
+
+    outcomes = await run_to_the_end(app_database, job_id, organization, size=4)
+
+    total = len(orders.all_ids)
+    assert [o.last_position for o in outcomes] == [*range(4, total, 4), total]
+    sequence_numbers = [o.job.progress_seq for o in outcomes if o.job]
+    assert sequence_numbers == sorted(sequence_numbers)
+    final = outcomes[-1].job
+    assert final is not None
+    assert final.status.value == "completed"
+    assert (final.processed_items, final.successful_items) == (total, 25)
+    async with database.connection() as connection:
+        numbered = await connection.fetch(
+            """
+            SELECT item.position, invoice.sequence FROM batch_job_items item
+            JOIN invoices invoice ON invoice.id = item.invoice_id
+            WHERE item.job_id = $1 ORDER BY item.position
+            """,
+            job_id,
+        )
+    assert [row["sequence"] for row in numbered] == list(range(1, 26)), "gapless, in item order"
+
+
+async def test_a_cancel_between_chunks_stops_the_job_with_nothing_of_the_prepared_chunk(
+    database: Database, app_database: Database
+) -> None:
+    organization = await create_organization(database)
+    order_ids = await create_orders(database, organization, 40)
+    job_id = await claimed_job(app_database, organization, order_ids)
+    run = JobRun(app_database, job_id, OWNER, organization.id, 60)
+
+    async with contextlib.aclosing(committed_chunks(run, lambda: 5)) as chunks:
+        seen = [await anext(chunks)]
+        async with app_database.scoped(organization.id) as connection:
+            await jobs.request_cancel(connection, organization.id, job_id, organization.member.id)
+        seen += [outcome async for outcome in chunks]
+
+    final = seen[-1].job
+    assert final is not None
+    assert final.status.value == "cancelled"
+    assert final.processed_items + final.cancelled_items == 40
+    async with database.connection() as connection:
+        invoiced = await connection.fetchval("SELECT count(*) FROM invoices WHERE batch_job_id = $1", job_id)
+    assert invoiced == final.successful_items == final.processed_items
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 5, 8, 13, 21])
+async def test_stopping_the_worker_at_any_moment_gives_every_connection_back(
+    database: Database, database_url: str, steps: int
+) -> None:
+    organization = await create_organization(database)
+    order_ids = await create_orders(database, organization, 60)
+    worker_database = Database(database_url, pool_size=4, min_size=4, app_role=APP_ROLE)
+    await worker_database.connect()
+    job_id = await claimed_job(worker_database, organization, order_ids)
+    running = asyncio.create_task(run_to_the_end(worker_database, job_id, organization, size=5))
+    for _ in range(steps):  # let it get to a different point each time, then stop it
+        await asyncio.sleep(0.002)
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+
+    await asyncio.wait_for(worker_database.disconnect(), timeout=10)
+
+    async with database.connection() as connection:
+        processed = await connection.fetchval(
+            "SELECT count(*) FROM batch_job_items WHERE job_id = $1 AND status <> 'pending'", job_id
+        )
+        invoiced = await connection.fetchval("SELECT count(*) FROM invoices WHERE batch_job_id = $1", job_id)
+    assert processed == invoiced, "every committed chunk is whole"
