@@ -9,7 +9,7 @@ import time
 from typing import Any
 from uuid import UUID, uuid4
 
-from invoicing.domain.chunking import next_chunk_size
+from invoicing.domain.chunking import ChunkSizer
 from invoicing.pipeline import JobRun, committed_chunks
 from invoicing.processing import ChunkOutcome
 from invoicing.queue import JobQueue
@@ -41,7 +41,7 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
         return "not claimed"
     logger.info("job %s claimed by %s (attempt %d)", job_uuid, owner, job.attempts)
     await queue.publish(job)
-    sizer = _ChunkSizer(settings)
+    sizer = _ChunkTimer(settings)
     run = JobRun(database, job_uuid, owner, job.organization_id, settings.lease_seconds)
     outcome = ChunkOutcome(job=None)
     try:
@@ -62,30 +62,28 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
     return outcome.job.status.value
 
 
-class _ChunkSizer:
-    """Sizes chunks so that one commits about every ``CHUNK_TARGET_SECONDS`` (see chunking)."""
+class _ChunkTimer:
+    """Feeds the sizer: each chunk's size, and the time between consecutive commits (with
+    two chunks overlapping, that is what one chunk costs)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.size = settings.chunk_size
-        self.sizes: list[int] = []
+        self.sizer = ChunkSizer(
+            size=settings.chunk_size,
+            target_seconds=settings.chunk_target_seconds,
+            maximum=max(settings.chunk_size, settings.max_chunk_size),
+        )
+        self.pending: list[int] = []  # sizes of the chunks started and not yet committed
         self.last_commit = time.perf_counter()
 
     def next_size(self) -> int:
-        self.sizes.append(self.size)
-        return self.size
+        self.pending.append(self.sizer.size)
+        return self.sizer.size
 
     def committed(self) -> None:
-        """A chunk committed: adapt the size to the time since the previous commit."""
         now = time.perf_counter()
         elapsed, self.last_commit = now - self.last_commit, now
-        measured = self.sizes.pop(0) if self.sizes else self.size
-        self.size = next_chunk_size(
-            measured,
-            elapsed,
-            target_seconds=self.settings.chunk_target_seconds,
-            maximum=max(self.settings.chunk_size, self.settings.max_chunk_size),
-        )
+        if self.pending:
+            self.sizer.observe(self.pending.pop(0), elapsed)
 
 
 async def _release(database: Database, queue: JobQueue, job_id: UUID, owner: str) -> None:

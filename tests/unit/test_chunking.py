@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from invoicing.domain.chunking import MIN_CHUNK_SIZE, next_chunk_size
+from invoicing.domain.chunking import MIN_CHUNK_SIZE, ChunkSizer, next_chunk_size
 
 
 def test_a_fast_chunk_makes_the_next_one_bigger() -> None:
@@ -45,3 +45,21 @@ def test_the_next_size_is_always_bounded_and_within_a_factor_of_two(
     size = next_chunk_size(current, elapsed, target_seconds=target, maximum=5000)
     assert MIN_CHUNK_SIZE <= size <= 5000
     assert current / 2 - 1 <= size <= current * 2 + 1
+
+
+def test_the_sizer_settles_on_the_size_that_meets_the_target() -> None:
+    sizer = ChunkSizer(size=100, target_seconds=0.15, maximum=2000)
+    for _ in range(20):
+        sizer.observe(sizer.size, sizer.size * 0.0005)  # 0.5 ms an order
+    assert sizer.size == 300
+
+
+def test_one_slow_chunk_moves_the_size_by_less_than_half() -> None:
+    sizer = ChunkSizer(size=300, target_seconds=0.15, maximum=2000, seconds_per_order=0.0005)
+    sizer.observe(300, 0.6)  # four times too slow, once
+    assert 150 < sizer.size < 300
+
+
+def test_a_sizer_with_a_target_of_zero_keeps_the_configured_size() -> None:
+    sizer = ChunkSizer(size=25, target_seconds=0, maximum=2000)
+    assert sizer.observe(25, 5.0) == 25
