@@ -13,6 +13,10 @@ from enum import StrEnum
 from typing import cast
 from uuid import UUID
 
+# asyncpg's UUID: a subclass of uuid.UUID built in C, five times faster to make from text
+# (100,000 ids: 50 ms instead of 250 ms of the submit's budget). Still a plain value.
+from asyncpg.pgproto.pgproto import UUID as FAST_UUID
+
 from invoicing.errors import BadRequest
 
 JOB_TYPE_BULK_INVOICE = "bulk_invoice_generation"
@@ -140,7 +144,7 @@ def _parse_order_ids(raw_ids: list[object]) -> tuple[UUID, ...]:
         if _is_canonical_uuid_lines(joined, len(raw_ids)):
             # Lowercased before removing duplicates so "AB…" and "ab…" count as one order.
             unique = dict.fromkeys(joined.lower().split(_SEPARATOR))
-            return tuple(map(UUID, unique))
+            return tuple(map(FAST_UUID, unique))
     raise _first_invalid_order_id(raw_ids)
 
 
