@@ -16,13 +16,15 @@ still refuses a second invoice per order and a second outcome per item.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from uuid import UUID
 
 from invoicing.processing import ChunkOutcome, commit_chunk, prepare_chunk
 from invoicing.storage.database import Database
+
+logger = logging.getLogger(__name__)
 
 
 class _Superseded(Exception):
@@ -83,6 +85,22 @@ async def _prepared(prepared: asyncio.Future[int | None], task: asyncio.Task[Chu
     raise RuntimeError("a chunk ended without preparing")  # pragma: no cover (task raised)
 
 
+async def _settled(task: asyncio.Task[ChunkOutcome]) -> None:
+    """Wait for a chunk's task to end, whatever its outcome (its own error is not ours to
+    raise: the error that stopped the run already propagates)."""
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if task.done():
+            return  # the task was cancelled (by us): its own end, not ours
+        # We are being cancelled: let the task end first (its connection must go back), then
+        # pass the cancel on.
+        await asyncio.wait({task})
+        raise
+    except Exception:
+        logger.debug("chunk of job ended with an error after the run stopped", exc_info=True)
+
+
 async def committed_chunks(run: JobRun, chunk_size: Callable[[], int]) -> AsyncGenerator[ChunkOutcome]:
     """Run the job's chunks two at a time and yield each outcome in commit order, until one
     is ``done`` (finished, cancelled, or the lease lost). ``chunk_size()`` is asked for each
@@ -116,12 +134,12 @@ async def committed_chunks(run: JobRun, chunk_size: Callable[[], int]) -> AsyncG
             after_position = last_position
     finally:
         # After a normal end the chunk still open rolls itself back at once (superseded).
-        # Otherwise (an error, or the worker stopping) it is cancelled.
-        for task in (previous, current):
-            if task is not None and not task.done() and not finished:
-                task.cancel()
+        # Otherwise (an error, or the worker stopping) the chunk being prepared is cancelled,
+        # and the one committing is left to finish: it is valid work, and a cancel landing
+        # on its COMMIT would leave unknown whether it committed.
+        if current is not None and current is not previous and not current.done() and not finished:
+            current.cancel()
         for task in (previous, current):
             if task is not None:
                 # Each rolls back or commits on its own; wait until its connection is back.
-                with contextlib.suppress(BaseException):
-                    await asyncio.shield(task)
+                await _settled(task)

@@ -50,9 +50,10 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
                 if outcome.job is not None:
                     await queue.publish(outcome.job)
                 sizer.committed()
-    except asyncio.CancelledError:
-        # Shutting down (or Redis lost): hand the job back now instead of waiting for the lease
-        # to expire. Shielded, on its own task and connection: this one is being cancelled.
+    except (asyncio.CancelledError, Exception):
+        # Shutting down, Redis lost, or a chunk failed (a deadlock with another job, the
+        # database gone): hand the job back now instead of leaving it until the lease expires.
+        # Shielded, on its own task and connection: this one may be being cancelled.
         await asyncio.shield(asyncio.ensure_future(_release(database, queue, job_uuid, owner)))
         raise
     if outcome.job is None:
@@ -87,11 +88,14 @@ class _ChunkTimer:
 
 
 async def _release(database: Database, queue: JobQueue, job_id: UUID, owner: str) -> None:
-    async with database.system() as connection:
-        ticket = await leases.release_job(connection, job_id, owner)
-    if ticket is not None:
-        logger.info("job %s released for another worker", job_id)
-        await queue.enqueue(ticket.job_id, ticket.generation)
+    try:
+        async with database.system() as connection:
+            ticket = await leases.release_job(connection, job_id, owner)
+        if ticket is not None:
+            logger.info("job %s released for another worker", job_id)
+            await queue.enqueue(ticket.job_id, ticket.generation)
+    except Exception as exc:  # the error that stopped the job is the one to report
+        logger.warning("job %s not released (%s); the sweep resumes it when its lease expires", job_id, exc)
 
 
 async def sweep_task(ctx: dict[str, Any]) -> dict[str, int]:

@@ -150,10 +150,10 @@ class Database:
             yield
             return
         await connection.execute("SET LOCAL ROLE NONE")
-        try:
-            yield
-        finally:
-            await connection.execute(f'SET LOCAL ROLE "{self.app_role}"')
+        yield
+        # Only after success: a failed COPY has aborted the transaction, which then rolls back
+        # (and with it the role); resetting it here would hide the COPY's own error.
+        await connection.execute(f'SET LOCAL ROLE "{self.app_role}"')
 
     async def ping(self) -> bool:
         try:

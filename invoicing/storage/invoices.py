@@ -24,7 +24,9 @@ from invoicing.records import Invoice
 #
 # Order rows are locked in id order, so two transactions invoicing overlapping orders (two jobs,
 # or a job and the single-order endpoint) wait for each other instead of deadlocking; the
-# second then sees the first's invoice and reports `already_invoiced`.
+# second then sees the first's invoice and reports `already_invoiced`. The lock is taken inside
+# the LATERAL subquery, one lookup at a time in the order of the array: the caller passes the
+# ids sorted (the ORDER BY below only sorts rows already locked).
 LOCK_ORDERS = """
 SELECT o.id, o.organization_id, o.number, o.customer_id, o.status, o.currency, o.order_date,
        c.name AS customer_name, c.billing_name, c.billing_address, c.billing_email,
@@ -33,7 +35,7 @@ FROM unnest($2::uuid[]) AS wanted(id)
 CROSS JOIN LATERAL (
     SELECT * FROM sales_orders WHERE id = wanted.id AND organization_id = $1 OFFSET 0
 ) AS o
-JOIN customers c ON c.id = o.customer_id
+CROSS JOIN LATERAL (SELECT * FROM customers WHERE id = o.customer_id OFFSET 0) AS c
 ORDER BY o.id
 FOR UPDATE OF o
 """
@@ -85,7 +87,8 @@ async def lock_orders_for_invoicing(
     connection: asyncpg.Connection, organization_id: UUID, order_ids: Sequence[UUID]
 ) -> OrdersToInvoice:
     """Orders of this organization among ``order_ids`` (others are simply absent), locked."""
-    order_rows = await connection.fetch(LOCK_ORDERS, organization_id, list(order_ids))
+    # Sorted: uuid order in Python (by value) is PostgreSQL's (by bytes), the lock order.
+    order_rows = await connection.fetch(LOCK_ORDERS, organization_id, sorted(order_ids))
     found = [row["id"] for row in order_rows]
     lines: dict[UUID, list[OrderLine]] = {order_id: [] for order_id in found}
     invoiced: frozenset[UUID] = frozenset()
