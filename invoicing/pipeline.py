@@ -113,13 +113,15 @@ async def committed_chunks(run: JobRun, chunk_size: Callable[[], int]) -> AsyncG
         while True:
             prepared: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
             current = asyncio.create_task(_chunk(run, after_position, chunk_size(), previous, prepared))
-            last_position = await _prepared(prepared, current)
             if previous is not None:
+                # Published as soon as it commits, even if the next chunk's prepare waits (on
+                # orders another job holds, say).
                 outcome = await asyncio.shield(previous)
                 yield outcome
                 if outcome.done:
                     finished = True
                     return
+            last_position = await _prepared(prepared, current)
             previous = current
             if last_position is None:
                 # Nothing pending after the last position: this chunk settles what is left on
