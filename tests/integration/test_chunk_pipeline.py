@@ -124,3 +124,28 @@ async def test_stopping_the_worker_at_any_moment_gives_every_connection_back(
         )
         invoiced = await connection.fetchval("SELECT count(*) FROM invoices WHERE batch_job_id = $1", job_id)
     assert processed == invoiced, "every committed chunk is whole"
+
+
+async def test_a_lost_lease_stops_the_run_before_the_next_commit(
+    database: Database, app_database: Database
+) -> None:
+    organization = await create_organization(database)
+    order_ids = await create_orders(database, organization, 40)
+    job_id = await claimed_job(app_database, organization, order_ids)
+    run = JobRun(app_database, job_id, OWNER, organization.id, 60)
+
+    async with contextlib.aclosing(committed_chunks(run, lambda: 5)) as chunks:
+        first = await anext(chunks)
+        async with database.connection() as connection:  # another worker took the job over
+            await connection.execute("UPDATE batch_job_queue SET lease_owner = 'other' WHERE id = $1", job_id)
+        rest = [outcome async for outcome in chunks]
+
+    assert first.job is not None
+    assert [outcome.job for outcome in rest][-1] is None
+    async with database.connection() as connection:
+        processed = await connection.fetchval(
+            "SELECT count(*) FROM batch_job_items WHERE job_id = $1 AND status <> 'pending'", job_id
+        )
+        invoiced = await connection.fetchval("SELECT count(*) FROM invoices WHERE batch_job_id = $1", job_id)
+    committed = [o for o in [first, *rest] if o.job is not None]
+    assert processed == invoiced == 5 * len(committed), "nothing written after the lease was lost"
