@@ -110,15 +110,16 @@ async def commit_chunk(
     Called once every earlier chunk of the job has committed. A cancel requested meanwhile
     discards the chunk (the transaction then only finishes the job as cancelled).
     """
+    if not chunk.items:
+        # Nothing after the last position: with no chunk in flight now, make sure nothing
+        # before it is left either. Before the lease's row lock, so that a cancel request
+        # never waits behind this chunk's order locks.
+        chunk = await prepare_chunk(connection, job_id, organization_id, chunk_size, 0)
     lease = await progress.renew_lease(connection, job_id, owner, lease_seconds)
     if lease is None:
         return ChunkOutcome(job=None)
     if lease.cancel_requested:
         return ChunkOutcome(job=await progress.finish_cancelled(connection, job_id))
-    if not chunk.items:
-        # Nothing after the last position: with no chunk in flight now, make sure nothing
-        # before it is left either.
-        chunk = await prepare_chunk(connection, job_id, organization_id, chunk_size, 0)
     if not chunk.items:
         return ChunkOutcome(job=await progress.finish_completed(connection, job_id))
     drafts = [d for d in chunk.decisions if isinstance(d, InvoiceDraft)]
