@@ -12,6 +12,7 @@ from invoicing.principal import Principal
 from invoicing.processing import job_payload
 from invoicing.queue import JobQueue
 from invoicing.records import BatchJob
+from invoicing.settings import Settings
 from invoicing.storage import jobs, orders
 from invoicing.storage.database import Database
 
@@ -21,25 +22,26 @@ async def submit_batch(
     queue: JobQueue,
     principal: Principal,
     request: BatchRequest,
-    *,
-    max_batch_size: int,
-    max_active_jobs: int | None = None,
+    settings: Settings,
 ) -> BatchJob:
     """Record the job and its items in one transaction, then trigger a worker.
 
-    With ``max_active_jobs``, that transaction first checks the organization's cap under its
-    lock (TooManyRequests ``too_many_active_jobs``), so parallel submits never exceed it.
-    A filter is resolved to order ids inside that transaction, by the database. The enqueue
-    happens after the commit: a worker can never look for a job that is not there yet, and
-    if Redis is down the job simply waits in PostgreSQL for the sweep.
+    That transaction first checks the organization's cap of active jobs under its lock
+    (TooManyRequests ``too_many_active_jobs``), so parallel submits never exceed it. A filter
+    is resolved to order ids inside that transaction, by the database. The enqueue happens
+    after the commit: a worker can never look for a job that is not there yet, and if Redis
+    is down the job simply waits in PostgreSQL for the sweep.
     """
     async with database.scoped(principal.organization_id) as connection:
-        if max_active_jobs is not None:
-            await limits.check_active_jobs(connection, principal.organization_id, max_active_jobs)
+        await limits.check_active_jobs(
+            connection, principal.organization_id, settings.max_active_jobs_per_org
+        )
         order_ids = list(request.order_ids)
         extra: dict[str, Any] = {}
         if request.order_filter is not None:
-            order_ids = await _resolve_filter(connection, principal, request.order_filter, max_batch_size)
+            order_ids = await _resolve_filter(
+                connection, principal, request.order_filter, settings.max_batch_size
+            )
             extra["filter"] = request.order_filter.to_json()
         if request.retry_of is not None:
             extra["retry_of"] = str(request.retry_of)
@@ -80,9 +82,7 @@ async def retry_batch(
     queue: JobQueue,
     principal: Principal,
     job_id: UUID,
-    *,
-    max_batch_size: int,
-    max_active_jobs: int | None = None,
+    settings: Settings,
 ) -> BatchJob:
     """A new job over the orders of a finished job that got no invoice.
 
@@ -100,9 +100,7 @@ async def retry_batch(
         message = "Every order of the job got its invoice; there is nothing to retry."
         raise Conflict(message, code="nothing_to_retry")
     retry = BatchRequest(order_ids=tuple(order_ids), retry_of=job.id)
-    return await submit_batch(
-        database, queue, principal, retry, max_batch_size=max_batch_size, max_active_jobs=max_active_jobs
-    )
+    return await submit_batch(database, queue, principal, retry, settings)
 
 
 async def cancel_batch(database: Database, queue: JobQueue, principal: Principal, job_id: UUID) -> BatchJob:

@@ -81,12 +81,7 @@ async def create_batch_job(request: Request) -> Response:
     await limits.check_job_rate(state.queue(request).redis, settings, principal)
     batch = parse_batch_request(await read_json(request), max_batch_size=settings.max_batch_size)
     job = await batches.submit_batch(
-        state.database(request),
-        state.queue(request),
-        principal,
-        batch,
-        max_batch_size=settings.max_batch_size,
-        max_active_jobs=settings.max_active_jobs_per_org,
+        state.database(request), state.queue(request), principal, batch, settings
     )
     return _accepted(job)
 
@@ -155,12 +150,7 @@ async def retry_batch_job(request: Request) -> Response:
     settings = state.settings(request)
     await limits.check_job_rate(state.queue(request).redis, settings, principal)
     job = await batches.retry_batch(
-        state.database(request),
-        state.queue(request),
-        principal,
-        job_id,
-        max_batch_size=settings.max_batch_size,
-        max_active_jobs=settings.max_active_jobs_per_org,
+        state.database(request), state.queue(request), principal, job_id, settings
     )
     return _accepted(job)
 

@@ -100,8 +100,8 @@ async def create_job(
     if retry_of is not None:
         detail["retry_of"] = str(retry_of)
         retried = {"retry_job_id": str(job.id), "total_items": len(order_ids)}
-        await connection.execute(INSERT_AUDIT, organization_id, created_by, "job_retried", retry_of, retried)
-    await audit(connection, job, created_by, "job_created", detail)
+        await audit(connection, organization_id, retry_of, created_by, "job_retried", retried)
+    await audit(connection, organization_id, job.id, created_by, "job_created", detail)
     return job
 
 
@@ -111,9 +111,14 @@ async def uninvoiced_order_ids(connection: asyncpg.Connection, job: BatchJob) ->
 
 
 async def audit(
-    connection: asyncpg.Connection, job: BatchJob, user_id: UUID | None, action: str, detail: dict[str, Any]
+    connection: asyncpg.Connection,
+    organization_id: UUID,
+    job_id: UUID,
+    user_id: UUID | None,
+    action: str,
+    detail: dict[str, Any],
 ) -> None:
-    await connection.execute(INSERT_AUDIT, job.organization_id, user_id, action, job.id, detail)
+    await connection.execute(INSERT_AUDIT, organization_id, user_id, action, job_id, detail)
 
 
 async def get_job(connection: asyncpg.Connection, organization_id: UUID, job_id: UUID) -> BatchJob:
@@ -187,5 +192,7 @@ async def request_cancel(
     job = BatchJob.from_row(row)
     if job.status is JobStatus.cancelled:
         await connection.execute(CANCEL_PENDING_ITEMS, job.id)
-    await audit(connection, job, user_id, "job_cancel_requested", {"status": job.status.value})
+    await audit(
+        connection, job.organization_id, job.id, user_id, "job_cancel_requested", {"status": job.status.value}
+    )
     return job

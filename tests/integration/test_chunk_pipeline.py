@@ -41,6 +41,16 @@ async def run_to_the_end(
         return [outcome async for outcome in chunks]
 
 
+async def written(database: Database, job_id: UUID) -> tuple[int, int]:
+    """How many of the job's items left pending, and how many invoices the job created."""
+    async with database.connection() as connection:
+        processed = await connection.fetchval(
+            "SELECT count(*) FROM batch_job_items WHERE job_id = $1 AND status <> 'pending'", job_id
+        )
+        invoiced = await connection.fetchval("SELECT count(*) FROM invoices WHERE batch_job_id = $1", job_id)
+    return processed, invoiced
+
+
 @pytest_asyncio.fixture
 async def app_database(database_url: str) -> AsyncIterator[Database]:
     """The database as the worker sees it: as the application role, under row-level security."""
@@ -95,8 +105,7 @@ async def test_a_cancel_between_chunks_stops_the_job_with_nothing_of_the_prepare
     assert final is not None
     assert final.status.value == "cancelled"
     assert final.processed_items + final.cancelled_items == 40
-    async with database.connection() as connection:
-        invoiced = await connection.fetchval("SELECT count(*) FROM invoices WHERE batch_job_id = $1", job_id)
+    _, invoiced = await written(database, job_id)
     assert invoiced == final.successful_items == final.processed_items
 
 
@@ -118,11 +127,7 @@ async def test_stopping_the_worker_at_any_moment_gives_every_connection_back(
 
     await asyncio.wait_for(worker_database.disconnect(), timeout=10)
 
-    async with database.connection() as connection:
-        processed = await connection.fetchval(
-            "SELECT count(*) FROM batch_job_items WHERE job_id = $1 AND status <> 'pending'", job_id
-        )
-        invoiced = await connection.fetchval("SELECT count(*) FROM invoices WHERE batch_job_id = $1", job_id)
+    processed, invoiced = await written(database, job_id)
     assert processed == invoiced, "every committed chunk is whole"
 
 
@@ -142,10 +147,6 @@ async def test_a_lost_lease_stops_the_run_before_the_next_commit(
 
     assert first.job is not None
     assert [outcome.job for outcome in rest][-1] is None
-    async with database.connection() as connection:
-        processed = await connection.fetchval(
-            "SELECT count(*) FROM batch_job_items WHERE job_id = $1 AND status <> 'pending'", job_id
-        )
-        invoiced = await connection.fetchval("SELECT count(*) FROM invoices WHERE batch_job_id = $1", job_id)
+    processed, invoiced = await written(database, job_id)
     committed = [o for o in [first, *rest] if o.job is not None]
     assert processed == invoiced == 5 * len(committed), "nothing written after the lease was lost"

@@ -111,12 +111,12 @@ async def job_queue(settings: Settings) -> AsyncIterator[JobQueue]:
 
 
 async def submit(
-    database: Database, queue: JobQueue, organization: Organization, orders: list[UUID]
+    database: Database, queue: JobQueue, settings: Settings, organization: Organization, orders: list[UUID]
 ) -> BatchJob:
     admin = organization.admin
     principal = Principal(admin.id, organization.id, admin.role, admin.email)
     request = BatchRequest(tuple(orders))
-    return await batches.submit_batch(database, queue, principal, request, max_batch_size=100_000)
+    return await batches.submit_batch(database, queue, principal, request, settings)
 
 
 async def current(database: Database, job_id: UUID) -> BatchJob:
@@ -196,7 +196,7 @@ async def test_four_concurrent_workers_on_one_organization_leave_gapless_numbers
     with workers.explaining_failures():
         for process in processes:
             await wait_until_running(process)
-        jobs = [await submit(database, queue, organization, orders) for orders in order_lists]
+        jobs = [await submit(database, queue, settings, organization, orders) for orders in order_lists]
         finished = [await wait_until_status(database, job.id, JobStatus.completed, within=60) for job in jobs]
         assert sum("claimed by" in process.log() for process in processes) >= 2, "one process did all"
         assert ran_side_by_side(finished), "the jobs ran one after another"
@@ -234,7 +234,7 @@ async def test_a_worker_killed_mid_job_is_resumed_by_the_sweep_with_no_order_twi
     short_lease = settings.with_overrides(lease_seconds=2.0)
     organization = await create_organization(database)
     orders = await create_orders(database, organization, 2000)
-    job = await submit(database, queue, organization, orders)
+    job = await submit(database, queue, settings, organization, orders)
     (first,) = workers.start(short_lease)
     with workers.explaining_failures():
         await wait_until_processing_started(database, job.id)
@@ -268,7 +268,7 @@ async def test_the_same_job_enqueued_twice_is_processed_once(
 ) -> None:
     organization = await create_organization(database)
     orders = await create_orders(database, organization, 400)
-    job = await submit(database, queue, organization, orders)
+    job = await submit(database, queue, settings, organization, orders)
     assert await queue.enqueue(job.id, job.enqueue_generation) is False, "arq dedupes the same arq job id"
     assert await queue.enqueue(job.id, job.enqueue_generation + 1) is True, "a second arq job, same batch job"
     workers.start(settings, count=2)
@@ -308,7 +308,7 @@ async def test_a_worker_survives_a_redis_restart(
         private_redis.start()
 
         async with job_queue(on_private_redis) as queue:
-            job = await submit(database, queue, organization, orders)
+            job = await submit(database, queue, on_private_redis, organization, orders)
         done = await wait_until_status(database, job.id, JobStatus.completed)
 
         assert done.successful_items == len(orders)
@@ -349,7 +349,7 @@ async def test_a_processing_job_is_cancelled_by_its_worker_before_the_next_chunk
 ) -> None:
     organization = await create_organization(database)
     orders = await create_orders(database, organization, 3000)
-    job = await submit(database, queue, organization, orders)
+    job = await submit(database, queue, settings, organization, orders)
     async with api_client(settings) as client:
         workers.start(settings)
         with workers.explaining_failures():
@@ -375,7 +375,9 @@ async def test_a_job_whose_worker_crashed_max_attempts_times_is_failed_by_the_sw
     settings: Settings, database: Database, queue: JobQueue
 ) -> None:
     organization = await create_organization(database)
-    job = await submit(database, queue, organization, await create_orders(database, organization, 30))
+    job = await submit(
+        database, queue, settings, organization, await create_orders(database, organization, 30)
+    )
     async with database.transaction() as connection:
         # Ten items were done before the last crash; the lease of the third attempt has run out.
         await connection.execute(
