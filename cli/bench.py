@@ -172,16 +172,17 @@ class _CapturedWrites:
 
     def __init__(self) -> None:
         self.last_number = 0
-        self.copies: list[tuple[str, list[tuple[Any, ...]], tuple[str, ...]]] = []
+        self.copies: list[tuple[str, memoryview, tuple[str, ...]]] = []
 
     async def fetchval(self, _query: str, _organization: uuid.UUID, _year: int, count: int) -> int:
         self.last_number += count
         return self.last_number
 
-    async def copy_records_to_table(
-        self, table: str, *, records: list[tuple[Any, ...]], columns: tuple[str, ...]
+    async def copy_to_table(
+        self, table: str, *, source: memoryview, columns: tuple[str, ...], format: str
     ) -> None:
-        self.copies.append((table, records, columns))
+        assert format == "text", format
+        self.copies.append((table, source, columns))
 
 
 async def _ceiling(bench: _Bench, organization: _Organization) -> float:
@@ -202,8 +203,8 @@ async def _ceiling(bench: _Bench, organization: _Organization) -> float:
         )
         started = time.perf_counter()
         async with bench.database.transaction() as connection:
-            for table, records, columns in captured.copies:
-                await connection.copy_records_to_table(table, records=records, columns=columns)
+            for table, source, columns in captured.copies:
+                await connection.copy_to_table(table, source=source, columns=columns, format="text")
         elapsed += time.perf_counter() - started
         written += len(drafts)
         _bar("ceiling", start + len(chunk), len(ids))

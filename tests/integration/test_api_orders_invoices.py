@@ -11,7 +11,7 @@ import httpx
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from tests.support.app import api_client, error_of
-from tests.support.factories import Organization, create_orders, create_organization
+from tests.support.factories import Line, Organization, create_orders, create_organization
 from tests.support.workers import drain_queue
 
 ORDER_FIELDS = {"id", "number", "status", "customer_id", "customer_name", "currency", "total", "invoice_id"}
@@ -113,6 +113,29 @@ async def test_invoicing_one_order_answers_201_with_the_invoice(
     assert invoice["batch_job_id"] is None
     assert invoice["total"] == "139.25"
     assert [line["description"] for line in invoice["lines"]] == ["Consulting hours", "Travel"]
+
+
+async def test_an_invoice_keeps_every_character_of_the_order_and_customer(
+    client: httpx.AsyncClient, database: Database, organization: Organization
+) -> None:
+    # The invoice rows go to PostgreSQL as text-format COPY, where tab, newline, carriage
+    # return and backslash have meanings of their own.
+    awkward = "Tab\there, new\nline, CR\r, back\\slash, \\N, \\t, ünïcødé €"
+    address = "1 Main St\nBack\\Office\tFloor 2\r\nSpringfield"
+    lines = (Line(description=awkward), Line(description="\\"))
+    (order_id,) = await create_orders(database, organization, 1, lines=lines)
+    async with database.system() as connection:
+        await connection.execute(
+            "UPDATE customers SET billing_name = $2, billing_address = $3 WHERE id = $1",
+            organization.customer_id,
+            "Name\twith tab \\N",
+            address,
+        )
+    invoice = await invoice_order(client, organization.member.headers, order_id)
+    stored = (await client.get(f"/api/invoices/{invoice['id']}", headers=organization.member.headers)).json()
+    assert [line["description"] for line in stored["lines"]] == [awkward, "\\"]
+    assert stored["billing_address"] == address
+    assert stored["billing_name"] == "Name\twith tab \\N"
 
 
 async def test_invoicing_an_order_twice_is_409(
