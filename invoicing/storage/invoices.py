@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +11,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from invoicing.domain.invoice_rules import format_invoice_number
-from invoicing.domain.models import Customer, InvoiceDraft, OrderLine, SalesOrder
+from invoicing.domain.models import Customer, InvoiceDraft, OrderLine, SalesOrder, TaxAmount
 from invoicing.errors import NotFound
 from invoicing.records import Invoice
 from invoicing.storage.copy_text import escape, optional
@@ -132,6 +131,19 @@ async def lock_orders_for_invoicing(
     return OrdersToInvoice(orders, customers, invoiced)
 
 
+def _tax_breakdown(taxes: Sequence[TaxAmount]) -> str:
+    """The ``tax_breakdown`` column as JSON text, e.g. ``[{"rate":"20.00","base":"100.00","tax":"20.00"}]``.
+
+    Built by hand (json.dumps was 4 % of the worker): ``str()`` of a finite ``Decimal`` has only
+    digits, a sign, a point and an exponent, so nothing needs escaping, in JSON or in COPY.
+    """
+    return (
+        "["
+        + ",".join(f'{{"rate":"{t.rate_percent}","base":"{t.base}","tax":"{t.tax}"}}' for t in taxes)
+        + "]"
+    )
+
+
 async def insert_invoices(
     connection: asyncpg.Connection,
     *,
@@ -157,16 +169,12 @@ async def insert_invoices(
         invoice_id = uuid4()
         created[draft.sales_order_id] = invoice_id
         invoice = str(invoice_id)
-        taxes = json.dumps(
-            [{"rate": str(t.rate_percent), "base": str(t.base), "tax": str(t.tax)} for t in draft.taxes],
-            separators=(",", ":"),
-        )
         invoice_rows.append(
             f"{invoice}\t{organization}\t{format_invoice_number(year, sequence)}\t{year}\t{sequence}"
             f"\t{draft.sales_order_id}\t{draft.customer_id}\t{escape(draft.billing_name)}"
             f"\t{escape(draft.billing_address)}\t{escape(draft.billing_email)}\t{draft.issue_date}"
             f"\t{draft.due_date}\t{escape(draft.currency)}\t{draft.subtotal}\t{draft.tax_total}"
-            f"\t{draft.total}\t{escape(taxes)}{tail}"
+            f"\t{draft.total}\t{_tax_breakdown(draft.taxes)}{tail}"
         )
         line_rows.extend(
             f"{invoice}\t{line.position}\t{escape(line.description)}\t{line.quantity}\t{line.unit_price}"
