@@ -68,7 +68,9 @@ def decide(
                 )
             )
         except InvoiceRuleError as error:
-            decisions.append(error)
+            # An outcome, not a failure: without its traceback it holds no frames, so it
+            # forms no reference cycle for the garbage collector to find.
+            decisions.append(error.with_traceback(None))
     return decisions
 
 

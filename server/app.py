@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from invoicing import collector
 from invoicing.errors import InvoicingError
 from invoicing.queue import JobQueue, connect_redis
 from invoicing.settings import Settings
@@ -90,4 +91,5 @@ def create_app(settings: Settings) -> Starlette:
 
 def create_app_from_env() -> Starlette:
     """The factory each process of a multi-process server calls (``invoicing server --processes``)."""
+    collector.tune_for_throughput()  # each is a fresh interpreter: see cli.commands.serve
     return create_app(Settings.from_env())

@@ -14,7 +14,7 @@ from invoicing.domain.models import (
     SalesOrder,
     TaxAmount,
 )
-from invoicing.domain.money import exact_arithmetic, is_valid_currency, round_money
+from invoicing.domain.money import exact_arithmetic, is_valid_currency, money_quantum, round_to
 from invoicing.errors import InvoiceRuleError
 
 INVOICE_NUMBER_PREFIX = "INV"
@@ -40,6 +40,8 @@ INVOICE_ERROR_CODES: tuple[str, ...] = (
 
 _INVOICEABLE_STATUS = "confirmed"
 _HUNDRED = Decimal(100)
+_ZERO = Decimal(0)
+_NUMBER_NAMES = ("quantity", "unit price", "discount", "tax rate")
 
 
 def format_invoice_number(year: int, sequence: int) -> str:
@@ -73,7 +75,7 @@ def build_invoice_draft(
     if order is None:
         raise InvoiceRuleError("Sales order not found.", code=ORDER_NOT_FOUND)
     _check_order(order, already_invoiced=already_invoiced)
-    lines = tuple(sorted(order.lines, key=lambda line: line.position))
+    lines = tuple(sorted(order.lines, key=_position))
     _check_lines(lines)
     if customer is None:
         raise InvoiceRuleError("The order's customer has no billing information.", code=MISSING_BILLING_INFO)
@@ -81,12 +83,13 @@ def build_invoice_draft(
     _check_currency(order, customer)
 
     currency = order.currency
+    quantum = money_quantum(currency)
     with exact_arithmetic():
-        line_drafts = tuple(_line_draft(line, currency) for line in lines)
-        taxes = _taxes_per_rate(line_drafts, currency)
-        subtotal = _money_sum((line.net_amount for line in line_drafts), currency)
-        tax_total = _money_sum((tax.tax for tax in taxes), currency)
-        total = round_money(subtotal + tax_total, currency)
+        line_drafts = tuple([_line_draft(line, quantum) for line in lines])
+        taxes = _taxes_per_rate(line_drafts, quantum)
+        subtotal = _money_sum([line.net_amount for line in line_drafts], quantum)
+        tax_total = _money_sum([tax.tax for tax in taxes], quantum)
+        total = round_to(subtotal + tax_total, quantum)
 
     return InvoiceDraft(
         sales_order_id=order.id,
@@ -130,14 +133,9 @@ def _line_problem(line: OrderLine) -> str | None:
     """Describe the first thing wrong with ``line``, or return ``None`` if it can be invoiced."""
     if not line.description.strip():
         return "description must not be empty"
-    numbers = {
-        "quantity": line.quantity,
-        "unit price": line.unit_price,
-        "discount": line.discount_percent,
-        "tax rate": line.tax_rate_percent,
-    }
+    numbers = (line.quantity, line.unit_price, line.discount_percent, line.tax_rate_percent)
     # Checked first: comparing a NaN raises InvalidOperation instead of answering.
-    for name, value in numbers.items():
+    for name, value in zip(_NUMBER_NAMES, numbers, strict=True):
         if not value.is_finite():
             return f"{name} must be a finite number"
     if line.quantity <= 0:
@@ -149,6 +147,10 @@ def _line_problem(line: OrderLine) -> str | None:
     if not 0 <= line.tax_rate_percent <= _HUNDRED:
         return "tax rate must be between 0 and 100 percent"
     return None
+
+
+def _position(line: OrderLine) -> int:
+    return line.position
 
 
 def _billing_details(customer: Customer) -> tuple[str, str, str]:
@@ -180,9 +182,9 @@ def _check_currency(order: SalesOrder, customer: Customer) -> None:
         )
 
 
-def _line_draft(line: OrderLine, currency: str) -> InvoiceLineDraft:
+def _line_draft(line: OrderLine, quantum: Decimal) -> InvoiceLineDraft:
     gross = line.quantity * line.unit_price
-    net = round_money(_percent_of(gross, _HUNDRED - line.discount_percent), currency)
+    net = round_to(_percent_of(gross, _HUNDRED - line.discount_percent), quantum)
     return InvoiceLineDraft(
         position=line.position,
         description=line.description,
@@ -194,7 +196,7 @@ def _line_draft(line: OrderLine, currency: str) -> InvoiceLineDraft:
     )
 
 
-def _taxes_per_rate(lines: Iterable[InvoiceLineDraft], currency: str) -> tuple[TaxAmount, ...]:
+def _taxes_per_rate(lines: Iterable[InvoiceLineDraft], quantum: Decimal) -> tuple[TaxAmount, ...]:
     # Decimal("20") and Decimal("20.00") are equal and hash alike, so they share one group;
     # the group keeps the spelling of its first line.
     bases: dict[Decimal, list[Decimal]] = {}
@@ -202,8 +204,8 @@ def _taxes_per_rate(lines: Iterable[InvoiceLineDraft], currency: str) -> tuple[T
         bases.setdefault(line.tax_rate_percent, []).append(line.net_amount)
     taxes = []
     for rate in sorted(bases):
-        base = _money_sum(bases[rate], currency)
-        tax = round_money(_percent_of(base, rate), currency)
+        base = _money_sum(bases[rate], quantum)
+        tax = round_to(_percent_of(base, rate), quantum)
         taxes.append(TaxAmount(rate_percent=rate, base=base, tax=_unsigned(tax)))
     return tuple(taxes)
 
@@ -213,8 +215,8 @@ def _percent_of(amount: Decimal, percent: Decimal) -> Decimal:
     return (amount * percent).scaleb(-2)
 
 
-def _money_sum(amounts: Iterable[Decimal], currency: str) -> Decimal:
-    return round_money(sum(amounts, Decimal(0)), currency)
+def _money_sum(amounts: Iterable[Decimal], quantum: Decimal) -> Decimal:
+    return round_to(sum(amounts, _ZERO), quantum)
 
 
 def _unsigned(amount: Decimal) -> Decimal:

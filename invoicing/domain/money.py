@@ -75,12 +75,21 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
     """
     if not amount.is_finite():
         raise ValueError(f"cannot round a non-finite amount: {amount}")
-    return amount.quantize(_quantum(currency), rounding=ROUND_HALF_UP, context=_EXACT)
+    return round_to(amount, money_quantum(currency))
+
+
+def round_to(amount: Decimal, quantum: Decimal) -> Decimal:
+    """Round a finite ``amount`` half-up to ``quantum`` (a ``money_quantum``).
+
+    ``round_money`` for hot loops that round many amounts of one currency: the caller looks
+    the quantum up once and has checked that the amounts are finite.
+    """
+    return amount.quantize(quantum, rounding=ROUND_HALF_UP, context=_EXACT)
 
 
 @cache
-def _quantum(currency: str) -> Decimal:
-    """``Decimal("0.01")`` for EUR: the minor unit, built once per currency (a hot path)."""
+def money_quantum(currency: str) -> Decimal:
+    """``Decimal("0.01")`` for EUR: the currency's minor unit, built once per currency."""
     return Decimal(1).scaleb(-minor_unit(currency))
 
 

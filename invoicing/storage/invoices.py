@@ -94,17 +94,9 @@ async def lock_orders_for_invoicing(
     lines: dict[UUID, list[OrderLine]] = {order_id: [] for order_id in found}
     invoiced: frozenset[UUID] = frozenset()
     if found:
-        for line in await connection.fetch(SELECT_LINES, found):
-            lines[line["sales_order_id"]].append(
-                OrderLine(
-                    position=line["position"],
-                    description=line["description"],
-                    quantity=line["quantity"],
-                    unit_price=line["unit_price"],
-                    discount_percent=line["discount_percent"],
-                    tax_rate_percent=line["tax_rate_percent"],
-                )
-            )
+        # Unpacked in SELECT_LINES's column order: cheaper than seven lookups by name a line.
+        for order_id, *line in await connection.fetch(SELECT_LINES, found):
+            lines[order_id].append(OrderLine(*line))
         invoiced = frozenset(row["sales_order_id"] for row in await connection.fetch(SELECT_INVOICED, found))
     orders: dict[UUID, SalesOrder] = {}
     customers: dict[UUID, Customer] = {}
@@ -119,6 +111,8 @@ async def lock_orders_for_invoicing(
             order_date=row["order_date"],
             lines=tuple(lines[row["id"]]),
         )
+        if row["customer_id"] in customers:
+            continue  # many orders of a chunk share a customer: built once
         customers[row["customer_id"]] = Customer(
             id=row["customer_id"],
             name=row["customer_name"],
