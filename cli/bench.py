@@ -196,17 +196,16 @@ async def _ceiling(bench: _Bench, organization: _Organization) -> float:
         chunk = ids[start : start + size]
         async with bench.database.connection() as connection:
             loaded = await invoices.lock_orders_for_invoicing(connection, organization.id, chunk)
-        drafts = [d for d in decide(chunk, loaded, today()) if isinstance(d, InvoiceDraft)]
+        rows = invoices.InvoiceRows(organization.id, today().year)
+        rows.add(d for d in decide(chunk, loaded, today()) if isinstance(d, InvoiceDraft))
         captured.copies.clear()
-        await invoices.insert_invoices(
-            captured, organization_id=organization.id, drafts=drafts, created_by=user_id, batch_job_id=None
-        )
+        await invoices.insert_invoices(captured, rows, created_by=user_id, batch_job_id=None)
         started = time.perf_counter()
         async with bench.database.transaction() as connection:
             for table, source, columns in captured.copies:
                 await connection.copy_to_table(table, source=source, columns=columns, format="text")
         elapsed += time.perf_counter() - started
-        written += len(drafts)
+        written += len(rows)
         _bar("ceiling", start + len(chunk), len(ids))
     return written / elapsed
 

@@ -23,7 +23,7 @@ from invoicing.errors import InvoiceRuleError
 from invoicing.records import BatchJob, Invoice
 from invoicing.storage import invoices, progress
 from invoicing.storage.database import Database
-from invoicing.storage.invoices import OrdersToInvoice
+from invoicing.storage.invoices import InvoiceRows, OrdersToInvoice
 from invoicing.storage.progress import ItemResult
 
 #: How many failed items the job's ``errors`` column keeps; the rest are in the items.
@@ -80,6 +80,8 @@ class PreparedChunk:
 
     items: list[tuple[int, UUID]]
     decisions: list[InvoiceDraft | InvoiceRuleError]
+    #: The drafts' rows, ready to be numbered and written.
+    rows: InvoiceRows
 
     @property
     def last_position(self) -> int | None:
@@ -93,18 +95,21 @@ async def prepare_chunk(
     decide each one. Touches neither the job row nor the number counter, so it can run while
     the previous chunk of the same job is still committing."""
     items = await progress.next_pending_items(connection, job_id, chunk_size, after_position)
+    issue_date = today()
+    rows = InvoiceRows(organization_id, issue_date.year)
     if not items:
-        return PreparedChunk([], [])
+        return PreparedChunk([], [], rows)
     order_ids = [order_id for _, order_id in items]
     loaded = await invoices.lock_orders_for_invoicing(connection, organization_id, order_ids)
     decisions: list[InvoiceDraft | InvoiceRuleError] = []
-    issue_date = today()
     for start in range(0, len(order_ids), DECIDE_SLICE):
-        decisions += decide(order_ids[start : start + DECIDE_SLICE], loaded, issue_date)
+        decided = decide(order_ids[start : start + DECIDE_SLICE], loaded, issue_date)
+        rows.add(d for d in decided if isinstance(d, InvoiceDraft))
+        decisions += decided
         # The chunk committing meanwhile needs this thread to send its COPY: without a pause,
         # deciding a whole chunk kept PostgreSQL waiting for it (tens of milliseconds).
         await asyncio.sleep(0)
-    return PreparedChunk(items, decisions)
+    return PreparedChunk(items, decisions, rows)
 
 
 async def commit_chunk(
@@ -135,14 +140,9 @@ async def commit_chunk(
         return ChunkOutcome(job=await progress.finish_cancelled(connection, job_id))
     if not chunk.items:
         return ChunkOutcome(job=await progress.finish_completed(connection, job_id))
-    drafts = [d for d in chunk.decisions if isinstance(d, InvoiceDraft)]
     async with database.as_owner(connection):
         created = await invoices.insert_invoices(
-            connection,
-            organization_id=organization_id,
-            drafts=drafts,
-            created_by=lease.created_by,
-            batch_job_id=job_id,
+            connection, chunk.rows, created_by=lease.created_by, batch_job_id=job_id
         )
     results = [
         _item_result(position, d, created)
@@ -158,7 +158,7 @@ async def commit_chunk(
         connection,
         job_id,
         processed=len(chunk.items),
-        succeeded=len(drafts),
+        succeeded=len(chunk.rows),
         failed=len(failures),
         new_errors=failures[: max(0, ERROR_SAMPLE_SIZE - lease.error_count)],
     )
@@ -208,14 +208,10 @@ async def invoice_single_order(
         decision = decide([order_id], loaded, today())[0]
         if isinstance(decision, InvoiceRuleError):
             raise decision
+        rows = InvoiceRows(organization_id, decision.issue_date.year)
+        rows.add([decision])
         async with database.as_owner(connection):
-            created = await invoices.insert_invoices(
-                connection,
-                organization_id=organization_id,
-                drafts=[decision],
-                created_by=user_id,
-                batch_job_id=None,
-            )
+            created = await invoices.insert_invoices(connection, rows, created_by=user_id, batch_job_id=None)
         return await invoices.get_invoice(connection, organization_id, created[order_id])
 
 

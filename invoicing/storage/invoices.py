@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -138,51 +138,74 @@ def _tax_breakdown(taxes: Sequence[TaxAmount]) -> str:
     )
 
 
+class InvoiceRows:
+    """A chunk's invoices as text-format COPY rows (see ``copy_text``), complete but for their
+    numbers, which are allocated at commit under the counter's lock.
+
+    Built while the chunk before commits, a slice of drafts at a time (``add``), so that the
+    commit itself only numbers the rows and sends them.
+    """
+
+    def __init__(self, organization_id: UUID, year: int) -> None:
+        self.organization_id = organization_id
+        self.year = year
+        #: Order id → the id its invoice will have.
+        self.invoice_ids: dict[UUID, UUID] = {}
+        #: Per invoice, in numbering order: its row before the number, and after the sequence.
+        self.invoices: list[tuple[str, str]] = []
+        self.lines: list[str] = []
+        self._organization = str(organization_id)
+
+    def __len__(self) -> int:
+        return len(self.invoices)
+
+    def add(self, drafts: Iterable[InvoiceDraft]) -> None:
+        """Append the rows of ``drafts`` (issued in ``year``), numbered after those added before."""
+        organization = self._organization
+        for draft in drafts:
+            if draft.issue_date.year != self.year:
+                raise ValueError(f"a draft issued in {draft.issue_date.year} among invoices of {self.year}")
+            invoice_id = uuid4()
+            self.invoice_ids[draft.sales_order_id] = invoice_id
+            invoice = str(invoice_id)
+            self.invoices.append(
+                (
+                    f"{invoice}\t{organization}\t",
+                    f"\t{draft.sales_order_id}\t{draft.customer_id}\t{escape(draft.billing_name)}"
+                    f"\t{escape(draft.billing_address)}\t{escape(draft.billing_email)}\t{draft.issue_date}"
+                    f"\t{draft.due_date}\t{escape(draft.currency)}\t{draft.subtotal}\t{draft.tax_total}"
+                    f"\t{draft.total}\t{_tax_breakdown(draft.taxes)}",
+                )
+            )
+            self.lines.extend(
+                f"{invoice}\t{line.position}\t{escape(line.description)}\t{line.quantity}\t{line.unit_price}"
+                f"\t{line.discount_percent}\t{line.tax_rate_percent}\t{line.net_amount}\t{organization}\n"
+                for line in draft.lines
+            )
+
+
 async def insert_invoices(
-    connection: asyncpg.Connection,
-    *,
-    organization_id: UUID,
-    drafts: Sequence[InvoiceDraft],
-    created_by: UUID,
-    batch_job_id: UUID | None,
+    connection: asyncpg.Connection, rows: InvoiceRows, *, created_by: UUID, batch_job_id: UUID | None
 ) -> dict[UUID, UUID]:
-    """Number and write the drafts (all of one issue year) with COPY; return order id → invoice id."""
-    if not drafts:
+    """Number the rows and write them with COPY; return order id → invoice id."""
+    if not rows.invoices:
         return {}
-    year = drafts[0].issue_date.year
-    last = await connection.fetchval(ALLOCATE_NUMBERS, organization_id, year, len(drafts))
-    first = last - len(drafts) + 1
-    # Text-format COPY rows (see copy_text): each value's str() is valid input as it is,
-    # except text, which is escaped.
-    organization = str(organization_id)
+    year = rows.year
+    last = await connection.fetchval(ALLOCATE_NUMBERS, rows.organization_id, year, len(rows))
     tail = f"\t{created_by}\t{optional(batch_job_id)}\n"
-    invoice_rows: list[str] = []
-    line_rows: list[str] = []
-    created: dict[UUID, UUID] = {}
-    for sequence, draft in enumerate(drafts, start=first):
-        invoice_id = uuid4()
-        created[draft.sales_order_id] = invoice_id
-        invoice = str(invoice_id)
-        invoice_rows.append(
-            f"{invoice}\t{organization}\t{format_invoice_number(year, sequence)}\t{year}\t{sequence}"
-            f"\t{draft.sales_order_id}\t{draft.customer_id}\t{escape(draft.billing_name)}"
-            f"\t{escape(draft.billing_address)}\t{escape(draft.billing_email)}\t{draft.issue_date}"
-            f"\t{draft.due_date}\t{escape(draft.currency)}\t{draft.subtotal}\t{draft.tax_total}"
-            f"\t{draft.total}\t{_tax_breakdown(draft.taxes)}{tail}"
-        )
-        line_rows.extend(
-            f"{invoice}\t{line.position}\t{escape(line.description)}\t{line.quantity}\t{line.unit_price}"
-            f"\t{line.discount_percent}\t{line.tax_rate_percent}\t{line.net_amount}\t{organization}\n"
-            for line in draft.lines
-        )
-    for table, rows, columns in (
-        ("invoices", invoice_rows, INVOICE_COLUMNS),
-        ("invoice_lines", line_rows, LINE_COLUMNS),
+    numbered = "".join(
+        f"{head}{format_invoice_number(year, sequence)}\t{year}\t{sequence}{body}{tail}"
+        for sequence, (head, body) in enumerate(rows.invoices, start=last - len(rows) + 1)
+    )
+    for table, text, columns in (
+        ("invoices", numbered, INVOICE_COLUMNS),
+        ("invoice_lines", "".join(rows.lines), LINE_COLUMNS),
     ):
         # A memoryview: asyncpg would take bytes for a file name.
-        data = memoryview("".join(rows).encode())
-        await connection.copy_to_table(table, source=data, columns=columns, format="text")
-    return created
+        await connection.copy_to_table(
+            table, source=memoryview(text.encode()), columns=columns, format="text"
+        )
+    return rows.invoice_ids
 
 
 async def get_invoice(connection: asyncpg.Connection, organization_id: UUID, invoice_id: UUID) -> Invoice:

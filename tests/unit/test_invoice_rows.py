@@ -1,0 +1,31 @@
+"""A chunk's invoice rows, built before the chunk's numbers are known."""
+
+from __future__ import annotations
+
+from datetime import date
+from uuid import uuid4
+
+import pytest
+
+from invoicing.storage.invoices import InvoiceRows
+from tests.unit.invoice_factories import ISSUE_DATE, build, lines_of, make_line, make_order
+
+
+def test_rows_keep_the_order_of_the_drafts_and_one_line_row_per_line() -> None:
+    drafts = [build(make_order(id=uuid4(), lines=lines_of(make_line(), make_line()))) for _ in range(3)]
+    rows = InvoiceRows(uuid4(), ISSUE_DATE.year)
+    rows.add(drafts[:1])
+    rows.add(drafts[1:])
+    assert len(rows) == 3
+    assert list(rows.invoice_ids) == [draft.sales_order_id for draft in drafts]
+    assert len(rows.lines) == 6
+    first_invoice = str(rows.invoice_ids[drafts[0].sales_order_id])
+    assert rows.invoices[0][0].startswith(first_invoice)
+    assert all(line.startswith(first_invoice) for line in rows.lines[:2])
+
+
+def test_a_draft_of_another_year_is_refused() -> None:
+    rows = InvoiceRows(uuid4(), ISSUE_DATE.year)
+    with pytest.raises(ValueError, match="issued in 2027"):
+        rows.add([build(issue_date=date(2027, 1, 1))])
+    assert len(rows) == 0
