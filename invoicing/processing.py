@@ -79,8 +79,10 @@ class PreparedChunk:
     """The next items of a job, their orders locked and decided, nothing written yet."""
 
     items: list[tuple[int, UUID]]
-    decisions: list[InvoiceDraft | InvoiceRuleError]
-    #: The drafts' rows, ready to be numbered and written.
+    #: Per item, the rule its order breaks, or None: its invoice is among the rows. (The drafts
+    #: themselves are not kept: two chunks in flight held 10 MB of them for nothing.)
+    refusals: list[InvoiceRuleError | None]
+    #: The invoices' rows, ready to be numbered and written.
     rows: InvoiceRows
 
     @property
@@ -101,15 +103,15 @@ async def prepare_chunk(
         return PreparedChunk([], [], rows)
     order_ids = [order_id for _, order_id in items]
     loaded = await invoices.lock_orders_for_invoicing(connection, organization_id, order_ids)
-    decisions: list[InvoiceDraft | InvoiceRuleError] = []
+    refusals: list[InvoiceRuleError | None] = []
     for start in range(0, len(order_ids), DECIDE_SLICE):
         decided = decide(order_ids[start : start + DECIDE_SLICE], loaded, issue_date)
         rows.add(d for d in decided if isinstance(d, InvoiceDraft))
-        decisions += decided
+        refusals += [d if isinstance(d, InvoiceRuleError) else None for d in decided]
         # The chunk committing meanwhile needs this thread to send its COPY: without a pause,
         # deciding a whole chunk kept PostgreSQL waiting for it (tens of milliseconds).
         await asyncio.sleep(0)
-    return PreparedChunk(items, decisions, rows)
+    return PreparedChunk(items, refusals, rows)
 
 
 async def commit_chunk(
@@ -145,14 +147,14 @@ async def commit_chunk(
             connection, chunk.rows, created_by=lease.created_by, batch_job_id=job_id
         )
     results = [
-        _item_result(position, d, created)
-        for (position, _), d in zip(chunk.items, chunk.decisions, strict=True)
+        _item_result(position, order_id, refusal, created)
+        for (position, order_id), refusal in zip(chunk.items, chunk.refusals, strict=True)
     ]
     await progress.record_items(connection, job_id, results)
     failures = [
-        {"order_id": str(order_id), "code": d.code, "message": d.message}
-        for (_, order_id), d in zip(chunk.items, chunk.decisions, strict=True)
-        if isinstance(d, InvoiceRuleError)
+        {"order_id": str(order_id), "code": refusal.code, "message": refusal.message}
+        for (_, order_id), refusal in zip(chunk.items, chunk.refusals, strict=True)
+        if refusal is not None
     ]
     job = await progress.record_progress(
         connection,
@@ -192,11 +194,11 @@ async def process_next_chunk(
 
 
 def _item_result(
-    position: int, decision: InvoiceDraft | InvoiceRuleError, created: dict[UUID, UUID]
+    position: int, order_id: UUID, refusal: InvoiceRuleError | None, created: dict[UUID, UUID]
 ) -> ItemResult:
-    if isinstance(decision, InvoiceRuleError):
-        return ItemResult(position, ItemStatus.failed.value, None, decision.code, decision.message)
-    return ItemResult(position, ItemStatus.succeeded.value, created[decision.sales_order_id])
+    if refusal is not None:
+        return ItemResult(position, ItemStatus.failed.value, None, refusal.code, refusal.message)
+    return ItemResult(position, ItemStatus.succeeded.value, created[order_id])
 
 
 async def invoice_single_order(
