@@ -196,8 +196,9 @@ async def _ceiling(bench: _Bench, organization: _Organization) -> float:
         chunk = ids[start : start + size]
         async with bench.database.connection() as connection:
             loaded = await invoices.lock_orders_for_invoicing(connection, organization.id, chunk)
-        rows = invoices.InvoiceRows(organization.id, today().year)
-        rows.add(d for d in decide(chunk, loaded, today()) if isinstance(d, InvoiceDraft))
+        issue_date = today()
+        rows = invoices.InvoiceRows(organization.id, issue_date.year)
+        rows.add(d for d in decide(chunk, loaded, issue_date) if isinstance(d, InvoiceDraft))
         captured.copies.clear()
         await invoices.insert_invoices(captured, rows, created_by=user_id, batch_job_id=None)
         started = time.perf_counter()

@@ -97,12 +97,14 @@ async def prepare_chunk(
     decide each one. Touches neither the job row nor the number counter, so it can run while
     the previous chunk of the same job is still committing."""
     items = await progress.next_pending_items(connection, job_id, chunk_size, after_position)
-    issue_date = today()
-    rows = InvoiceRows(organization_id, issue_date.year)
     if not items:
-        return PreparedChunk([], [], rows)
+        return PreparedChunk([], [], InvoiceRows(organization_id, today().year))
     order_ids = [order_id for _, order_id in items]
     loaded = await invoices.lock_orders_for_invoicing(connection, organization_id, order_ids)
+    # The day is read once the orders are locked: waiting for another job's locks across
+    # midnight must not date the invoices (and number them in the year) before it.
+    issue_date = today()
+    rows = InvoiceRows(organization_id, issue_date.year)
     refusals: list[InvoiceRuleError | None] = []
     for start in range(0, len(order_ids), DECIDE_SLICE):
         decided = decide(order_ids[start : start + DECIDE_SLICE], loaded, issue_date)
