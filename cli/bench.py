@@ -19,7 +19,6 @@ Every measurement gets its own organization with fresh, uninvoiced orders (5 lin
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import json
 import logging
@@ -38,7 +37,15 @@ from typing import Any
 import httpx
 import psutil
 
-from cli.bench_websockets import Watchers, _LightClient, _spawn, _stop, scratch_services, start_server
+from cli.bench_websockets import (
+    Watchers,
+    _LightClient,
+    _spawn,
+    _stop,
+    handshake_request,
+    scratch_services,
+    start_server,
+)
 from invoicing.domain.invoice_rules import CURRENCY_MISMATCH, INVALID_LINE, MISSING_BILLING_INFO
 from invoicing.domain.models import InvoiceDraft
 from invoicing.processing import decide, today
@@ -253,15 +260,11 @@ class _JobClient(_LightClient):
 
 
 async def _watch_job(base: str, token: str, job_id: str, total: int) -> _JobClient:
-    host, port = base.removeprefix("http://").split(":")
-    key = base64.b64encode(secrets.token_bytes(16)).decode()
-    request = (
-        f"GET /ws/batch-jobs/{job_id} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-        f"Authorization: Bearer {token}\r\n\r\n"
-    ).encode()
+    host, port_text = base.removeprefix("http://").split(":")
+    port = int(port_text)
+    request = handshake_request(f"/ws/batch-jobs/{job_id}", host, port, token)
     loop = asyncio.get_running_loop()
-    transport, client = await loop.create_connection(lambda: _JobClient(request, total), host, int(port))
+    transport, client = await loop.create_connection(lambda: _JobClient(request, total), host, port)
     try:
         await asyncio.wait_for(client.finished, timeout=3600)
     finally:

@@ -139,13 +139,18 @@ class _LightClient(asyncio.Protocol):
             self.finished.set_exception(exc or ConnectionError("closed before the job finished"))
 
 
-async def _watch(host: str, port: int, token: str, watchers: Watchers) -> None:
+def handshake_request(path: str, host: str, port: int, token: str) -> bytes:
+    """The HTTP request that opens a WebSocket on ``path``, authenticated with ``token``."""
     key = base64.b64encode(secrets.token_bytes(16)).decode()
-    request = (
-        f"GET /ws/batch-jobs HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
         f"Authorization: Bearer {token}\r\n\r\n"
     ).encode()
+
+
+async def _watch(host: str, port: int, token: str, watchers: Watchers) -> None:
+    request = handshake_request("/ws/batch-jobs", host, port, token)
     loop = asyncio.get_running_loop()
     transport, client = await loop.create_connection(lambda: _LightClient(watchers, request), host, port)
     try:

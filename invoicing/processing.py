@@ -169,32 +169,6 @@ async def commit_chunk(
     return ChunkOutcome(job=job, last_position=chunk.items[-1][0])
 
 
-async def process_next_chunk(
-    database: Database,
-    job_id: UUID,
-    owner: str,
-    *,
-    organization_id: UUID,
-    chunk_size: int,
-    lease_seconds: float,
-    after_position: int = 0,
-) -> ChunkOutcome:
-    """Invoice the next ``chunk_size`` pending items of a job whose lease ``owner`` holds, in
-    one transaction scoped to the job's organization (row-level security hides every other)."""
-    async with database.scoped(organization_id) as connection:
-        chunk = await prepare_chunk(connection, job_id, organization_id, chunk_size, after_position)
-        return await commit_chunk(
-            database,
-            connection,
-            chunk,
-            job_id,
-            owner,
-            organization_id=organization_id,
-            chunk_size=chunk_size,
-            lease_seconds=lease_seconds,
-        )
-
-
 def _item_result(
     position: int, order_id: UUID, refusal: InvoiceRuleError | None, created: dict[UUID, UUID]
 ) -> ItemResult:

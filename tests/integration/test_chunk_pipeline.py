@@ -33,6 +33,14 @@ async def claimed_job(database: Database, organization: Organization, order_ids:
     return job.id
 
 
+async def job_of_forty_orders(database: Database, app_database: Database) -> tuple[Organization, JobRun]:
+    """An organization and the run a worker would make of its claimed job of 40 valid orders."""
+    organization = await create_organization(database)
+    order_ids = await create_orders(database, organization, 40)
+    job_id = await claimed_job(app_database, organization, order_ids)
+    return organization, JobRun(app_database, job_id, OWNER, organization.id, 60)
+
+
 async def run_to_the_end(
     database: Database, job_id: UUID, organization: Organization, size: int
 ) -> list[ChunkOutcome]:
@@ -90,10 +98,8 @@ async def test_chunks_commit_in_item_order_and_numbers_follow_the_items(
 async def test_a_cancel_between_chunks_stops_the_job_with_nothing_of_the_prepared_chunk(
     database: Database, app_database: Database
 ) -> None:
-    organization = await create_organization(database)
-    order_ids = await create_orders(database, organization, 40)
-    job_id = await claimed_job(app_database, organization, order_ids)
-    run = JobRun(app_database, job_id, OWNER, organization.id, 60)
+    organization, run = await job_of_forty_orders(database, app_database)
+    job_id = run.job_id
 
     async with contextlib.aclosing(committed_chunks(run, lambda: 5)) as chunks:
         seen = [await anext(chunks)]
@@ -134,10 +140,8 @@ async def test_stopping_the_worker_at_any_moment_gives_every_connection_back(
 async def test_a_lost_lease_stops_the_run_before_the_next_commit(
     database: Database, app_database: Database
 ) -> None:
-    organization = await create_organization(database)
-    order_ids = await create_orders(database, organization, 40)
-    job_id = await claimed_job(app_database, organization, order_ids)
-    run = JobRun(app_database, job_id, OWNER, organization.id, 60)
+    _, run = await job_of_forty_orders(database, app_database)
+    job_id = run.job_id
 
     async with contextlib.aclosing(committed_chunks(run, lambda: 5)) as chunks:
         first = await anext(chunks)
