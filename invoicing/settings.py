@@ -21,8 +21,15 @@ ENVIRONMENT: dict[str, str | None] = {
     "CHUNK_SIZE": "100",
     "CHUNK_TARGET_SECONDS": "0.15",
     "MAX_CHUNK_SIZE": "2000",
-    "LEASE_SECONDS": "60",
-    "MAX_JOB_ATTEMPTS": "3",
+    "LEASE_SECONDS": "30",
+    "MAX_JOB_ATTEMPTS": "5",
+    "RETRY_BACKOFF_SECONDS": "1",
+    "RETRY_BACKOFF_MAX_SECONDS": "60",
+    "LOCKED_ORDER_WAIT_SECONDS": "30",
+    "SWEEP_INTERVAL_SECONDS": "10",
+    "DB_STATEMENT_TIMEOUT_SECONDS": "30",
+    "DB_LOCK_TIMEOUT_SECONDS": "2",
+    "DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS": "10",
     "WORKER_MAX_JOBS": "4",
     "WORKER_POLL_DELAY": "0.1",
     "SWEEP_PENDING_AFTER_SECONDS": "5",
@@ -51,7 +58,18 @@ class Settings:
     chunk_target_seconds: float
     max_chunk_size: int
     lease_seconds: float
+    #: Failures in a row at the same place (no item processed between them) that end a job.
     max_job_attempts: int
+    #: First pause after a failed run of a job; doubled (with jitter) per failure in a row.
+    retry_backoff_seconds: float
+    retry_backoff_max_seconds: float
+    #: How long a job keeps retrying orders locked by someone else before failing them.
+    locked_order_wait_seconds: float
+    sweep_interval_seconds: int
+    #: PostgreSQL session limits of the server's and workers' connections (0: none).
+    db_statement_timeout_seconds: float
+    db_lock_timeout_seconds: float
+    db_idle_in_transaction_timeout_seconds: float
     worker_max_jobs: int
     worker_poll_delay: float
     sweep_pending_after_seconds: float
@@ -107,6 +125,13 @@ class Settings:
             max_chunk_size=integer("MAX_CHUNK_SIZE", 1, 10_000),
             lease_seconds=real("LEASE_SECONDS", 1, 3600),
             max_job_attempts=integer("MAX_JOB_ATTEMPTS", 1, 100),
+            retry_backoff_seconds=real("RETRY_BACKOFF_SECONDS", 0.01, 3600),
+            retry_backoff_max_seconds=real("RETRY_BACKOFF_MAX_SECONDS", 0.01, 86_400),
+            locked_order_wait_seconds=real("LOCKED_ORDER_WAIT_SECONDS", 0, 86_400),
+            sweep_interval_seconds=_minute_divisor("SWEEP_INTERVAL_SECONDS", raw("SWEEP_INTERVAL_SECONDS")),
+            db_statement_timeout_seconds=real("DB_STATEMENT_TIMEOUT_SECONDS", 0, 86_400),
+            db_lock_timeout_seconds=real("DB_LOCK_TIMEOUT_SECONDS", 0, 3600),
+            db_idle_in_transaction_timeout_seconds=real("DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS", 0, 86_400),
             worker_max_jobs=integer("WORKER_MAX_JOBS", 1, 100),
             worker_poll_delay=real("WORKER_POLL_DELAY", 0.01, 10),
             sweep_pending_after_seconds=real("SWEEP_PENDING_AFTER_SECONDS", 0, 3600),
@@ -150,6 +175,15 @@ def _number(name: str, value: str | None, kind: type[int] | type[float], low: fl
     if not low <= number <= high:
         raise ConfigurationError(f"{name} must be between {low:g} and {high:g}; got {value}.")
     return number
+
+
+def _minute_divisor(name: str, value: str | None) -> int:
+    """Seconds that divide a minute, so the sweep runs at the same seconds of every minute."""
+    seconds = int(_number(name, value, int, 1, 60))
+    if 60 % seconds:
+        divisors = "1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or 60"
+        raise ConfigurationError(f"{name} must divide 60 ({divisors}); got {value}.")
+    return seconds
 
 
 def _choice(name: str, value: str | None, choices: tuple[str, ...]) -> str:

@@ -18,7 +18,7 @@ from invoicing import collector
 from invoicing.errors import InvoicingError
 from invoicing.queue import JobQueue, connect_redis
 from invoicing.settings import Settings
-from invoicing.storage.database import APP_ROLE, Database
+from invoicing.storage.database import APP_ROLE, Database, SessionLimits
 from server import admin, api, openapi, pages, tokens, ws
 from server.errors import database_data_error, http_error, invoicing_error, unexpected_error
 from server.headers import SecurityHeaders
@@ -47,7 +47,12 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        database = Database(database_url, pool_size=settings.db_pool_size, app_role=APP_ROLE)
+        database = Database(
+            database_url,
+            pool_size=settings.db_pool_size,
+            app_role=APP_ROLE,
+            limits=SessionLimits.from_settings(settings),
+        )
         await database.connect()
         # Redis connects lazily: the server starts, and accepts jobs, while Redis is down.
         queue = JobQueue(connect_redis(redis_url), settings)

@@ -22,7 +22,7 @@ from arq.worker import Worker, func
 from invoicing import keys
 from invoicing.queue import connect_redis
 from invoicing.settings import Settings
-from invoicing.storage.database import APP_ROLE, Database
+from invoicing.storage.database import APP_ROLE, Database, SessionLimits
 from worker.tasks import process_batch_job, sweep_task
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,13 @@ async def run_worker(settings: Settings, *, burst: bool = False, handle_signals:
     # Two connections per job (one chunk commits while the next is prepared), opened up front:
     # a connection still being opened when the worker is stopped could be lost to the pool.
     connections = 2 * settings.worker_max_jobs + 2
-    database = Database(database_url, pool_size=connections, min_size=connections, app_role=APP_ROLE)
+    database = Database(
+        database_url,
+        pool_size=connections,
+        min_size=connections,
+        app_role=APP_ROLE,
+        limits=SessionLimits.from_settings(settings),
+    )
     async with database:
         while not stop.is_set():
             worker = build_worker(settings, database, worker_id)

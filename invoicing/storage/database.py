@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
@@ -18,6 +19,7 @@ import asyncpg
 import databases
 
 from invoicing.errors import ServiceUnavailable
+from invoicing.settings import Settings
 
 Connection = asyncpg.Connection
 
@@ -63,6 +65,45 @@ def _without_query(url: str) -> str:
 APP_ROLE = "invoicing_app"
 
 
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    """PostgreSQL's own bounds on a session, in seconds (0: none).
+
+    They make the database end what a stuck or frozen client started: a statement running too
+    long, a wait for a lock, and above all a transaction left open by a process that stopped
+    (SIGSTOP, a VM pause, a partition): its session is closed and its row locks freed, so no
+    other worker waits on it for longer than the idle limit.
+    """
+
+    statement_timeout: float = 0
+    lock_timeout: float = 0
+    idle_in_transaction_timeout: float = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionLimits:
+        return cls(
+            statement_timeout=settings.db_statement_timeout_seconds,
+            lock_timeout=settings.db_lock_timeout_seconds,
+            idle_in_transaction_timeout=settings.db_idle_in_transaction_timeout_seconds,
+        )
+
+    def server_settings(self) -> dict[str, str]:
+        def milliseconds(seconds: float) -> str:
+            return str(round(seconds * 1000))
+
+        return {
+            "statement_timeout": milliseconds(self.statement_timeout),
+            "lock_timeout": milliseconds(self.lock_timeout),
+            "idle_in_transaction_session_timeout": milliseconds(self.idle_in_transaction_timeout),
+        }
+
+    @property
+    def command_timeout(self) -> float | None:
+        """The client's own bound, past the server's: a connection whose server went silent (a
+        network partition) must not wait forever for an answer."""
+        return None if self.statement_timeout <= 0 else self.statement_timeout + 10
+
+
 class Database:
     """A PostgreSQL pool yielding raw asyncpg connections.
 
@@ -74,16 +115,29 @@ class Database:
     """
 
     def __init__(
-        self, url: str, *, pool_size: int = 10, app_role: str | None = None, min_size: int = 1
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        app_role: str | None = None,
+        min_size: int = 1,
+        limits: SessionLimits | None = None,
     ) -> None:
         self.url = url
         self.app_role = app_role
-        # Set at connection start-up, the role is also what RESET ALL (run by the pool when a
-        # connection is released) returns to.
+        self.limits = limits or SessionLimits()
+        # Set at connection start-up, the role and the limits are also what RESET ALL (run by
+        # the pool when a connection is released) returns to.
         # No JIT: its compile time (~10 ms a statement) only pays off for long analytic queries,
         # and a stale row estimate after a bulk import could trigger it on every chunk.
-        server_settings = {"jit": "off", **({"role": app_role} if app_role else {})}
+        server_settings = {
+            "jit": "off",
+            **({"role": app_role} if app_role else {}),
+            **self.limits.server_settings(),
+        }
         startup: dict[str, Any] = {"server_settings": server_settings}
+        if self.limits.command_timeout is not None:
+            startup["command_timeout"] = self.limits.command_timeout
         self._database = databases.Database(
             _without_query(url),
             min_size=min(min_size, pool_size),
