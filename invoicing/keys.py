@@ -14,6 +14,17 @@ def arq_job_id(job_id: UUID, generation: int) -> str:
     return f"batch-job:{job_id}:{generation}"
 
 
+def arq_message(arq_id: str) -> str:
+    """arq's key holding a queued job's message (arq.constants.job_key_prefix)."""
+    return f"arq:job:{arq_id}"
+
+
+def arq_in_progress(arq_id: str) -> str:
+    """arq's key set while a worker runs the job (arq.constants.in_progress_key_prefix); it
+    outlives a worker that dies, for the job timeout."""
+    return f"arq:in-progress:{arq_id}"
+
+
 def events_channel(prefix: str, organization_id: UUID) -> str:
     """Pub/sub channel carrying the progress events of one organization's jobs."""
     return f"{prefix}:events:{organization_id}"

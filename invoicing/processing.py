@@ -8,6 +8,7 @@ chunk or none of it. Exactly once is then the database's job (unique ``sales_ord
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -17,7 +18,7 @@ from uuid import UUID
 import asyncpg
 
 from invoicing.domain.invoice_rules import build_invoice_draft
-from invoicing.domain.jobs import ItemStatus
+from invoicing.domain.jobs import ORDER_LOCKED, PROCESSING_ERROR, STORAGE_REJECTED, ItemStatus
 from invoicing.domain.models import InvoiceDraft
 from invoicing.errors import InvoiceRuleError
 from invoicing.records import BatchJob, Invoice
@@ -26,6 +27,8 @@ from invoicing.storage.database import Database
 from invoicing.storage.invoices import InvoiceRows, OrdersToInvoice
 from invoicing.storage.progress import ItemResult
 
+logger = logging.getLogger(__name__)
+
 #: How many failed items the job's ``errors`` column keeps; the rest are in the items.
 ERROR_SAMPLE_SIZE = 50
 
@@ -33,17 +36,33 @@ ERROR_SAMPLE_SIZE = 50
 DECIDE_SLICE = 32
 
 
+def locked_too_long() -> InvoiceRuleError:
+    message = (
+        "The order was held by another transaction (an edit elsewhere, another job) for the whole"
+        " time the job waited for it; retry the job to invoice it."
+    )
+    return InvoiceRuleError(message, code=ORDER_LOCKED)
+
+
 @dataclass(frozen=True, slots=True)
 class ChunkOutcome:
-    """The job as committed by a chunk, or None when another worker has taken the job over."""
+    """What a chunk's transaction committed.
+
+    ``job`` is the job as committed when the chunk changed it (None when it changed nothing:
+    every order of the chunk was locked elsewhere, or the lease was lost).
+    """
 
     job: BatchJob | None
     #: The last item position this chunk handled: the next chunk starts after it.
     last_position: int = 0
+    #: Another worker has taken the job over: stop, having written nothing.
+    lease_lost: bool = False
+    #: The pass over the job reached its end with items left (orders locked elsewhere).
+    items_left: bool = False
 
     @property
     def done(self) -> bool:
-        return self.job is None or self.job.is_finished
+        return self.lease_lost or (self.job is not None and self.job.is_finished)
 
 
 def today() -> date:
@@ -71,6 +90,11 @@ def decide(
             # An outcome, not a failure: without its traceback it holds no frames, so it
             # forms no reference cycle for the garbage collector to find.
             decisions.append(error.with_traceback(None))
+        except Exception:
+            # A bug met by one order's data must not sink the others: that order fails alone.
+            logger.exception("unexpected error deciding the invoice of order %s", order_id)
+            message = "The order could not be processed because of an unexpected error; it was logged."
+            decisions.append(InvoiceRuleError(message, code=PROCESSING_ERROR))
     return decisions
 
 
@@ -78,42 +102,59 @@ def decide(
 class PreparedChunk:
     """The next items of a job, their orders locked and decided, nothing written yet."""
 
+    #: The items decided in this chunk (those whose orders someone else holds are left out).
     items: list[tuple[int, UUID]]
     #: Per item, the rule its order breaks, or None: its invoice is among the rows. (The drafts
     #: themselves are not kept: two chunks in flight held 10 MB of them for nothing.)
     refusals: list[InvoiceRuleError | None]
     #: The invoices' rows, ready to be numbered and written.
     rows: InvoiceRows
-
-    @property
-    def last_position(self) -> int | None:
-        return self.items[-1][0] if self.items else None
+    #: The last position read, decided or left; None when nothing was left after the start.
+    scanned_through: int | None = None
 
 
 async def prepare_chunk(
-    connection: asyncpg.Connection, job_id: UUID, organization_id: UUID, chunk_size: int, after_position: int
+    connection: asyncpg.Connection,
+    job_id: UUID,
+    organization_id: UUID,
+    chunk_size: int,
+    after_position: int,
+    *,
+    fail_locked: bool = False,
 ) -> PreparedChunk:
     """Read the next ``chunk_size`` pending items after ``after_position``, lock their orders and
     decide each one. Touches neither the job row nor the number counter, so it can run while
-    the previous chunk of the same job is still committing."""
-    items = await progress.next_pending_items(connection, job_id, chunk_size, after_position)
-    if not items:
+    the previous chunk of the same job is still committing.
+
+    It never waits for an order someone else holds: such an item stays pending for a later
+    pass, or, with ``fail_locked`` (the job waited long enough), fails with ``order_locked``.
+    """
+    read = await progress.next_pending_items(connection, job_id, chunk_size, after_position)
+    if not read:
         return PreparedChunk([], [], InvoiceRows(organization_id, today().year))
+    loaded = await invoices.lock_orders_for_invoicing(
+        connection, organization_id, [order_id for _, order_id in read], skip_locked=True
+    )
+    locked = loaded.locked_elsewhere
+    items = read if not locked or fail_locked else [item for item in read if item[1] not in locked]
     order_ids = [order_id for _, order_id in items]
-    loaded = await invoices.lock_orders_for_invoicing(connection, organization_id, order_ids)
     # The day is read once the orders are locked: waiting for another job's locks across
     # midnight must not date the invoices (and number them in the year) before it.
     issue_date = today()
     rows = InvoiceRows(organization_id, issue_date.year)
     refusals: list[InvoiceRuleError | None] = []
     for start in range(0, len(order_ids), DECIDE_SLICE):
-        decided = decide(order_ids[start : start + DECIDE_SLICE], loaded, issue_date)
+        part = order_ids[start : start + DECIDE_SLICE]
+        decided = [
+            locked_too_long() if order_id in locked else d
+            for order_id, d in zip(part, decide(part, loaded, issue_date), strict=True)
+        ]
         rows.add(d for d in decided if isinstance(d, InvoiceDraft))
         refusals += [d if isinstance(d, InvoiceRuleError) else None for d in decided]
         # The chunk committing meanwhile needs this thread to send its COPY: without a pause,
         # deciding a whole chunk kept PostgreSQL waiting for it (tens of milliseconds).
         await asyncio.sleep(0)
-    return PreparedChunk(items, refusals, rows)
+    return PreparedChunk(items, refusals, rows, scanned_through=read[-1][0])
 
 
 async def commit_chunk(
@@ -123,50 +164,67 @@ async def commit_chunk(
     job_id: UUID,
     owner: str,
     *,
-    organization_id: UUID,
-    chunk_size: int,
     lease_seconds: float,
 ) -> ChunkOutcome:
     """Prove the lease, then write a prepared chunk: numbers, invoices, items, counters.
 
     Called once every earlier chunk of the job has committed. A cancel requested meanwhile
-    discards the chunk (the transaction then only finishes the job as cancelled).
+    discards the chunk (the transaction then only finishes the job as cancelled). An invoice
+    PostgreSQL refuses fails its own item (``storage_rejected``), not the chunk.
     """
-    if not chunk.items:
-        # Nothing after the last position: with no chunk in flight now, make sure nothing
-        # before it is left either. Before the lease's row lock, so that a cancel request
-        # never waits behind this chunk's order locks.
-        chunk = await prepare_chunk(connection, job_id, organization_id, chunk_size, 0)
+    if chunk.scanned_through is None:
+        return await _end_of_pass(connection, job_id, owner, lease_seconds)
     lease = await progress.renew_lease(connection, job_id, owner, lease_seconds)
     if lease is None:
-        return ChunkOutcome(job=None)
+        return ChunkOutcome(job=None, lease_lost=True)
     if lease.cancel_requested:
         return ChunkOutcome(job=await progress.finish_cancelled(connection, job_id))
     if not chunk.items:
-        return ChunkOutcome(job=await progress.finish_completed(connection, job_id))
+        return ChunkOutcome(job=None, last_position=chunk.scanned_through)
     async with database.as_owner(connection):
-        created = await invoices.insert_invoices(
+        created, refused = await invoices.insert_invoices_isolating(
             connection, chunk.rows, created_by=lease.created_by, batch_job_id=job_id
         )
+    refusals = [
+        InvoiceRuleError(refused[order_id], code=STORAGE_REJECTED) if order_id in refused else refusal
+        for (_, order_id), refusal in zip(chunk.items, chunk.refusals, strict=True)
+    ]
     results = [
         _item_result(position, order_id, refusal, created)
-        for (position, order_id), refusal in zip(chunk.items, chunk.refusals, strict=True)
+        for (position, order_id), refusal in zip(chunk.items, refusals, strict=True)
     ]
     await progress.record_items(connection, job_id, results)
     failures = [
         {"order_id": str(order_id), "code": refusal.code, "message": refusal.message}
-        for (_, order_id), refusal in zip(chunk.items, chunk.refusals, strict=True)
+        for (_, order_id), refusal in zip(chunk.items, refusals, strict=True)
         if refusal is not None
     ]
     job = await progress.record_progress(
         connection,
         job_id,
         processed=len(chunk.items),
-        succeeded=len(chunk.rows),
+        succeeded=len(created),
         failed=len(failures),
         new_errors=failures[: max(0, ERROR_SAMPLE_SIZE - lease.error_count)],
     )
-    return ChunkOutcome(job=job, last_position=chunk.items[-1][0])
+    return ChunkOutcome(job=job, last_position=chunk.scanned_through)
+
+
+async def _end_of_pass(
+    connection: asyncpg.Connection, job_id: UUID, owner: str, lease_seconds: float
+) -> ChunkOutcome:
+    """Nothing after the last position, and no chunk in flight: finish the job, unless items
+    were left behind (their orders were locked elsewhere) for another pass."""
+    # Read before the lease's row lock: a cancel request never waits behind this.
+    items_left = await progress.has_pending_items(connection, job_id)
+    lease = await progress.renew_lease(connection, job_id, owner, lease_seconds)
+    if lease is None:
+        return ChunkOutcome(job=None, lease_lost=True)
+    if lease.cancel_requested:
+        return ChunkOutcome(job=await progress.finish_cancelled(connection, job_id))
+    if items_left:
+        return ChunkOutcome(job=None, items_left=True)
+    return ChunkOutcome(job=await progress.finish_completed(connection, job_id))
 
 
 def _item_result(
@@ -189,7 +247,11 @@ async def invoice_single_order(
         rows = InvoiceRows(organization_id, decision.issue_date.year)
         rows.add([decision])
         async with database.as_owner(connection):
-            created = await invoices.insert_invoices(connection, rows, created_by=user_id, batch_job_id=None)
+            created, refused = await invoices.insert_invoices_isolating(
+                connection, rows, created_by=user_id, batch_job_id=None
+            )
+        if order_id in refused:
+            raise InvoiceRuleError(refused[order_id], code=STORAGE_REJECTED)
         return await invoices.get_invoice(connection, organization_id, created[order_id])
 
 

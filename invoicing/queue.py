@@ -37,19 +37,36 @@ class JobQueue:
         self.queue_name = settings.queue_name
         self.prefix = settings.redis_prefix
 
-    async def enqueue(self, job_id: UUID, generation: int) -> bool:
-        """True if arq accepted a new job; False if it was already queued or Redis is down."""
+    async def enqueue(self, job_id: UUID, generation: int, *, delay: float = 0.0) -> bool:
+        """True if arq accepted a new job; False if it was already queued or Redis is down.
+
+        With ``delay``, no worker starts it before that many seconds (a backoff).
+        """
         try:
             queued = await self.redis.enqueue_job(
                 keys.PROCESS_BATCH_JOB,
                 str(job_id),
                 _job_id=keys.arq_job_id(job_id, generation),
                 _queue_name=self.queue_name,
+                _defer_by=delay or None,
             )
         except (RedisError, OSError) as exc:
             logger.warning("could not enqueue job %s (the sweep will): %s", job_id, exc)
             return False
         return queued is not None
+
+    async def is_waiting(self, job_id: UUID, generation: int) -> bool | None:
+        """Whether arq holds this generation's message and no worker has started it (queued
+        or deferred). False when it is missing (Redis lost it) or started, which for a job
+        nobody claimed means its worker died before claiming it. None if Redis is down."""
+        arq_id = keys.arq_job_id(job_id, generation)
+        try:
+            queued = await self.redis.exists(keys.arq_message(arq_id))
+            started = await self.redis.exists(keys.arq_in_progress(arq_id))
+        except (RedisError, OSError) as exc:
+            logger.warning("could not check the queue for job %s: %s", job_id, exc)
+            return None
+        return bool(queued) and not started
 
     async def publish(self, job: BatchJob) -> None:
         """Announce a committed state of the job. Call only after the commit."""

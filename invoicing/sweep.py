@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from invoicing.domain.retries import WORKER_CRASHED
 from invoicing.queue import JobQueue
 from invoicing.settings import Settings
 from invoicing.storage import leases
 from invoicing.storage.database import Database
+from invoicing.storage.leases import EnqueueTicket, RetryPolicy
 
 logger = logging.getLogger(__name__)
+
+CRASH_MESSAGE = "Its worker stopped renewing the lease (crashed, killed or frozen)."
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,26 +29,47 @@ class SweepResult:
 
 
 async def sweep(database: Database, queue: JobQueue, settings: Settings) -> SweepResult:
-    """Fail jobs that crashed too often, re-enqueue expired and stale pending ones.
+    """Take back jobs whose worker stopped (failing those that keep stopping at the same
+    place), and make sure every job that may run has a message in the queue.
 
     Safe to run from several places at once (cron on every worker, the CLI, the admin API):
-    an advisory lock lets one run and the others return at once with ``skipped``.
+    an advisory lock lets one run and the others return at once with ``skipped``. It never
+    waits on a job another transaction holds (a frozen worker's commit, say): it skips that
+    one, handles every other job, and the next sweep comes back to it.
     """
     async with database.system() as connection:
         if not await leases.try_sweep_lock(connection):
             return SweepResult(0, 0, 0, skipped=True)
-        failed = await leases.fail_exhausted_jobs(connection, settings.max_job_attempts)
-        expired = await leases.resume_expired_jobs(connection)
-        pending = await leases.stale_pending_jobs(connection, settings.sweep_pending_after_seconds)
-    for job in failed:
-        logger.warning("job %s failed after %d attempts", job.id, job.attempts)
-        await queue.publish(job)
+        crashed = await leases.record_crashed_runs(
+            connection, RetryPolicy.from_settings(settings), WORKER_CRASHED, CRASH_MESSAGE
+        )
+        runnable = await leases.runnable_jobs(connection, settings.sweep_pending_after_seconds)
+    failed = 0
     resumed = 0
-    for ticket in expired:
-        resumed += await queue.enqueue(ticket.job_id, ticket.generation)
+    for outcome in crashed:
+        await queue.publish(outcome.job)
+        if outcome.ticket is None:
+            failed += 1
+            logger.warning("job %s failed: its workers kept stopping at the same place", outcome.job.id)
+        else:
+            resumed += await queue.enqueue(
+                outcome.ticket.job_id, outcome.ticket.generation, delay=outcome.ticket.delay
+            )
     enqueued = 0
-    for ticket in pending:
-        enqueued += await queue.enqueue(ticket.job_id, ticket.generation)
+    for ticket in runnable:
+        enqueued += await _ensure_queued(database, queue, ticket)
     if failed or resumed or enqueued:
-        logger.info("sweep: enqueued %d, resumed %d, failed %d", enqueued, resumed, len(failed))
-    return SweepResult(enqueued=enqueued, resumed=resumed, failed=len(failed))
+        logger.info("sweep: enqueued %d, resumed %d, failed %d", enqueued, resumed, failed)
+    return SweepResult(enqueued=enqueued, resumed=resumed, failed=failed)
+
+
+async def _ensure_queued(database: Database, queue: JobQueue, ticket: EnqueueTicket) -> bool:
+    """Send the job a new message unless its current one is waiting in the queue."""
+    waiting = await queue.is_waiting(ticket.job_id, ticket.generation)
+    if waiting is None or waiting:
+        return False  # Redis is down (the next sweep will see), or the message is there
+    async with database.system() as connection:
+        fresh = await leases.new_generation(connection, ticket)
+    if fresh is None:
+        return False
+    return await queue.enqueue(fresh.job_id, fresh.generation)

@@ -36,7 +36,14 @@ def build_worker(settings: Settings, database: Database, worker_id: str) -> Work
     return Worker(
         functions=[func(process_batch_job, name=keys.PROCESS_BATCH_JOB, keep_result=0, max_tries=1000)],
         cron_jobs=[
-            cron(sweep_task, name=keys.SWEEP, second=0, run_at_startup=True, keep_result=0, timeout=120)
+            cron(
+                sweep_task,
+                name=keys.SWEEP,
+                second=set(range(0, 60, settings.sweep_interval_seconds)),
+                run_at_startup=True,
+                keep_result=0,
+                timeout=120,
+            )
         ],
         redis_pool=connect_redis(redis_url),
         queue_name=settings.queue_name,
@@ -80,15 +87,17 @@ async def run_worker(settings: Settings, *, burst: bool = False, handle_signals:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
     backoff = 0.5
-    # Two connections per job (one chunk commits while the next is prepared), opened up front:
-    # a connection still being opened when the worker is stopped could be lost to the pool.
-    connections = 2 * settings.worker_max_jobs + 2
+    # Three connections per job (one chunk commits while the next is prepared; the lease's
+    # heartbeat), opened up front: a connection still being opened when the worker is stopped
+    # could be lost to the pool. Two more for the sweep and claims.
+    connections = 3 * settings.worker_max_jobs + 2
     database = Database(
         database_url,
         pool_size=connections,
         min_size=connections,
         app_role=APP_ROLE,
         limits=SessionLimits.from_settings(settings),
+        application_name=f"invoicing worker {worker_id}",
     )
     async with database:
         while not stop.is_set():

@@ -9,16 +9,29 @@ import time
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
+
 from invoicing.domain.chunking import ChunkSizer
+from invoicing.domain.retries import DATABASE_ERROR, INTERNAL_ERROR
 from invoicing.pipeline import JobRun, committed_chunks
 from invoicing.processing import ChunkOutcome
 from invoicing.queue import JobQueue
+from invoicing.records import BatchJob
 from invoicing.settings import Settings
 from invoicing.storage import leases
 from invoicing.storage.database import Database
+from invoicing.storage.failures import database_reason, is_unavailable
+from invoicing.storage.leases import RetryPolicy
 from invoicing.sweep import sweep
 
 logger = logging.getLogger(__name__)
+
+#: Pauses between probes of a database that went away: the first, and the longest.
+FIRST_PROBE_PAUSE = 0.25
+LONGEST_PROBE_PAUSE = 2.0
+#: Outages in a row, with no progress between them, after which the "outage" is taken for a
+#: failure of the job (a connection error that is really a bug would otherwise loop forever).
+MAX_OUTAGES_WITHOUT_PROGRESS = 10
 
 
 def _resources(ctx: dict[str, Any]) -> tuple[Database, JobQueue, Settings]:
@@ -35,32 +48,166 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
     database, queue, settings = _resources(ctx)
     job_uuid = UUID(job_id)
     owner = f"{ctx['worker_id']}/{uuid4().hex[:8]}"
-    async with database.system() as connection:
-        job = await leases.claim_job(connection, job_uuid, owner, settings.lease_seconds)
+    try:
+        async with database.system() as connection:
+            job = await leases.claim_job(connection, job_uuid, owner, settings.lease_seconds)
+    except Exception as exc:
+        if not (isinstance(exc, asyncpg.LockNotAvailableError) or is_unavailable(exc)):
+            raise
+        # Held by a transaction that is not ending (or no database): the sweep comes back to it.
+        logger.warning("job %s not claimed now (%s); the sweep will offer it again", job_uuid, exc)
+        return "not claimed"
     if job is None:
         return "not claimed"
     logger.info("job %s claimed by %s (attempt %d)", job_uuid, owner, job.attempts)
     await queue.publish(job)
-    sizer = _ChunkTimer(settings)
-    run = JobRun(database, job_uuid, owner, job.organization_id, settings.lease_seconds)
-    outcome = ChunkOutcome(job=None)
-    try:
+    run = JobRun(
+        database,
+        job_uuid,
+        owner,
+        job.organization_id,
+        settings.lease_seconds,
+        locked_order_wait=settings.locked_order_wait_seconds,
+    )
+    return await _JobRunner(run, queue, settings).run(job.processed_items + job.cancelled_items)
+
+
+class _JobRunner:
+    """One claimed job until it ends, is taken away, or fails and is handed back."""
+
+    def __init__(self, run: JobRun, queue: JobQueue, settings: Settings) -> None:
+        self.job_run = run
+        self.queue = queue
+        self.settings = settings
+
+    async def run(self, progress: int) -> str:
+        outages = 0
+        while True:
+            try:
+                return await self._chunks_with_heartbeat()
+            except asyncio.CancelledError:
+                # Shutting down or Redis lost: hand the job back now instead of leaving it until
+                # the lease expires. Shielded, on its own task: this one is being cancelled.
+                await asyncio.shield(asyncio.ensure_future(self._release()))
+                raise
+            except Exception as error:
+                if not is_unavailable(error) or outages >= MAX_OUTAGES_WITHOUT_PROGRESS:
+                    await self._record_failure(error)
+                    return "failed run"
+                logger.warning(
+                    "job %s: the database went away (%s); waiting for it", self.job_run.job_id, error
+                )
+                job = await self._take_back()
+                if job is None:
+                    logger.warning("job %s was taken over while the database was away", self.job_run.job_id)
+                    return "lease lost"
+                now = job.processed_items + job.cancelled_items
+                outages = 1 if now > progress else outages + 1
+                progress = now
+                logger.info("job %s: the database is back; carrying on", self.job_run.job_id)
+
+    async def _chunks_with_heartbeat(self) -> str:
+        lost = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(lost))
+        chunks = asyncio.create_task(self._chunks())
+        lease_lost = asyncio.create_task(lost.wait())
+        try:
+            await asyncio.wait({chunks, lease_lost}, return_when=asyncio.FIRST_COMPLETED)
+            if chunks.done():
+                return chunks.result()
+            logger.warning("job %s: lease lost to another worker (heartbeat); stopping", self.job_run.job_id)
+            return "lease lost"
+        finally:
+            for task in (heartbeat, lease_lost, chunks):
+                task.cancel()
+            # The chunks' task gives its connections back before it ends (see committed_chunks).
+            await asyncio.wait({heartbeat, lease_lost, chunks})
+
+    async def _chunks(self) -> str:
+        run = self.job_run
+        sizer = _ChunkTimer(self.settings)
+        outcome = ChunkOutcome(job=None)
         async with contextlib.aclosing(committed_chunks(run, sizer.next_size)) as chunks:
             async for outcome in chunks:
                 if outcome.job is not None:
-                    await queue.publish(outcome.job)
+                    await self.queue.publish(outcome.job)
                 sizer.committed()
-    except (asyncio.CancelledError, Exception):
-        # Shutting down, Redis lost, or a chunk failed (a deadlock with another job, the
-        # database gone): hand the job back now instead of leaving it until the lease expires.
-        # Shielded, on its own task and connection: this one may be being cancelled.
-        await asyncio.shield(asyncio.ensure_future(_release(database, queue, job_uuid, owner)))
-        raise
-    if outcome.job is None:
-        logger.warning("job %s: lease lost to another worker; stopping", job_uuid)
-        return "lease lost"
-    logger.info("job %s %s", job_uuid, outcome.job.status.value)
-    return outcome.job.status.value
+        if outcome.lease_lost or outcome.job is None:
+            logger.warning("job %s: lease lost to another worker; stopping", run.job_id)
+            return "lease lost"
+        logger.info("job %s %s", run.job_id, outcome.job.status.value)
+        return outcome.job.status.value
+
+    async def _heartbeat(self, lost: asyncio.Event) -> None:
+        """Renew the lease on its own, every third of it: a slow chunk (or a pass waiting for
+        locked orders) is not a dead worker. Stops the run as soon as the job is not ours."""
+        run = self.job_run
+        while True:
+            await asyncio.sleep(run.lease_seconds / 3)
+            try:
+                async with run.database.system() as connection:
+                    job = await leases.renew_own_lease(connection, run.job_id, run.owner, run.lease_seconds)
+            except asyncpg.LockNotAvailableError:
+                continue  # a chunk of ours is committing: it renews the lease itself
+            except Exception as exc:
+                logger.debug("job %s: heartbeat missed (%s)", run.job_id, exc)
+                continue  # the run meets the same trouble and handles it
+            if job is None:
+                lost.set()
+                return
+
+    async def _take_back(self) -> BatchJob | None:
+        """Wait for the database, then renew our lease; the job, or None if it is not ours."""
+        run = self.job_run
+        pause = FIRST_PROBE_PAUSE
+        while True:
+            await asyncio.sleep(pause)
+            try:
+                async with run.database.system() as connection:
+                    return await leases.renew_own_lease(connection, run.job_id, run.owner, run.lease_seconds)
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                pause = min(pause * 2, LONGEST_PROBE_PAUSE)
+
+    async def _record_failure(self, error: Exception) -> None:
+        run = self.job_run
+        if isinstance(error, asyncpg.PostgresError):
+            code, message = DATABASE_ERROR, f"A chunk was stopped by {database_reason(error)}."
+            logger.warning("job %s: a chunk failed: %s", run.job_id, error)
+        else:
+            code, message = INTERNAL_ERROR, "A chunk failed with an unexpected error (logged)."
+            logger.exception("job %s: a chunk failed", run.job_id)
+        try:
+            async with run.database.system() as connection:
+                outcome = await leases.record_failed_run(
+                    connection, run.job_id, run.owner, RetryPolicy.from_settings(self.settings), code, message
+                )
+        except Exception as exc:
+            logger.warning("job %s: failure not recorded (%s); the sweep takes the job back", run.job_id, exc)
+            return
+        if outcome is None:
+            return
+        await self.queue.publish(outcome.job)
+        if outcome.ticket is None:
+            logger.warning("job %s failed: %s", run.job_id, message)
+            return
+        ticket = outcome.ticket
+        logger.info("job %s handed back; it runs again in %.1f s", run.job_id, ticket.delay)
+        await self.queue.enqueue(ticket.job_id, ticket.generation, delay=ticket.delay)
+
+    async def _release(self) -> None:
+        run = self.job_run
+        try:
+            async with run.database.system() as connection:
+                ticket = await leases.release_job(connection, run.job_id, run.owner)
+            if ticket is not None:
+                logger.info("job %s released for another worker", run.job_id)
+                await self.queue.enqueue(ticket.job_id, ticket.generation)
+        except Exception as exc:  # the error that stopped the job is the one to report
+            logger.warning(
+                "job %s not released (%s); the sweep resumes it when its lease expires", run.job_id, exc
+            )
 
 
 class _ChunkTimer:
@@ -85,17 +232,6 @@ class _ChunkTimer:
         elapsed, self.last_commit = now - self.last_commit, now
         if self.pending:
             self.sizer.observe(self.pending.pop(0), elapsed)
-
-
-async def _release(database: Database, queue: JobQueue, job_id: UUID, owner: str) -> None:
-    try:
-        async with database.system() as connection:
-            ticket = await leases.release_job(connection, job_id, owner)
-        if ticket is not None:
-            logger.info("job %s released for another worker", job_id)
-            await queue.enqueue(ticket.job_id, ticket.generation)
-    except Exception as exc:  # the error that stopped the job is the one to report
-        logger.warning("job %s not released (%s); the sweep resumes it when its lease expires", job_id, exc)
 
 
 async def sweep_task(ctx: dict[str, Any]) -> dict[str, int]:

@@ -26,6 +26,7 @@ NO_LINES = "no_lines"
 INVALID_LINE = "invalid_line"
 MISSING_BILLING_INFO = "missing_billing_info"
 CURRENCY_MISMATCH = "currency_mismatch"
+AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
 
 # In the order ``build_invoice_draft`` checks them: the first failure is the one reported.
 INVOICE_ERROR_CODES: tuple[str, ...] = (
@@ -36,7 +37,12 @@ INVOICE_ERROR_CODES: tuple[str, ...] = (
     INVALID_LINE,
     MISSING_BILLING_INFO,
     CURRENCY_MISMATCH,
+    AMOUNT_OUT_OF_RANGE,
 )
+
+#: Invoice amounts are stored as numeric(18, 4): at most 14 digits before the point. Every
+#: amount is non-negative and none exceeds the total, so the total is the one to check.
+MAX_AMOUNT = Decimal(10) ** 14
 
 _INVOICEABLE_STATUS = "confirmed"
 _HUNDRED = Decimal(100)
@@ -90,6 +96,12 @@ def build_invoice_draft(
         subtotal = _money_sum([line.net_amount for line in line_drafts], quantum)
         tax_total = _money_sum([tax.tax for tax in taxes], quantum)
         total = round_to(subtotal + tax_total, quantum)
+    if total >= MAX_AMOUNT:
+        raise InvoiceRuleError(
+            f"Sales order {order.number} totals {total} {currency}; an invoice can hold at most"
+            f" {MAX_AMOUNT - quantum} {currency}.",
+            code=AMOUNT_OUT_OF_RANGE,
+        )
 
     return InvoiceDraft(
         sales_order_id=order.id,

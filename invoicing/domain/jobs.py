@@ -53,6 +53,15 @@ class ItemStatus(StrEnum):
 
 ORDER_STATUSES = ("draft", "confirmed", "cancelled")
 
+# Why an item failed when no invoice rule refused its order (the rules' codes are in
+# invoice_rules): each is that order's alone, and retrying the job may well invoice it.
+#: Held by someone else (an ERP, another job) for longer than LOCKED_ORDER_WAIT_SECONDS.
+ORDER_LOCKED = "order_locked"
+#: PostgreSQL refused the invoice's values (a constraint, a value it cannot hold).
+STORAGE_REJECTED = "storage_rejected"
+#: Deciding the invoice raised an unexpected error (a bug: logged with the order's id).
+PROCESSING_ERROR = "processing_error"
+
 
 @dataclass(frozen=True, slots=True)
 class OrderFilter:

@@ -122,6 +122,7 @@ class Database:
         app_role: str | None = None,
         min_size: int = 1,
         limits: SessionLimits | None = None,
+        application_name: str | None = None,
     ) -> None:
         self.url = url
         self.app_role = app_role
@@ -134,6 +135,8 @@ class Database:
             "jit": "off",
             **({"role": app_role} if app_role else {}),
             **self.limits.server_settings(),
+            # Names the process in pg_stat_activity: who holds a lock, who is idle in a transaction.
+            **({"application_name": application_name} if application_name else {}),
         }
         startup: dict[str, Any] = {"server_settings": server_settings}
         if self.limits.command_timeout is not None:

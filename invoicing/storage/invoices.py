@@ -41,6 +41,17 @@ ORDER BY o.id
 FOR UPDATE OF o
 """
 
+# A batch chunk never waits for an order someone else holds (an ERP editing it, another job,
+# a frozen process): it takes the others and leaves that one for later.
+LOCK_ORDERS_SKIPPING_LOCKED = LOCK_ORDERS.replace("FOR UPDATE OF o", "FOR UPDATE OF o SKIP LOCKED")
+
+# Among orders a skipping lock did not return: those that exist (so someone else holds them).
+EXISTING_ORDERS = """
+SELECT o.id
+FROM unnest($2::uuid[]) AS wanted(id)
+CROSS JOIN LATERAL (SELECT id FROM sales_orders WHERE id = wanted.id AND organization_id = $1 OFFSET 0) AS o
+"""
+
 SELECT_LINES = """
 SELECT l.sales_order_id, l.position, l.description, l.quantity, l.unit_price, l.discount_percent,
        l.tax_rate_percent
@@ -82,15 +93,33 @@ class OrdersToInvoice:
     orders: dict[UUID, SalesOrder]
     customers: dict[UUID, Customer]
     already_invoiced: frozenset[UUID]
+    #: Orders that exist but another transaction holds (only when locking with ``skip_locked``).
+    locked_elsewhere: frozenset[UUID] = frozenset()
 
 
 async def lock_orders_for_invoicing(
-    connection: asyncpg.Connection, organization_id: UUID, order_ids: Sequence[UUID]
+    connection: asyncpg.Connection,
+    organization_id: UUID,
+    order_ids: Sequence[UUID],
+    *,
+    skip_locked: bool = False,
 ) -> OrdersToInvoice:
-    """Orders of this organization among ``order_ids`` (others are simply absent), locked."""
+    """Orders of this organization among ``order_ids`` (others are simply absent), locked.
+
+    Without ``skip_locked`` an order held elsewhere is waited for (up to the session's
+    ``lock_timeout``); with it, such an order is left out and named in ``locked_elsewhere``.
+    """
     # Sorted: uuid order in Python (by value) is PostgreSQL's (by bytes), the lock order.
-    order_rows = await connection.fetch(LOCK_ORDERS, organization_id, sorted(order_ids))
+    wanted = sorted(order_ids)
+    order_rows = await connection.fetch(
+        LOCK_ORDERS_SKIPPING_LOCKED if skip_locked else LOCK_ORDERS, organization_id, wanted
+    )
     found = [row["id"] for row in order_rows]
+    locked_elsewhere: frozenset[UUID] = frozenset()
+    if skip_locked and len(found) < len(wanted):
+        missing = sorted(set(wanted).difference(found))
+        existing = await connection.fetch(EXISTING_ORDERS, organization_id, missing)
+        locked_elsewhere = frozenset(row["id"] for row in existing)
     lines: dict[UUID, list[OrderLine]] = {order_id: [] for order_id in found}
     invoiced: frozenset[UUID] = frozenset()
     if found:
@@ -122,7 +151,7 @@ async def lock_orders_for_invoicing(
             payment_terms_days=row["payment_terms_days"],
             currency=row["customer_currency"],
         )
-    return OrdersToInvoice(orders, customers, invoiced)
+    return OrdersToInvoice(orders, customers, invoiced, locked_elsewhere)
 
 
 def _tax_breakdown(taxes: Sequence[TaxAmount]) -> str:
@@ -151,7 +180,9 @@ class InvoiceRows:
         self.year = year
         #: Order id → the id its invoice will have.
         self.invoice_ids: dict[UUID, UUID] = {}
-        #: Per invoice, in numbering order: its row before the number, and after the sequence.
+        #: Per invoice, in numbering order: its order, its row before the number and after the
+        #: sequence, and the rows of its lines.
+        self.order_ids: list[UUID] = []
         self.invoices: list[tuple[str, str]] = []
         self.lines: list[str] = []
         self._organization = str(organization_id)
@@ -167,6 +198,7 @@ class InvoiceRows:
                 raise ValueError(f"a draft issued in {draft.issue_date.year} among invoices of {self.year}")
             invoice_id = uuid4()
             self.invoice_ids[draft.sales_order_id] = invoice_id
+            self.order_ids.append(draft.sales_order_id)
             invoice = str(invoice_id)
             self.invoices.append(
                 (
@@ -177,11 +209,27 @@ class InvoiceRows:
                     f"\t{draft.total}\t{_tax_breakdown(draft.taxes)}",
                 )
             )
-            self.lines.extend(
-                f"{invoice}\t{line.position}\t{escape(line.description)}\t{line.quantity}\t{line.unit_price}"
-                f"\t{line.discount_percent}\t{line.tax_rate_percent}\t{line.net_amount}\t{organization}\n"
-                for line in draft.lines
+            self.lines.append(
+                "".join(
+                    f"{invoice}\t{line.position}\t{escape(line.description)}\t{line.quantity}"
+                    f"\t{line.unit_price}\t{line.discount_percent}\t{line.tax_rate_percent}"
+                    f"\t{line.net_amount}\t{organization}\n"
+                    for line in draft.lines
+                )
             )
+
+    def halves(self) -> tuple[InvoiceRows, InvoiceRows]:
+        """The first and the second half of the invoices, in numbering order."""
+        middle = len(self) // 2
+        return self._slice(slice(None, middle)), self._slice(slice(middle, None))
+
+    def _slice(self, part: slice) -> InvoiceRows:
+        rows = InvoiceRows(self.organization_id, self.year)
+        rows.order_ids = self.order_ids[part]
+        rows.invoices = self.invoices[part]
+        rows.lines = self.lines[part]
+        rows.invoice_ids = {order_id: self.invoice_ids[order_id] for order_id in rows.order_ids}
+        return rows
 
 
 async def insert_invoices(
@@ -206,6 +254,53 @@ async def insert_invoices(
             table, source=memoryview(text.encode()), columns=columns, format="text"
         )
     return rows.invoice_ids
+
+
+#: What PostgreSQL says about one row's values (as opposed to the connection or the server):
+#: class 22 (data exceptions: a numeric overflow, an invalid value) and class 23 (a constraint).
+ROW_REFUSALS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
+_REFUSAL_REASONS = {
+    "22003": "a number is out of the range it can hold",
+    "22001": "a text is too long",
+    "23505": "it duplicates an existing invoice",
+    "23514": "a value breaks a check",
+    "23502": "a required value is missing",
+    "23503": "it refers to something that does not exist",
+}
+
+
+def refusal_message(error: asyncpg.PostgresError) -> str:
+    """Safe to show: the kind of refusal and its SQLSTATE, never the row's values."""
+    state = str(getattr(error, "sqlstate", "") or "")
+    reason = _REFUSAL_REASONS.get(state, "a value could not be stored")
+    return f"The database refused this order's invoice: {reason} (SQLSTATE {state or 'unknown'})."
+
+
+async def insert_invoices_isolating(
+    connection: asyncpg.Connection, rows: InvoiceRows, *, created_by: UUID, batch_job_id: UUID | None
+) -> tuple[dict[UUID, UUID], dict[UUID, str]]:
+    """Like :func:`insert_invoices`, but a row PostgreSQL refuses fails alone: the rows are
+    split in halves until the refused ones are found, each attempt under a savepoint (its
+    rollback also returns its block of numbers, so numbers stay gapless). Returns order id →
+    invoice id for the rows written, and order id → message for those refused."""
+    try:
+        async with connection.transaction():
+            return await insert_invoices(
+                connection, rows, created_by=created_by, batch_job_id=batch_job_id
+            ), {}
+    except ROW_REFUSALS as error:
+        if len(rows) == 1:
+            return {}, {rows.order_ids[0]: refusal_message(error)}
+    created: dict[UUID, UUID] = {}
+    refused: dict[UUID, str] = {}
+    for half in rows.halves():
+        written, rejected = await insert_invoices_isolating(
+            connection, half, created_by=created_by, batch_job_id=batch_job_id
+        )
+        created |= written
+        refused |= rejected
+    return created, refused
 
 
 async def get_invoice(connection: asyncpg.Connection, organization_id: UUID, invoice_id: UUID) -> Invoice:

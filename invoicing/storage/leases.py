@@ -1,16 +1,31 @@
-"""Who may process a job: claiming, renewing and releasing leases, and what the sweep reclaims."""
+"""Who may process a job: claiming, renewing and handing back leases, and what the sweep reclaims.
+
+A lease is ``lease_owner`` + ``lease_expires_at`` on a processing job. Its states:
+
+* held: an owner, renewed by the worker's heartbeat;
+* handed back: no owner, ``lease_expires_at`` is when the job may run again (now for a clean
+  stop, later after a failure: the backoff);
+* expired with an owner: the worker crashed or froze. Only the sweep takes such a job back
+  (counting the failure), so a job that kills its workers cannot be claimed forever uncounted.
+
+No statement here waits on a row another transaction holds for long: the sweep skips locked
+rows, and the others touch one job row under the session's ``lock_timeout``.
+"""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from invoicing.domain.retries import JOB_FAILED, FailureDecision, after_failure, final_message
 from invoicing.records import BatchJob
+from invoicing.settings import Settings
 
-# Only a pending job, or a processing one whose worker stopped renewing, can be claimed; the
-# row lock makes two claims of the same job serialize, and the second finds nothing to update.
+# The row lock makes two claims of the same job serialize; the second finds nothing to update.
 CLAIM_JOB = """
 UPDATE batch_job_queue
 SET status = 'processing',
@@ -18,74 +33,161 @@ SET status = 'processing',
     lease_expires_at = now() + make_interval(secs => $3),
     started_at = coalesce(started_at, now()),
     attempts = attempts + 1,
+    claimed_progress = processed_items + cancelled_items,
     progress_seq = progress_seq + 1,
     updated_at = now()
 WHERE id = $1
-  AND (status = 'pending' OR (status = 'processing' AND lease_expires_at < now()))
+  AND (status = 'pending'
+       OR (status = 'processing' AND lease_owner IS NULL AND lease_expires_at <= now()))
 RETURNING *
 """
 
-# A worker that stops on purpose gives the job back at once and does not count as a crash.
+# The heartbeat, and a worker taking its job up again after the database came back: only the
+# owner, and only while the sweep has not taken the job away.
+RENEW_OWN_LEASE = """
+UPDATE batch_job_queue
+SET lease_expires_at = now() + make_interval(secs => $3)
+WHERE id = $1 AND lease_owner = $2 AND status = 'processing'
+RETURNING *
+"""
+
+# A worker that stops on purpose (shutdown, lost Redis) gives the job back at once, uncounted.
 RELEASE_JOB = """
 UPDATE batch_job_queue
-SET lease_owner = NULL, lease_expires_at = now(), attempts = greatest(attempts - 1, 0),
-    enqueue_generation = enqueue_generation + 1, updated_at = now()
+SET lease_owner = NULL, lease_expires_at = now(), enqueue_generation = enqueue_generation + 1,
+    updated_at = now()
 WHERE id = $1 AND lease_owner = $2 AND status = 'processing'
 RETURNING id, enqueue_generation
 """
 
-SWEEP_LOCK_KEY = 7_240_315_002
+# The failing run's job, locked: was there progress since it was claimed?
+OWN_FAILING_JOB = """
+SELECT id, stalled_attempts, processed_items + cancelled_items > claimed_progress AS progressed
+FROM batch_job_queue
+WHERE id = $1 AND lease_owner = $2 AND status = 'processing'
+FOR UPDATE
+"""
 
-FAIL_EXHAUSTED_JOBS = """
-WITH exhausted AS (
-    SELECT id FROM batch_job_queue
-    WHERE status = 'processing' AND lease_expires_at < now() AND attempts >= $1
-    FOR UPDATE SKIP LOCKED
-), abandoned_items AS (
-    UPDATE batch_job_items AS item
-    SET status = 'failed', error_code = 'job_failed', error_message = $2, processed_at = now()
-    FROM exhausted
-    WHERE item.job_id = exhausted.id AND item.status = 'pending'
-    RETURNING item.job_id
-), counts AS (
-    SELECT job_id, count(*) AS n FROM abandoned_items GROUP BY job_id
+# Jobs whose worker stopped renewing: crashed, killed or frozen. Rows another transaction
+# holds (a frozen worker's commit) are skipped, for the next sweep.
+CRASHED_JOBS = """
+SELECT id, stalled_attempts, processed_items + cancelled_items > claimed_progress AS progressed
+FROM batch_job_queue
+WHERE status = 'processing' AND lease_owner IS NOT NULL AND lease_expires_at < now()
+ORDER BY lease_expires_at
+FOR UPDATE SKIP LOCKED
+"""
+
+HAND_BACK_AFTER_FAILURE = """
+UPDATE batch_job_queue
+SET lease_owner = NULL,
+    lease_expires_at = now() + make_interval(secs => $2),
+    stalled_attempts = $3,
+    last_error_code = $4,
+    last_error_message = $5,
+    enqueue_generation = enqueue_generation + 1,
+    progress_seq = progress_seq + 1,
+    updated_at = now()
+WHERE id = $1
+RETURNING *
+"""
+
+GIVE_UP_JOB = """
+WITH abandoned AS (
+    UPDATE batch_job_items
+    SET status = 'failed', error_code = $2, error_message = $3, processed_at = now()
+    WHERE job_id = $1 AND status = 'pending'
+    RETURNING 1
+), abandoned_count AS (
+    SELECT count(*)::int AS n FROM abandoned
 )
-UPDATE batch_job_queue AS job
+UPDATE batch_job_queue
 SET status = 'failed',
     completed_at = now(),
     lease_owner = NULL,
     lease_expires_at = NULL,
-    processed_items = job.processed_items + coalesce(counts.n, 0),
-    failed_items = job.failed_items + coalesce(counts.n, 0),
-    errors = job.errors
-             || jsonb_build_array(jsonb_build_object('code', 'worker_crashed', 'message', $3::text)),
-    progress_seq = job.progress_seq + 1,
+    processed_items = processed_items + abandoned_count.n,
+    failed_items = failed_items + abandoned_count.n,
+    stalled_attempts = $4,
+    last_error_code = $5,
+    last_error_message = $6,
+    errors = errors || jsonb_build_array(jsonb_build_object('code', $5::text, 'message', $7::text)),
+    progress_seq = progress_seq + 1,
     updated_at = now()
-FROM exhausted LEFT JOIN counts ON counts.job_id = exhausted.id
-WHERE job.id = exhausted.id
-RETURNING job.*
+FROM abandoned_count
+WHERE id = $1
+RETURNING batch_job_queue.*
 """
 
-RESUME_EXPIRED_JOBS = """
-UPDATE batch_job_queue
-SET enqueue_generation = enqueue_generation + 1, updated_at = now()
-WHERE status = 'processing' AND lease_expires_at < now()
-RETURNING id, enqueue_generation
-"""
-
-STALE_PENDING_JOBS = """
+# Jobs that should be waiting in the queue: pending for a while, or handed back and due. The
+# sweep checks each one's arq message and sends a new one where it is missing or stuck.
+RUNNABLE_JOBS = """
 SELECT id, enqueue_generation FROM batch_job_queue
-WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)
+WHERE (status = 'pending' AND created_at < now() - make_interval(secs => $1))
+   OR (status = 'processing' AND lease_owner IS NULL AND lease_expires_at <= now())
 ORDER BY created_at
 """
+
+# A fresh arq id for a job nobody holds: arq refuses an id it still knows, even one whose
+# worker died before claiming it (its in-progress key lives for a day).
+NEW_GENERATION = """
+UPDATE batch_job_queue AS job
+SET enqueue_generation = job.enqueue_generation + 1
+FROM (
+    SELECT id FROM batch_job_queue
+    WHERE id = $1 AND enqueue_generation = $2
+      AND (status = 'pending' OR (status = 'processing' AND lease_owner IS NULL))
+    FOR UPDATE SKIP LOCKED
+) AS due
+WHERE job.id = due.id
+RETURNING job.id, job.enqueue_generation
+"""
+
+SWEEP_LOCK_KEY = 7_240_315_002
+
+ITEM_MESSAGE = "Not processed: the job stopped after repeated failures. Retry the job to invoice this order."
 
 
 @dataclass(frozen=True, slots=True)
 class EnqueueTicket:
-    """A job to (re-)enqueue under its current generation's arq id."""
+    """A job to (re-)enqueue under its current generation's arq id, after ``delay`` seconds."""
 
     job_id: UUID
     generation: int
+    delay: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How failed runs are retried, from the settings."""
+
+    max_attempts: int
+    base_seconds: float
+    max_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(
+            settings.max_job_attempts, settings.retry_backoff_seconds, settings.retry_backoff_max_seconds
+        )
+
+    def decide(self, stalled_attempts: int, progressed: bool) -> FailureDecision:
+        return after_failure(
+            stalled_attempts,
+            progressed=progressed,
+            max_attempts=self.max_attempts,
+            base_seconds=self.base_seconds,
+            max_seconds=self.max_seconds,
+            jitter=random.random(),  # spreading retries out, not a secret
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FailureOutcome:
+    """The job after a failed run: handed back (to enqueue) or failed for good."""
+
+    job: BatchJob
+    ticket: EnqueueTicket | None
 
 
 async def claim_job(
@@ -95,9 +197,66 @@ async def claim_job(
     return None if row is None else BatchJob.from_row(row)
 
 
+async def renew_own_lease(
+    connection: asyncpg.Connection, job_id: UUID, owner: str, lease_seconds: float
+) -> BatchJob | None:
+    """The job, its lease renewed; None if it is no longer ours."""
+    row = await connection.fetchrow(RENEW_OWN_LEASE, job_id, owner, lease_seconds)
+    return None if row is None else BatchJob.from_row(row)
+
+
 async def release_job(connection: asyncpg.Connection, job_id: UUID, owner: str) -> EnqueueTicket | None:
     row = await connection.fetchrow(RELEASE_JOB, job_id, owner)
     return None if row is None else EnqueueTicket(row["id"], row["enqueue_generation"])
+
+
+async def record_failed_run(
+    connection: asyncpg.Connection, job_id: UUID, owner: str, policy: RetryPolicy, code: str, message: str
+) -> FailureOutcome | None:
+    """Hand the job back with a backoff, or fail it if it keeps failing at the same place.
+    None if the job is no longer ours (the sweep took it, or it finished)."""
+    row = await connection.fetchrow(OWN_FAILING_JOB, job_id, owner)
+    return None if row is None else await _settle(connection, row, policy, code, message)
+
+
+async def record_crashed_runs(
+    connection: asyncpg.Connection, policy: RetryPolicy, code: str, message: str
+) -> list[FailureOutcome]:
+    """The sweep's part: every job whose worker stopped renewing its lease."""
+    return [
+        await _settle(connection, row, policy, code, message) for row in await connection.fetch(CRASHED_JOBS)
+    ]
+
+
+async def _settle(
+    connection: asyncpg.Connection, row: Any, policy: RetryPolicy, code: str, message: str
+) -> FailureOutcome:
+    decision = policy.decide(row["stalled_attempts"], row["progressed"])
+    if decision.give_up:
+        summary = final_message(code, message, decision.stalled_attempts)
+        failed = await connection.fetchrow(
+            GIVE_UP_JOB,
+            row["id"],
+            JOB_FAILED,
+            ITEM_MESSAGE,
+            decision.stalled_attempts,
+            code,
+            message,
+            summary,
+        )
+        return FailureOutcome(BatchJob.from_row(failed), None)
+    handed_back = BatchJob.from_row(
+        await connection.fetchrow(
+            HAND_BACK_AFTER_FAILURE,
+            row["id"],
+            decision.delay_seconds,
+            decision.stalled_attempts,
+            code,
+            message,
+        )
+    )
+    ticket = EnqueueTicket(handed_back.id, handed_back.enqueue_generation, decision.delay_seconds)
+    return FailureOutcome(handed_back, ticket)
 
 
 async def try_sweep_lock(connection: asyncpg.Connection) -> bool:
@@ -105,21 +264,12 @@ async def try_sweep_lock(connection: asyncpg.Connection) -> bool:
     return bool(await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", SWEEP_LOCK_KEY))
 
 
-async def fail_exhausted_jobs(connection: asyncpg.Connection, max_attempts: int) -> list[BatchJob]:
-    message = f"The job stopped after its worker crashed {max_attempts} times; the rest was not invoiced."
-    item_message = "Not processed: the job failed after repeated worker crashes. Submit this order again."
-    rows = await connection.fetch(FAIL_EXHAUSTED_JOBS, max_attempts, item_message, message)
-    return [BatchJob.from_row(row) for row in rows]
-
-
-async def resume_expired_jobs(connection: asyncpg.Connection) -> list[EnqueueTicket]:
-    return [
-        EnqueueTicket(r["id"], r["enqueue_generation"]) for r in await connection.fetch(RESUME_EXPIRED_JOBS)
-    ]
-
-
-async def stale_pending_jobs(
-    connection: asyncpg.Connection, older_than_seconds: float
-) -> list[EnqueueTicket]:
-    rows = await connection.fetch(STALE_PENDING_JOBS, older_than_seconds)
+async def runnable_jobs(connection: asyncpg.Connection, pending_after_seconds: float) -> list[EnqueueTicket]:
+    rows = await connection.fetch(RUNNABLE_JOBS, pending_after_seconds)
     return [EnqueueTicket(r["id"], r["enqueue_generation"]) for r in rows]
+
+
+async def new_generation(connection: asyncpg.Connection, ticket: EnqueueTicket) -> EnqueueTicket | None:
+    """The job under a fresh arq id; None if it moved on meanwhile (claimed, finished, locked)."""
+    row = await connection.fetchrow(NEW_GENERATION, ticket.job_id, ticket.generation)
+    return None if row is None else EnqueueTicket(row["id"], row["enqueue_generation"])

@@ -28,6 +28,12 @@ WHERE job_id = $1 AND status = 'pending' AND position > $3
 ORDER BY position LIMIT $2
 """
 
+# Whether any item is left once a pass over the job reached its end: orders that were locked
+# elsewhere when their chunk came stay pending for the next pass.
+HAS_PENDING_ITEMS = """
+SELECT EXISTS (SELECT 1 FROM batch_job_items WHERE job_id = $1 AND status = 'pending')
+"""
+
 # One primary-key lookup per item (see invoicing/storage/invoices.py on LATERAL ... OFFSET 0):
 # with the statistics of a freshly submitted job, the planner otherwise read every pending
 # item of the job for each chunk. Only a pending item moves to its outcome.
@@ -121,6 +127,10 @@ async def next_pending_items(
 ) -> list[tuple[int, UUID]]:
     rows = await connection.fetch(NEXT_PENDING_ITEMS, job_id, limit, after_position)
     return [(row["position"], row["order_id"]) for row in rows]
+
+
+async def has_pending_items(connection: asyncpg.Connection, job_id: UUID) -> bool:
+    return bool(await connection.fetchval(HAS_PENDING_ITEMS, job_id))
 
 
 class ItemsChanged(RuntimeError):

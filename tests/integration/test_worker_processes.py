@@ -6,183 +6,44 @@ database). When an assertion fails, its message ends with the workers' logs.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from itertools import pairwise
-from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import pytest
 import redis.asyncio
 
-from invoicing import batches
-from invoicing.domain.jobs import BatchRequest, JobStatus
-from invoicing.principal import Principal
-from invoicing.queue import JobQueue, connect_redis
+from invoicing.domain.jobs import JobStatus
+from invoicing.queue import JobQueue
 from invoicing.records import BatchJob
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from invoicing.sweep import SweepResult, sweep
 from tests.conftest import make_settings
 from tests.support.app import api_client
-from tests.support.factories import Organization, create_orders, create_organization
+from tests.support.factories import create_orders, create_organization
+from tests.support.jobs import (
+    assert_counters_add_up,
+    current,
+    fetch_one,
+    invoice_counts,
+    item_statuses,
+    job_queue,
+    ran_side_by_side,
+    submit,
+    wait_until_processing_started,
+    wait_until_running,
+    wait_until_status,
+)
 from tests.support.services import RedisServer
 from tests.support.waiting import eventually
-from tests.support.workers import WorkerProcess
-
-LOG_TAIL_CHARS = 6000
-# A clean stop takes well under a second; after this a worker is killed so the suite goes on.
-STOP_GRACE_SECONDS = 5.0
-
-
-class Workers:
-    """The worker processes of one test: started on demand, stopped at teardown, logs at hand."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.processes: list[WorkerProcess] = []
-
-    def start(self, settings: Settings, count: int = 1) -> list[WorkerProcess]:
-        started = [
-            WorkerProcess(settings, self.log_dir, name=f"worker-{len(self.processes) + n}")
-            for n in range(count)
-        ]
-        self.processes += started
-        return started
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {p.log_path.name} (pid {p.pid}, exit {p.process.poll()}) ---\n{p.log()[-LOG_TAIL_CHARS:]}"
-            for p in self.processes
-        )
-
-    @contextmanager
-    def explaining_failures(self) -> Iterator[None]:
-        """Append the workers' logs to any assertion failing inside the block."""
-        try:
-            yield
-        except AssertionError as failure:
-            raise AssertionError(f"{failure}\n\n{self.logs()}") from failure
-
-    def stop_all(self) -> None:
-        """SIGTERM to all at once, then SIGKILL to any still running after the grace period.
-
-        Not ``WorkerProcess.stop`` one by one: a worker now and then misses its SIGTERM (its
-        cancellation is swallowed inside redis-py), and each such miss would cost 15 s.
-        """
-        running = [p.process for p in self.processes if p.process.poll() is None]
-        for process in running:
-            process.terminate()
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for process in running:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+from tests.support.workers import Workers
 
 
 @pytest.fixture
 def settings(database_url: str, redis_url: str) -> Settings:
     """Small chunks, so that even a short job spans many chunk transactions."""
     return make_settings(database_url, redis_url, CHUNK_SIZE="20")
-
-
-@pytest.fixture
-def workers(tmp_path: Path, database_url: str) -> Iterator[Workers]:
-    # Depends on database_url so the processes stop before the test database is dropped.
-    pool = Workers(tmp_path)
-    yield pool
-    pool.stop_all()
-
-
-@asynccontextmanager
-async def job_queue(settings: Settings) -> AsyncIterator[JobQueue]:
-    _, redis_url = settings.require_services()
-    queue = JobQueue(connect_redis(redis_url), settings)
-    try:
-        yield queue
-    finally:
-        await queue.close()
-
-
-async def submit(
-    database: Database, queue: JobQueue, settings: Settings, organization: Organization, orders: list[UUID]
-) -> BatchJob:
-    admin = organization.admin
-    principal = Principal(admin.id, organization.id, admin.role, admin.email)
-    request = BatchRequest(tuple(orders))
-    return await batches.submit_batch(database, queue, principal, request, settings)
-
-
-async def current(database: Database, job_id: UUID) -> BatchJob:
-    async with database.connection() as connection:
-        row = await connection.fetchrow("SELECT * FROM batch_job_queue WHERE id = $1", job_id)
-    return BatchJob.from_row(row)
-
-
-async def wait_until_status(
-    database: Database, job_id: UUID, status: JobStatus, within: float = 30
-) -> BatchJob:
-    async def reached() -> BatchJob | None:
-        job = await current(database, job_id)
-        return job if job.status is status else None
-
-    return await eventually(reached, timeout=within, interval=0.1, what=f"job {job_id} to be {status.value}")
-
-
-async def wait_until_processing_started(database: Database, job_id: UUID) -> BatchJob:
-    async def started() -> BatchJob | None:
-        job = await current(database, job_id)
-        return job if job.status is JobStatus.processing and job.processed_items > 0 else None
-
-    return await eventually(started, timeout=20, interval=0.01, what=f"job {job_id} to commit a first chunk")
-
-
-async def fetch_one(database: Database, query: str, *args: Any) -> Any:
-    async with database.connection() as connection:
-        return await connection.fetchrow(query, *args)
-
-
-async def item_statuses(database: Database, job_id: UUID) -> dict[str, int]:
-    async with database.connection() as connection:
-        rows = await connection.fetch(
-            "SELECT status, count(*) AS n FROM batch_job_items WHERE job_id = $1 GROUP BY status", job_id
-        )
-    return {row["status"]: row["n"] for row in rows}
-
-
-def assert_counters_add_up(job: BatchJob) -> None:
-    assert job.processed_items == job.successful_items + job.failed_items, job
-    assert job.processed_items + job.cancelled_items == job.total_items, job
-
-
-def ran_side_by_side(jobs: list[BatchJob]) -> bool:
-    """True if at least two of the jobs were processing at the same moment."""
-    spans = sorted((job.started_at, job.completed_at) for job in jobs if job.started_at and job.completed_at)
-    return any(later[0] < earlier[1] for earlier, later in pairwise(spans))
-
-
-async def wait_until_running(process: WorkerProcess) -> None:
-    async def started() -> bool:
-        return "Starting worker" in process.log()
-
-    await eventually(started, timeout=20, what=f"{process.log_path.name} to start")
-
-
-async def invoice_counts(database: Database, organization: Organization) -> tuple[int, int]:
-    """(invoices, distinct orders invoiced) of the organization."""
-    row = await fetch_one(
-        database,
-        "SELECT count(*) AS invoices, count(DISTINCT sales_order_id) AS orders"
-        " FROM invoices WHERE organization_id = $1",
-        organization.id,
-    )
-    return row["invoices"], row["orders"]
 
 
 @pytest.mark.slow
@@ -371,27 +232,38 @@ async def test_a_processing_job_is_cancelled_by_its_worker_before_the_next_chunk
             }
 
 
-async def test_a_job_whose_worker_crashed_max_attempts_times_is_failed_by_the_sweep(
-    settings: Settings, database: Database, queue: JobQueue
-) -> None:
+async def crashed_at_item_ten(
+    database: Database, queue: JobQueue, settings: Settings, *, claimed_at: int, stalled_attempts: int
+) -> BatchJob:
+    """A job of 30 orders whose worker died after the tenth item: it was claimed when
+    ``claimed_at`` items were done, and had already failed ``stalled_attempts`` times there."""
     organization = await create_organization(database)
     job = await submit(
         database, queue, settings, organization, await create_orders(database, organization, 30)
     )
     async with database.transaction() as connection:
-        # Ten items were done before the last crash; the lease of the third attempt has run out.
         await connection.execute(
             "UPDATE batch_job_items SET status = 'succeeded' WHERE job_id = $1 AND position <= 10", job.id
         )
         await connection.execute(
             """
             UPDATE batch_job_queue
-            SET status = 'processing', attempts = 3, processed_items = 10, successful_items = 10,
+            SET status = 'processing', attempts = 7, processed_items = 10, successful_items = 10,
+                claimed_progress = $2, stalled_attempts = $3,
                 lease_owner = 'dead', lease_expires_at = now() - interval '1 second'
             WHERE id = $1
             """,
             job.id,
+            claimed_at,
+            stalled_attempts,
         )
+    return job
+
+
+async def test_a_job_whose_workers_keep_crashing_at_the_same_place_is_failed_by_the_sweep(
+    settings: Settings, database: Database, queue: JobQueue
+) -> None:
+    job = await crashed_at_item_ten(database, queue, settings, claimed_at=10, stalled_attempts=2)
 
     result = await sweep(database, queue, settings.with_overrides(max_job_attempts=3))
 
@@ -399,6 +271,7 @@ async def test_a_job_whose_worker_crashed_max_attempts_times_is_failed_by_the_sw
     failed = await current(database, job.id)
     assert failed.status is JobStatus.failed
     assert [error["code"] for error in failed.errors] == ["worker_crashed"]
+    assert "3 times in a row at the same place" in failed.errors[0]["message"]
     assert failed.completed_at is not None
     assert (failed.processed_items, failed.successful_items, failed.failed_items) == (30, 10, 20)
     assert_counters_add_up(failed)
@@ -410,3 +283,26 @@ async def test_a_job_whose_worker_crashed_max_attempts_times_is_failed_by_the_sw
         job.id,
     )
     assert codes["codes"] == ["job_failed"]
+
+
+async def test_a_crash_after_progress_is_resumed_however_many_claims_came_before(
+    settings: Settings, database: Database, queue: JobQueue
+) -> None:
+    job = await crashed_at_item_ten(database, queue, settings, claimed_at=5, stalled_attempts=2)
+
+    result = await sweep(database, queue, settings.with_overrides(max_job_attempts=3))
+
+    assert (result.failed, result.resumed) == (0, 1)
+    row = await fetch_one(
+        database,
+        "SELECT status, lease_owner, stalled_attempts, last_error_code,"
+        " lease_expires_at > now() AS backing_off FROM batch_job_queue WHERE id = $1",
+        job.id,
+    )
+    assert dict(row) == {
+        "status": "processing",
+        "lease_owner": None,
+        "stalled_attempts": 1,
+        "last_error_code": "worker_crashed",
+        "backing_off": True,
+    }

@@ -6,6 +6,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from invoicing.settings import Settings
@@ -28,6 +31,13 @@ ENVIRONMENT_NAMES = {
     "queue_name": "QUEUE_NAME",
     "redis_prefix": "REDIS_PREFIX",
     "max_batch_size": "MAX_BATCH_SIZE",
+    "retry_backoff_seconds": "RETRY_BACKOFF_SECONDS",
+    "retry_backoff_max_seconds": "RETRY_BACKOFF_MAX_SECONDS",
+    "locked_order_wait_seconds": "LOCKED_ORDER_WAIT_SECONDS",
+    "sweep_interval_seconds": "SWEEP_INTERVAL_SECONDS",
+    "db_statement_timeout_seconds": "DB_STATEMENT_TIMEOUT_SECONDS",
+    "db_lock_timeout_seconds": "DB_LOCK_TIMEOUT_SECONDS",
+    "db_idle_in_transaction_timeout_seconds": "DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS",
 }
 
 
@@ -84,3 +94,55 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+LOG_TAIL_CHARS = 6000
+# A clean stop takes well under a second; after this a worker is killed so the suite goes on.
+STOP_GRACE_SECONDS = 5.0
+
+
+class Workers:
+    """The worker processes of one test: started on demand, stopped at teardown, logs at hand."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.processes: list[WorkerProcess] = []
+
+    def start(self, settings: Settings, count: int = 1) -> list[WorkerProcess]:
+        started = [
+            WorkerProcess(settings, self.log_dir, name=f"worker-{len(self.processes) + n}")
+            for n in range(count)
+        ]
+        self.processes += started
+        return started
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.log_path.name} (pid {p.pid}, exit {p.process.poll()}) ---\n{p.log()[-LOG_TAIL_CHARS:]}"
+            for p in self.processes
+        )
+
+    @contextmanager
+    def explaining_failures(self) -> Iterator[None]:
+        """Append the workers' logs to any assertion failing inside the block."""
+        try:
+            yield
+        except AssertionError as failure:
+            raise AssertionError(f"{failure}\n\n{self.logs()}") from failure
+
+    def stop_all(self) -> None:
+        """SIGTERM to all at once, then SIGKILL to any still running after the grace period.
+
+        Not ``WorkerProcess.stop`` one by one: a worker now and then misses its SIGTERM (its
+        cancellation is swallowed inside redis-py), and each such miss would cost 15 s.
+        """
+        running = [p.process for p in self.processes if p.process.poll() is None]
+        for process in running:
+            process.terminate()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for process in running:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -69,6 +69,7 @@ def test_error_codes_are_listed_in_check_order() -> None:
         "invalid_line",
         "missing_billing_info",
         "currency_mismatch",
+        "amount_out_of_range",
     )
 
 
@@ -455,14 +456,49 @@ def test_a_negative_zero_price_gives_a_plain_zero() -> None:
     assert str(draft.taxes[0].tax) == "0.00"
 
 
-def test_amounts_at_the_database_limits_are_not_rounded_to_28_digits() -> None:
+def test_amounts_beyond_the_database_columns_are_refused_with_the_exact_total() -> None:
     line = make_line(
         quantity=Decimal("99999999999999.9999"),
         unit_price=Decimal("99999999999999.9999"),
         tax_rate_percent=Decimal("0"),
     )
 
-    draft = draft_with_lines(line)
+    error = refusal(make_order(lines=lines_of(line)), make_customer())
 
-    # The exact product is 9999999999999999980000000000.00000001.
-    assert str(draft.lines[0].net_amount) == "9999999999999999980000000000.00"
+    assert error.code == "amount_out_of_range"
+    # The exact product is 9999999999999999980000000000.00000001: not rounded to 28 digits.
+    assert "totals 9999999999999999980000000000.00 EUR" in error.message
+    assert "at most 99999999999999.99 EUR" in error.message
+
+
+def test_a_price_whose_tax_overflows_the_total_is_refused() -> None:
+    # The order that made a whole batch loop: its net fits the column, its total does not.
+    line = make_line(
+        quantity=Decimal("1"), unit_price=Decimal("99999999999999"), tax_rate_percent=Decimal("20")
+    )
+
+    assert refusal(make_order(lines=lines_of(line)), make_customer()).code == "amount_out_of_range"
+
+
+def test_the_largest_total_a_column_holds_is_invoiced() -> None:
+    line = make_line(
+        quantity=Decimal("1"), unit_price=Decimal("99999999999999.99"), tax_rate_percent=Decimal("0")
+    )
+
+    assert str(draft_with_lines(line).total) == "99999999999999.99"
+    bigger = make_line(
+        quantity=Decimal("1"), unit_price=Decimal("99999999999999.995"), tax_rate_percent=Decimal("0")
+    )
+    assert refusal(make_order(lines=lines_of(bigger)), make_customer()).code == "amount_out_of_range"
+
+
+def test_the_limit_holds_in_every_currency_exponent() -> None:
+    for currency, price in (
+        ("JPY", "99999999999999"),
+        ("KWD", "99999999999999.999"),
+        ("CLF", "99999999999999.9999"),
+    ):
+        line = make_line(quantity=Decimal("1"), unit_price=Decimal(price), tax_rate_percent=Decimal("0"))
+        order = make_order(currency=currency, lines=lines_of(line))
+        draft = build(order, make_customer(currency=currency))
+        assert str(draft.total) == price
