@@ -222,7 +222,7 @@ async def test_a_frozen_worker_neither_stalls_the_job_nor_writes_after_the_takeo
         db_idle_in_transaction_timeout_seconds=2.0, locked_order_wait_seconds=30.0
     )
     organization = await create_organization(database)
-    orders = await create_orders(database, organization, 3000)
+    orders = await create_orders(database, organization, 5000)
     job = await submit(database, queue, freezing, organization, orders)
     workers.start(freezing)
     with workers.explaining_failures():
