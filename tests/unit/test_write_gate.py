@@ -79,5 +79,5 @@ async def test_pausing_past_the_deadline_is_refused_as_busy() -> None:
         await keep_pausing()
 
 
-def test_heavy_writes_get_half_the_pool_and_at_least_one_connection() -> None:
-    assert [WriteGate.for_pool(size).slots for size in (2, 3, 4, 10, 40)] == [1, 1, 2, 5, 20]
+def test_heavy_writes_get_a_quarter_of_the_pool_and_at_least_one_connection() -> None:
+    assert [WriteGate.for_pool(size).slots for size in (2, 4, 8, 10, 40)] == [1, 1, 2, 2, 10]
