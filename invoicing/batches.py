@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
 from invoicing import limits
 from invoicing.domain.jobs import BatchRequest, OrderFilter
 from invoicing.errors import BadRequest, Conflict
@@ -15,6 +17,7 @@ from invoicing.records import BatchJob
 from invoicing.settings import Settings
 from invoicing.storage import jobs, orders
 from invoicing.storage.database import Database
+from invoicing.write_gate import WriteGate
 
 
 async def submit_batch(
@@ -23,6 +26,8 @@ async def submit_batch(
     principal: Principal,
     request: BatchRequest,
     settings: Settings,
+    *,
+    gate: WriteGate | None = None,
 ) -> BatchJob:
     """Record the job and its items in one transaction, then trigger a worker.
 
@@ -31,30 +36,59 @@ async def submit_batch(
     is resolved to order ids inside that transaction, by the database. The enqueue happens
     after the commit: a worker can never look for a job that is not there yet, and if Redis
     is down the job simply waits in PostgreSQL for the sweep.
+
+    Submits take turns without holding a connection while they wait (``gate``, the server
+    process's: see invoicing/write_gate.py); DatabaseBusy if the turn does not come in time.
     """
-    async with database.scoped(principal.organization_id) as connection:
-        await limits.check_active_jobs(
-            connection, principal.organization_id, settings.max_active_jobs_per_org
-        )
-        order_ids = list(request.order_ids)
-        extra: dict[str, Any] = {}
-        if request.order_filter is not None:
-            order_ids = await _resolve_filter(
-                connection, principal, request.order_filter, settings.max_batch_size
-            )
-            extra["filter"] = request.order_filter.to_json()
-        if request.retry_of is not None:
-            extra["retry_of"] = str(request.retry_of)
-        job = await jobs.create_job(
-            connection,
-            organization_id=principal.organization_id,
-            created_by=principal.user_id,
-            order_ids=order_ids,
-            payload=job_payload(principal.user_id, "api", extra),
-            retry_of=request.retry_of,
-        )
+    gate = gate or WriteGate(slots=1)
+    deadline = gate.deadline()
+    async with gate.turn(principal.organization_id, deadline):
+        job = await _record_when_unlocked(database, gate, deadline, principal, request, settings)
     await queue.enqueue(job.id, job.enqueue_generation)
     return job
+
+
+async def _record_when_unlocked(
+    database: Database,
+    gate: WriteGate,
+    deadline: float,
+    principal: Principal,
+    request: BatchRequest,
+    settings: Settings,
+) -> BatchJob:
+    attempt = 0
+    while True:
+        async with gate.slot(deadline), database.scoped(principal.organization_id) as connection:
+            if await limits.try_lock_submits(connection, principal.organization_id):
+                return await _record(connection, principal, request, settings)
+        # Another server process is submitting for this organization: its transaction holds
+        # the lock. Ours ended empty and gave its connection back; wait, then try again.
+        await gate.pause(attempt, deadline)
+        attempt += 1
+
+
+async def _record(
+    connection: asyncpg.Connection, principal: Principal, request: BatchRequest, settings: Settings
+) -> BatchJob:
+    """The job and its items, under the organization's submit lock."""
+    await limits.check_active_jobs(connection, principal.organization_id, settings.max_active_jobs_per_org)
+    order_ids = list(request.order_ids)
+    extra: dict[str, Any] = {}
+    if request.order_filter is not None:
+        order_ids = await _resolve_filter(
+            connection, principal, request.order_filter, settings.max_batch_size
+        )
+        extra["filter"] = request.order_filter.to_json()
+    if request.retry_of is not None:
+        extra["retry_of"] = str(request.retry_of)
+    return await jobs.create_job(
+        connection,
+        organization_id=principal.organization_id,
+        created_by=principal.user_id,
+        order_ids=order_ids,
+        payload=job_payload(principal.user_id, "api", extra),
+        retry_of=request.retry_of,
+    )
 
 
 async def _resolve_filter(
@@ -83,6 +117,8 @@ async def retry_batch(
     principal: Principal,
     job_id: UUID,
     settings: Settings,
+    *,
+    gate: WriteGate | None = None,
 ) -> BatchJob:
     """A new job over the orders of a finished job that got no invoice.
 
@@ -100,7 +136,7 @@ async def retry_batch(
         message = "Every order of the job got its invoice; there is nothing to retry."
         raise Conflict(message, code="nothing_to_retry")
     retry = BatchRequest(order_ids=tuple(order_ids), retry_of=job.id)
-    return await submit_batch(database, queue, principal, retry, settings)
+    return await submit_batch(database, queue, principal, retry, settings, gate=gate)
 
 
 async def cancel_batch(database: Database, queue: JobQueue, principal: Principal, job_id: UUID) -> BatchJob:

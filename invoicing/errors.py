@@ -12,12 +12,17 @@ class InvoicingError(Exception):
     """Base of every error the product raises on purpose."""
 
     code: str = "error"
+    #: Seconds after which the same request may succeed (the HTTP edge sends ``Retry-After``);
+    #: None when waiting would not help.
+    retry_after: int | None = None
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        if retry_after is not None:
+            self.retry_after = retry_after
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
@@ -47,6 +52,16 @@ class Conflict(InvoicingError):
     code = "conflict"
 
 
+class OrderLocked(Conflict):
+    """Someone else (an ERP, a batch job) holds the order's row lock longer than we wait for it."""
+
+    code = "order_locked"
+    retry_after = 2
+
+    def __init__(self, message: str = "The order is being changed elsewhere; try again in a moment.") -> None:
+        super().__init__(message)
+
+
 class Unauthorized(InvoicingError):
     code = "unauthorized"
 
@@ -60,15 +75,31 @@ class TooManyRequests(InvoicingError):
 
     code = "rate_limited"
 
+    retry_after: int
+
     def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
-        super().__init__(message, code=code)
-        self.retry_after = retry_after
+        super().__init__(message, code=code, retry_after=retry_after)
 
 
 class ServiceUnavailable(InvoicingError):
-    """A backing service (PostgreSQL) cannot be reached."""
+    """A backing service (PostgreSQL) cannot be reached, or cannot serve this now; nothing changed."""
 
     code = "service_unavailable"
+    retry_after = 5
+
+
+class DatabaseBusy(ServiceUnavailable):
+    """A wait for a lock (or for our turn to take one) ran out; the same request may pass soon."""
+
+    code = "database_busy"
+    retry_after = 2
+
+
+class DatabaseTimeout(ServiceUnavailable):
+    """A statement ran longer than ``DB_STATEMENT_TIMEOUT_SECONDS`` and was cancelled."""
+
+    code = "database_timeout"
+    retry_after = 10
 
 
 class ConfigurationError(InvoicingError):

@@ -40,6 +40,11 @@ def job_creation_limit(prefix: str, user_id: UUID) -> str:
     return f"{prefix}:limit:job-create:{user_id}"
 
 
+def refused_job_requests_limit(prefix: str, user_id: UUID) -> str:
+    """Counter of one user's refused batch-job requests in the current minute."""
+    return f"{prefix}:limit:job-refused:{user_id}"
+
+
 def login_failures_by_account(prefix: str, account_digest: str) -> str:
     """Counter of failed logins for one email (a digest, so Redis holds no addresses)."""
     return f"{prefix}:limit:login-account:{account_digest}"

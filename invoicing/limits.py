@@ -5,6 +5,11 @@ Redis cannot be reached a limit logs a warning and lets the request through, bec
 PostgreSQL is the truth for invoicing and a Redis outage must not stop customers from
 invoicing (the same stance as the queue, which the sweep makes up for).
 
+Job requests are counted twice: jobs created against ``JOB_CREATE_PER_MINUTE`` (a count is
+reserved before the job is written and given back if none was), and refused requests
+(malformed, over a limit, nothing to do) against the larger ``BAD_REQUESTS_PER_MINUTE``, so a
+client that only sends garbage is slowed down without eating into its real quota.
+
 The active-job cap is exact: it is checked inside the transaction that inserts the job, under
 a lock per organization, so parallel submits cannot all count the same jobs and slip past it.
 """
@@ -14,7 +19,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import cast
 from uuid import UUID
@@ -24,13 +30,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from invoicing import keys
-from invoicing.errors import TooManyRequests
+from invoicing.errors import InvoicingError, ServiceUnavailable, TooManyRequests
 from invoicing.principal import Principal
 from invoicing.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 JOB_CREATE_WINDOW_SECONDS = 60
+REFUSED_REQUESTS_WINDOW_SECONDS = 60
 LOGIN_WINDOW_SECONDS = 15 * 60
 # A hint only: active jobs end when they end; polling every few seconds is cheap.
 ACTIVE_JOBS_RETRY_AFTER_SECONDS = 10
@@ -74,10 +81,12 @@ end
 return 0
 """
 
-# Submits of one organization queue on this lock, held until their transaction ends, so each
-# counts the jobs the ones before it committed. The two-key form has its own key space, apart
-# from the single-key locks of migrations and the sweep; the first key names this use.
-LOCK_ORGANIZATION_SUBMITS = "SELECT pg_advisory_xact_lock($1, $2)"
+# Submits of one organization take turns on this lock, held until their transaction ends, so
+# each counts the jobs the ones before it committed. Tried, never waited for: a submit that
+# finds it taken gives its connection back and tries again (invoicing/batches.py). The two-key
+# form has its own key space, apart from the single-key locks of migrations and the sweep; the
+# first key names this use.
+TRY_LOCK_ORGANIZATION_SUBMITS = "SELECT pg_try_advisory_xact_lock($1, $2)"
 SUBMIT_LOCK_CLASS = 724_031_503
 
 # Bounded by the limit, so an organization with many active jobs costs no more than the cap.
@@ -94,8 +103,12 @@ SELECT count(*) FROM (
 class RateDecision:
     allowed: bool
     retry_after: int  # seconds until a refused caller may try again; 0 when allowed
+    #: The request was counted (False when refused, or let through because Redis is down):
+    #: only a counted request may be refunded.
+    counted: bool = False
 
 
+#: Let through uncounted: Redis cannot be reached.
 ALLOWED = RateDecision(allowed=True, retry_after=0)
 
 
@@ -111,7 +124,7 @@ async def hit_all(redis: Redis, counters: Sequence[str], *, limit: int, window_s
     except (RedisError, OSError) as exc:
         logger.warning("rate limit not enforced, Redis is unavailable: %s", exc)
         return ALLOWED
-    return RateDecision(allowed=bool(allowed), retry_after=int(wait))
+    return RateDecision(allowed=bool(allowed), retry_after=int(wait), counted=bool(allowed))
 
 
 async def refund(redis: Redis, counters: Sequence[str]) -> None:
@@ -128,13 +141,17 @@ async def _run(redis: Redis, script: str, counters: Sequence[str], *args: str) -
     return await cast("Awaitable[list[int]]", reply)
 
 
-async def check_job_rate(redis: Redis, settings: Settings, principal: Principal) -> None:
-    """Raise TooManyRequests if the user creates jobs faster than JOB_CREATE_PER_MINUTE."""
+@asynccontextmanager
+async def job_creation_quota(redis: Redis, settings: Settings, principal: Principal) -> AsyncIterator[None]:
+    """One of the user's ``JOB_CREATE_PER_MINUTE`` jobs, for a block that creates one.
+
+    TooManyRequests (``rate_limited``) when the user has none left. The count is taken before
+    the block runs, so parallel requests cannot all pass a check that none of them has counted
+    yet, and given back if the block raises (a refusal, an outage): only created jobs count.
+    """
+    counter = keys.job_creation_limit(settings.redis_prefix, principal.user_id)
     decision = await hit(
-        redis,
-        keys.job_creation_limit(settings.redis_prefix, principal.user_id),
-        limit=settings.job_create_per_minute,
-        window_seconds=JOB_CREATE_WINDOW_SECONDS,
+        redis, counter, limit=settings.job_create_per_minute, window_seconds=JOB_CREATE_WINDOW_SECONDS
     )
     if not decision.allowed:
         raise TooManyRequests(
@@ -142,15 +159,59 @@ async def check_job_rate(redis: Redis, settings: Settings, principal: Principal)
             f"try again in {decision.retry_after} seconds.",
             retry_after=decision.retry_after,
         )
+    try:
+        yield
+    except BaseException:
+        if decision.counted:
+            await refund(redis, (counter,))
+        raise
+
+
+@asynccontextmanager
+async def refusals_counted(redis: Redis, settings: Settings, principal: Principal) -> AsyncIterator[None]:
+    """Count a job request against the user's ``BAD_REQUESTS_PER_MINUTE`` if the block refuses it.
+
+    While the user is over that limit, every job request is refused at once (TooManyRequests
+    ``rate_limited``), before its body is even read. A refusal is an ``InvoicingError`` other
+    than ``ServiceUnavailable`` (an outage is not the client's doing). Like the job quota, the
+    count is reserved first and given back when the request was not refused.
+    """
+    counter = keys.refused_job_requests_limit(settings.redis_prefix, principal.user_id)
+    decision = await hit(
+        redis, counter, limit=settings.bad_requests_per_minute, window_seconds=REFUSED_REQUESTS_WINDOW_SECONDS
+    )
+    if not decision.allowed:
+        raise TooManyRequests(
+            f"More than {settings.bad_requests_per_minute} refused batch job requests in a minute; "
+            f"try again in {decision.retry_after} seconds.",
+            retry_after=decision.retry_after,
+        )
+    refused = False
+    try:
+        yield
+    except InvoicingError as error:
+        refused = not isinstance(error, ServiceUnavailable)
+        raise
+    finally:
+        if decision.counted and not refused:
+            await refund(redis, (counter,))
+
+
+async def try_lock_submits(connection: asyncpg.Connection, organization_id: UUID) -> bool:
+    """Take the organization's submit lock for this transaction, if no other transaction has it."""
+    taken: bool = await connection.fetchval(
+        TRY_LOCK_ORGANIZATION_SUBMITS, SUBMIT_LOCK_CLASS, submit_lock_key(organization_id)
+    )
+    return taken
 
 
 async def check_active_jobs(connection: asyncpg.Connection, organization_id: UUID, cap: int) -> None:
     """Raise TooManyRequests if the organization already has ``cap`` pending or processing jobs.
 
-    Call inside the transaction that then inserts the job: the organization's lock, held to
-    its end, makes a parallel submit wait and then count this one.
+    Call inside the transaction that then inserts the job, once ``try_lock_submits`` took the
+    organization's lock: held to the transaction's end, it keeps any parallel submit from
+    counting until this one is committed.
     """
-    await connection.execute(LOCK_ORGANIZATION_SUBMITS, SUBMIT_LOCK_CLASS, submit_lock_key(organization_id))
     active = await count_active_jobs(connection, organization_id, cap)
     if active >= cap:
         raise TooManyRequests(

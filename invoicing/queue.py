@@ -6,6 +6,7 @@ down it logs and returns, and the sweep (which reads PostgreSQL) makes up for it
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from uuid import UUID
 
@@ -77,10 +78,12 @@ class JobQueue:
         except (RedisError, OSError) as exc:
             logger.debug("could not publish progress of job %s: %s", job.id, exc)
 
-    async def ping(self) -> bool:
+    async def ping(self, within: float = 2.0) -> bool:
+        """Redis answers within ``within`` seconds (a frozen server otherwise costs a socket timeout)."""
         try:
-            return bool(await self.redis.ping())
-        except (RedisError, OSError):
+            async with asyncio.timeout(within):
+                return bool(await self.redis.ping())
+        except (RedisError, OSError):  # TimeoutError is an OSError
             return False
 
     async def close(self) -> None:

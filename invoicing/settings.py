@@ -39,6 +39,7 @@ ENVIRONMENT: dict[str, str | None] = {
     "LOG_LEVEL": "INFO",
     "SESSION_COOKIE_SECURE": "auto",
     "JOB_CREATE_PER_MINUTE": "30",
+    "BAD_REQUESTS_PER_MINUTE": "300",
     "MAX_ACTIVE_JOBS_PER_ORG": "20",
     "LOGIN_FAILURES_PER_15_MIN": "10",
     "TRUSTED_PROXIES": "",
@@ -80,6 +81,8 @@ class Settings:
     #: "auto" (Secure when the request came over HTTPS), "true" or "false".
     session_cookie_secure: str
     job_create_per_minute: int
+    #: Refused batch-job requests (malformed, over a limit, nothing to do) one user may send a minute.
+    bad_requests_per_minute: int
     max_active_jobs_per_org: int
     login_failures_per_15_min: int
     #: Reverse proxies whose X-Forwarded-For is believed (empty: none, the peer is the client).
@@ -143,6 +146,7 @@ class Settings:
                 "SESSION_COOKIE_SECURE", raw("SESSION_COOKIE_SECURE"), ("auto", "true", "false")
             ),
             job_create_per_minute=integer("JOB_CREATE_PER_MINUTE", 1, 1_000_000),
+            bad_requests_per_minute=integer("BAD_REQUESTS_PER_MINUTE", 1, 1_000_000),
             max_active_jobs_per_org=integer("MAX_ACTIVE_JOBS_PER_ORG", 1, 1_000_000),
             login_failures_per_15_min=integer("LOGIN_FAILURES_PER_15_MIN", 1, 10_000),
             trusted_proxies=_networks("TRUSTED_PROXIES", raw("TRUSTED_PROXIES")),

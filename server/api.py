@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from invoicing import batches, limits, processing
 from invoicing.domain.jobs import ORDER_STATUSES, ItemStatus, JobStatus, parse_batch_request
-from invoicing.errors import NotFound
+from invoicing.errors import NotFound, OrderLocked
 from invoicing.principal import Principal
 from invoicing.records import BatchJob, BatchJobItem, Invoice, SalesOrderSummary
 from invoicing.storage import accounts, invoices, jobs, orders
@@ -60,12 +61,17 @@ async def list_sales_orders(request: Request) -> Response:
 async def invoice_sales_order(request: Request) -> Response:
     principal = await _principal(request)
     order_id = path_uuid(request, "order_id", ORDER_NOT_FOUND)
-    invoice = await processing.invoice_single_order(
-        state.database(request),
-        organization_id=principal.organization_id,
-        order_id=order_id,
-        user_id=principal.user_id,
-    )
+    try:
+        invoice = await processing.invoice_single_order(
+            state.database(request),
+            organization_id=principal.organization_id,
+            order_id=order_id,
+            user_id=principal.user_id,
+        )
+    except asyncpg.LockNotAvailableError as exc:
+        # lock_timeout ran out on the order's row lock (the only lock here held for longer than
+        # a chunk's commit): someone else is changing the order. Nothing was written.
+        raise OrderLocked() from exc
     return JSONResponse(invoice.to_json(), status_code=201)
 
 
@@ -76,13 +82,15 @@ def _accepted(job: BatchJob) -> Response:
 
 
 async def create_batch_job(request: Request) -> Response:
+    """Validated first; only a job created counts against the user's per-minute quota."""
     principal = await _principal(request)
-    settings = state.settings(request)
-    await limits.check_job_rate(state.queue(request).redis, settings, principal)
-    batch = parse_batch_request(await read_json(request), max_batch_size=settings.max_batch_size)
-    job = await batches.submit_batch(
-        state.database(request), state.queue(request), principal, batch, settings
-    )
+    settings, queue = state.settings(request), state.queue(request)
+    async with limits.refusals_counted(queue.redis, settings, principal):
+        batch = parse_batch_request(await read_json(request), max_batch_size=settings.max_batch_size)
+        async with limits.job_creation_quota(queue.redis, settings, principal):
+            job = await batches.submit_batch(
+                state.database(request), queue, principal, batch, settings, gate=state.write_gate(request)
+            )
     return _accepted(job)
 
 
@@ -146,12 +154,13 @@ async def cancel_batch_job(request: Request) -> Response:
 async def retry_batch_job(request: Request) -> Response:
     """A new job over the finished job's orders that got no invoice (audited on both jobs)."""
     principal = await _principal(request)
-    job_id = path_uuid(request, "job_id", JOB_NOT_FOUND)
-    settings = state.settings(request)
-    await limits.check_job_rate(state.queue(request).redis, settings, principal)
-    job = await batches.retry_batch(
-        state.database(request), state.queue(request), principal, job_id, settings
-    )
+    settings, queue = state.settings(request), state.queue(request)
+    async with limits.refusals_counted(queue.redis, settings, principal):
+        job_id = path_uuid(request, "job_id", JOB_NOT_FOUND)
+        async with limits.job_creation_quota(queue.redis, settings, principal):
+            job = await batches.retry_batch(
+                state.database(request), queue, principal, job_id, settings, gate=state.write_gate(request)
+            )
     return _accepted(job)
 
 

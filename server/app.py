@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,8 +20,17 @@ from invoicing.errors import InvoicingError
 from invoicing.queue import JobQueue, connect_redis
 from invoicing.settings import Settings
 from invoicing.storage.database import APP_ROLE, Database, SessionLimits
+from invoicing.write_gate import WriteGate
 from server import admin, api, openapi, pages, tokens, ws
-from server.errors import database_data_error, http_error, invoicing_error, unexpected_error
+from server.body_limit import BodyLimit
+from server.errors import (
+    DRIVER_ERRORS,
+    database_data_error,
+    database_error,
+    http_error,
+    invoicing_error,
+    unexpected_error,
+)
 from server.headers import SecurityHeaders
 from server.hub import EventHub
 
@@ -30,10 +40,16 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+#: /readyz answers within about this long whatever hangs: a probe that waits is no answer.
+READY_TIMEOUT_SECONDS = 1.5
+
+
 async def readyz(request: Request) -> Response:
-    """PostgreSQL and Redis both answer."""
-    database_ok = await request.state.database.ping()
-    redis_ok = await request.state.queue.ping()
+    """PostgreSQL and Redis both answer (each checked at once, on a connection of its own)."""
+    database_ok, redis_ok = await asyncio.gather(
+        request.state.database.ping(within=READY_TIMEOUT_SECONDS),
+        request.state.queue.ping(within=READY_TIMEOUT_SECONDS),
+    )
     body = {
         "status": "ok" if database_ok and redis_ok else "unavailable",
         "database": database_ok,
@@ -65,6 +81,7 @@ def create_app(settings: Settings) -> Starlette:
                 "settings": settings,
                 "hub": hub,
                 "templates": pages.templates(),
+                "write_gate": WriteGate.for_pool(settings.db_pool_size),
             }
         finally:
             await hub.stop()
@@ -84,10 +101,11 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit)],
         exception_handlers={
             InvoicingError: invoicing_error,
             asyncpg.DataError: database_data_error,
+            **dict.fromkeys(DRIVER_ERRORS, database_error),
             HTTPException: http_error,
             Exception: unexpected_error,
         },

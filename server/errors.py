@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import asyncpg
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from invoicing import errors
+from invoicing.storage.failures import is_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +36,10 @@ class PayloadTooLarge(errors.BadRequest):
     code = "body_too_large"
 
 
+#: What the driver raises for the database's own failures (handled by ``database_error``).
+DRIVER_ERRORS: tuple[type[Exception], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -47,12 +55,66 @@ def status_for(error: errors.InvoicingError) -> int:
     return 400
 
 
+def headers_for(error: errors.InvoicingError) -> dict[str, str] | None:
+    if isinstance(error, errors.Unauthorized):
+        return {"WWW-Authenticate": "Bearer"}
+    if error.retry_after is not None:
+        return {"Retry-After": str(error.retry_after)}
+    return None
+
+
+def response_for(error: errors.InvoicingError) -> JSONResponse:
+    return error_response(status_for(error), error.code, error.message, headers_for(error))
+
+
 async def invoicing_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.InvoicingError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.Unauthorized) else None
-    if isinstance(exc, errors.TooManyRequests):
-        headers = {"Retry-After": str(exc.retry_after)}
-    return error_response(status_for(exc), exc.code, exc.message, headers)
+    return response_for(exc)
+
+
+def database_failure(exc: BaseException) -> errors.InvoicingError | None:
+    """What to tell the client about a driver error; None for a bug (a 500).
+
+    The server's connections carry ``lock_timeout`` and ``statement_timeout``: a request that
+    waited too long for a lock, or ran too long, was stopped by PostgreSQL, rolled back, and
+    may pass if sent again.
+    """
+    if isinstance(exc, asyncpg.LockNotAvailableError):
+        return errors.DatabaseBusy("The data is being changed by someone else; try again in a moment.")
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return errors.DatabaseTimeout("The database took too long to answer; try again later.")
+    if is_unavailable(exc):
+        return errors.ServiceUnavailable("The service is temporarily unavailable; try again in a moment.")
+    return None
+
+
+@contextmanager
+def database_failures_translated(connection: HTTPConnection) -> Iterator[None]:
+    """Raise driver errors of the block as ``InvoicingError``s (for code that answers them
+    itself, like a WebSocket); a driver error that is a bug propagates unchanged."""
+    try:
+        yield
+    except DRIVER_ERRORS as exc:
+        error = database_failure(exc)
+        if error is None:
+            raise
+        _log_database_failure(connection, exc)
+        raise error from exc
+
+
+async def database_error(request: Request, exc: Exception) -> Response:
+    """503 with ``Retry-After`` while PostgreSQL is down, restarting, or out of time; never a 500."""
+    error = database_failure(exc)
+    if error is None:
+        return await unexpected_error(request, exc)
+    _log_database_failure(request, exc)
+    return response_for(error)
+
+
+def _log_database_failure(connection: HTTPConnection, exc: BaseException) -> None:
+    # One line, no traceback: during an outage every request lands here.
+    method = connection.scope.get("method", "WEBSOCKET")
+    logger.warning("the database could not serve %s %s: %r", method, connection.url.path, exc)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -38,13 +38,19 @@ ERROR_DESCRIPTIONS = {
     "401": "No or invalid credentials.",
     "403": "Not allowed: an admin-only action, or a cookie request from another site.",
     "404": "No such resource in your organization (another organization's looks the same).",
-    "409": "The current state forbids it.",
-    "413": "The request body is too large.",
+    "409": "The current state forbids it; `order_locked` (someone else is changing the order) comes with "
+    "`Retry-After`.",
+    "413": "The request body is larger than 8 MB.",
     "422": "The order cannot be invoiced; the code says why.",
-    "429": "A limit was reached (jobs per minute, active jobs); retry after `Retry-After` seconds.",
+    "429": "A limit was reached (jobs created per minute, refused job requests per minute, active jobs); "
+    "retry after `Retry-After` seconds.",
     "500": "A bug on our side; quote the request id.",
-    "503": "The database cannot be reached.",
+    "503": "Nothing was done: the database cannot be reached (`service_unavailable`), a lock or the turn "
+    "to take one did not come in time (`database_busy`), or a statement ran too long "
+    "(`database_timeout`); retry after `Retry-After` seconds.",
 }
+
+RETRY_AFTER: Schema = {"type": "string", "description": "Seconds."}
 
 
 def json_content(schema: Schema) -> dict[str, Any]:
@@ -70,8 +76,10 @@ def _error_responses() -> dict[str, Any]:
         response: dict[str, Any] = {"description": description, "content": json_content(ref("Error"))}
         if code == "401":
             response["headers"] = {"WWW-Authenticate": {"required": True, "schema": {"const": "Bearer"}}}
-        if code == "429":
-            response["headers"] = {"Retry-After": {"required": True, "schema": {"type": "string"}}}
+        if code in ("429", "503"):
+            response["headers"] = {"Retry-After": {"required": True, "schema": RETRY_AFTER}}
+        if code == "409":
+            response["headers"] = {"Retry-After": {"required": False, "schema": RETRY_AFTER}}
         responses[f"Error{code}"] = response
     return responses
 

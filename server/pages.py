@@ -95,7 +95,8 @@ async def login_submit(request: Request) -> Response:
         )
     except Unauthorized as error:
         return render_page(request, "login.html", 401, error=error.message, email=email)
-    await limits.refund(redis, counters)  # a successful login does not count as a failure
+    if decision.counted:  # a successful login does not count as a failure
+        await limits.refund(redis, counters)
     response = RedirectResponse("/orders", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,

@@ -14,15 +14,25 @@ from server.errors import PayloadTooLarge
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
+def too_large_message(max_bytes: int) -> str:
+    if max_bytes >= 1024 * 1024:
+        return f"The request body is larger than {max_bytes // (1024 * 1024)} MB."
+    return f"The request body is larger than {max_bytes // 1024} KB."
+
+
 async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> object:
+    """The body as JSON, refused (413) past ``max_bytes``: declared, or counted as it streams in.
+
+    Whatever is left unread of a refused body is drained by ``server.body_limit.BodyLimit``.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(f"The request body is larger than {max_bytes // (1024 * 1024)} MB.")
+        raise PayloadTooLarge(too_large_message(max_bytes))
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > max_bytes:
-            raise PayloadTooLarge(f"The request body is larger than {max_bytes // (1024 * 1024)} MB.")
+            raise PayloadTooLarge(too_large_message(max_bytes))
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

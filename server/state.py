@@ -7,6 +7,7 @@ from starlette.requests import HTTPConnection
 from invoicing.queue import JobQueue
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
+from invoicing.write_gate import WriteGate
 
 
 def database(connection: HTTPConnection) -> Database:
@@ -21,4 +22,9 @@ def queue(connection: HTTPConnection) -> JobQueue:
 
 def settings(connection: HTTPConnection) -> Settings:
     found: Settings = connection.state.settings
+    return found
+
+
+def write_gate(connection: HTTPConnection) -> WriteGate:
+    found: WriteGate = connection.state.write_gate
     return found

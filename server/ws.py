@@ -18,16 +18,19 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from invoicing import batches
-from invoicing.errors import BadRequest, Forbidden, InvoicingError, NotFound, Unauthorized
+from invoicing.errors import BadRequest, Forbidden, InvoicingError, NotFound, ServiceUnavailable, Unauthorized
 from invoicing.events import event_for
 from invoicing.principal import Principal
 from invoicing.storage import jobs
 from server.auth import authenticate, same_origin
+from server.errors import database_failures_translated, response_for
 from server.hub import Event, Subscription
 
 MAX_CLIENT_MESSAGE = 4096
 #: Close codes in the private range, mirroring HTTP statuses.
 CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
+#: RFC 6455's "Try Again Later": the database is unavailable; poll, or reconnect in a while.
+CLOSE_TRY_AGAIN_LATER = 1013
 
 
 class JobWatcher:
@@ -50,7 +53,14 @@ class JobWatcher:
         await self.send({"type": "error", "error": {"code": code, "message": message}})
 
     async def snapshot(self) -> bool:
-        """Send the current state from PostgreSQL; True if the watched job has finished."""
+        """Send the current state from PostgreSQL; True if the watched job has finished.
+
+        ServiceUnavailable while PostgreSQL cannot answer.
+        """
+        with database_failures_translated(self.websocket):
+            return await self._snapshot()
+
+    async def _snapshot(self) -> bool:
         async with self.state.database.scoped(self.principal.organization_id) as connection:
             if self.job_id is not None:
                 job = await jobs.get_job(connection, self.principal.organization_id, self.job_id)
@@ -95,9 +105,11 @@ class JobWatcher:
             if message["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(message.get("code", 1000))
             try:
-                if await self._handle(message.get("text")):
-                    return
+                with database_failures_translated(self.websocket):
+                    if await self._handle(message.get("text")):
+                        return
             except InvoicingError as error:
+                # The socket stays open: a cancel refused, or failed in an outage, may be sent again.
                 await self.send_error(error.code, error.message)
 
     async def _handle(self, raw: str | None) -> bool:
@@ -126,14 +138,25 @@ def _message_job_id(message: dict[str, Any]) -> UUID:
 
 
 async def _admit(websocket: WebSocket) -> Principal | None:
-    """Authenticate before accepting; a refused handshake gets an HTTP 403 and nothing else."""
+    """Authenticate before accepting; a refused handshake gets an HTTP 403 and nothing else.
+
+    While PostgreSQL is unavailable the handshake is answered like an HTTP request: 503 with
+    ``Retry-After`` and the error body (403 from a server without the denial extension).
+    """
     if "origin" in websocket.headers and not same_origin(websocket):
         await websocket.close(code=CLOSE_FORBIDDEN)
         return None
     try:
-        return await authenticate(websocket, websocket.state.database)
+        with database_failures_translated(websocket):
+            return await authenticate(websocket, websocket.state.database)
     except (Unauthorized, Forbidden):
         await websocket.close(code=CLOSE_UNAUTHORIZED)
+        return None
+    except ServiceUnavailable as error:
+        if "websocket.http.response" in websocket.scope.get("extensions", {}):
+            await websocket.send_denial_response(response_for(error))
+        else:
+            await websocket.close(code=CLOSE_TRY_AGAIN_LATER)
         return None
 
 
@@ -146,9 +169,8 @@ async def _serve(websocket: WebSocket, principal: Principal, job_id: UUID | None
             if await watcher.snapshot():
                 await websocket.close(code=1000)
                 return
-        except NotFound as error:
-            await watcher.send_error(error.code, error.message)
-            await websocket.close(code=CLOSE_NOT_FOUND)
+        except (NotFound, ServiceUnavailable) as error:
+            await _close_with(watcher, error)
             return
         receiver = asyncio.create_task(watcher.receive())
         sender = asyncio.create_task(watcher.forward(subscription))
@@ -156,10 +178,22 @@ async def _serve(websocket: WebSocket, principal: Principal, job_id: UUID | None
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        # A task that returned means the watched job finished: close normally. One that
-        # raised means the client went away (or the send failed): nothing left to close.
-        if any(task.exception() is None for task in done):
+        failures = [task.exception() for task in done]
+        # A resync (after a Redis reconnect) could not read PostgreSQL: say so and close, the
+        # client reconnects or polls. A task that returned means the watched job finished:
+        # close normally. One that raised otherwise means the client went away (or the send
+        # failed): nothing left to close.
+        unavailable = [error for error in failures if isinstance(error, ServiceUnavailable)]
+        if unavailable:
+            await _close_with(watcher, unavailable[0])
+        elif any(error is None for error in failures):
             await websocket.close(code=1000)
+
+
+async def _close_with(watcher: JobWatcher, error: InvoicingError) -> None:
+    await watcher.send_error(error.code, error.message)
+    code = CLOSE_NOT_FOUND if isinstance(error, NotFound) else CLOSE_TRY_AGAIN_LATER
+    await watcher.websocket.close(code=code)
 
 
 async def job_socket(websocket: WebSocket) -> None:

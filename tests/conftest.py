@@ -27,6 +27,7 @@ from invoicing.storage.database import Database
 from invoicing.storage.migrations import migrate
 from tests.support.app import api_client
 from tests.support.factories import Organization, create_organization
+from tests.support.postgres import PostgresServer, PrivateDatabase
 from tests.support.services import RedisServer, database_url_for
 
 RUN_ID = secrets.token_hex(4)
@@ -157,6 +158,33 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest_asyncio.fixture
+async def private_postgres() -> AsyncIterator[PrivateDatabase]:
+    """A migrated database on a PostgreSQL server of this test alone, which it may stop.
+
+    ``private_postgres.url`` is the database (pass it to ``make_settings``);
+    ``private_postgres.server`` has ``stop()``, ``start()``, ``restart()`` (same port, so the
+    URL stays valid; ``pg_ctl -m fast``: open sessions end at once), ``freeze()`` and
+    ``thaw()`` (the postmaster stops answering, as a hung server). Those block for a fraction of
+    a second: call them through ``asyncio.to_thread`` while the test's event loop must keep
+    serving (an in-process app or server). About 1.5 s to set up (initdb, start, migrate).
+    """
+    server = PostgresServer()
+    try:
+        server.start()
+        admin = await asyncpg.connect(server.url())
+        try:
+            await admin.execute('CREATE DATABASE "invoicing"')
+        finally:
+            await admin.close()
+        url = server.url("invoicing")
+        async with Database(url, pool_size=2) as database:
+            await migrate(database)
+        yield PrivateDatabase(server=server, url=url)
+    finally:
+        server.close()
 
 
 @pytest_asyncio.fixture

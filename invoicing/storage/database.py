@@ -7,6 +7,7 @@ then runs on its raw asyncpg connection, because the hot paths need what only as
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -60,6 +61,10 @@ def _without_query(url: str) -> str:
     parts = urlsplit(url)
     return parts._replace(query="").geturl()
 
+
+#: A server that has not accepted a new connection by then is treated as down (a 503 at the
+#: HTTP edge) rather than waited on for asyncpg's default minute.
+CONNECT_TIMEOUT_SECONDS = 5.0
 
 #: The role the server and the worker act as: it owns no table, so row-level security applies.
 APP_ROLE = "invoicing_app"
@@ -126,6 +131,7 @@ class Database:
     ) -> None:
         self.url = url
         self.app_role = app_role
+        self._probe_target: dict[str, Any] = {"dsn": _without_query(url), **_socket_options(url)}
         self.limits = limits or SessionLimits()
         # Set at connection start-up, the role and the limits are also what RESET ALL (run by
         # the pool when a connection is released) returns to.
@@ -138,7 +144,7 @@ class Database:
             # Names the process in pg_stat_activity: who holds a lock, who is idle in a transaction.
             **({"application_name": application_name} if application_name else {}),
         }
-        startup: dict[str, Any] = {"server_settings": server_settings}
+        startup: dict[str, Any] = {"server_settings": server_settings, "timeout": CONNECT_TIMEOUT_SECONDS}
         if self.limits.command_timeout is not None:
             startup["command_timeout"] = self.limits.command_timeout
         self._database = databases.Database(
@@ -212,9 +218,20 @@ class Database:
         # (and with it the role); resetting it here would hide the COPY's own error.
         await connection.execute(f'SET LOCAL ROLE "{self.app_role}"')
 
-    async def ping(self) -> bool:
+    async def ping(self, within: float = 2.0) -> bool:
+        """PostgreSQL accepts a connection and answers within ``within`` seconds.
+
+        On a connection of its own, not the pool's: a probe must not queue behind busy requests
+        for a pooled connection, nor leave one stuck on a query to a server that froze.
+        """
+        connection: asyncpg.Connection | None = None
         try:
-            async with self.connection() as connection:
-                return bool(await connection.fetchval("SELECT true"))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            async with asyncio.timeout(within):
+                connection = await asyncpg.connect(**self._probe_target)
+                answered = bool(await connection.fetchval("SELECT true"))
+                await connection.close()
+                return answered
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            if connection is not None:
+                connection.terminate()
             return False

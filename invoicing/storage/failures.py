@@ -2,25 +2,38 @@
 
 The difference matters to everyone upstream. While PostgreSQL is unreachable (down, restarting,
 the connection cut) nothing is wrong with the request or the job: the server answers 503 and a
-worker waits for the database and carries on. Any other error is about the work itself.
+worker waits for the database and carries on. Any other error is about the work itself: the
+client's input (``DataError``), a refusal the code expects and handles where it occurs (a unique
+violation, a lock or statement timeout), or a bug, which must stay loud.
 """
 
 from __future__ import annotations
 
 import asyncpg
+from asyncpg.exceptions import _base as asyncpg_base
 
-# Connection-level failures, and the server's own "I am going away / not yet up" answers
-# (class 08, 57P01–57P03, 53300). An ended session (idle_in_transaction_session_timeout,
-# 25P03) is the same for its client: that connection is gone.
+# Connection-level failures, and the server's own "I am going away / not yet up / full"
+# answers (class 08, 57P01–57P03, class 53: too many connections, out of memory or disk). An
+# ended session (idle_in_transaction_session_timeout, 25P03) is the same for its client: that
+# connection is gone.
 _UNAVAILABLE = (
     OSError,  # refused, reset, unreachable; TimeoutError (a connect or command timeout) too
-    asyncpg.InterfaceError,  # "connection is closed", ConnectionDoesNotExistError
-    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
+    asyncpg.PostgresConnectionError,  # ConnectionDoesNotExistError: the connection was cut
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
-    asyncpg.TooManyConnectionsError,
+    asyncpg.InsufficientResourcesError,
     asyncpg.IdleInTransactionSessionTimeoutError,
+)
+
+# Among those classes, what is our mistake and no outage: a value asyncpg cannot encode for a
+# parameter, a client misconfiguration, a malformed message (08P01).
+_MISTAKES = (
+    asyncpg_base.DataError,
+    asyncpg_base.ClientConfigurationError,
+    asyncpg_base.UnsupportedClientFeatureError,
+    asyncpg.ProtocolViolationError,
 )
 
 _REASONS = {
@@ -32,8 +45,14 @@ _REASONS = {
 
 
 def is_unavailable(error: BaseException) -> bool:
-    """True if ``error`` says the database cannot be reached right now (not that it refused)."""
-    return isinstance(error, _UNAVAILABLE)
+    """True if ``error`` says the database cannot be reached right now (not that it refused).
+
+    A refused, reset or timed-out connection, a server starting up or shutting down, out of
+    connections, a connection cut mid-request. Not a statement stopped by ``statement_timeout``
+    (``QueryCanceledError``) or ``lock_timeout`` (``LockNotAvailableError``): the server is up
+    and answered; callers decide what those mean.
+    """
+    return isinstance(error, _UNAVAILABLE) and not isinstance(error, _MISTAKES)
 
 
 def database_reason(error: asyncpg.PostgresError) -> str:

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from uuid import uuid4
 
 import httpx
 from starlette.types import Receive, Scope, Send
@@ -94,6 +95,87 @@ async def test_job_creation_over_the_per_minute_limit_is_refused_and_writes_noth
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert colleague.status_code == 202, "the limit is per user"
     assert await job_count(database, organization) == 3
+
+
+async def test_refused_job_requests_do_not_use_up_the_job_quota(
+    database_url: str, redis_url: str, database: Database
+) -> None:
+    settings = make_settings(database_url, redis_url, JOB_CREATE_PER_MINUTE="3", MAX_ACTIVE_JOBS_PER_ORG="2")
+    organization = await create_organization(database)
+    order_ids = [str(i) for i in await create_orders(database, organization, 4)]
+    member = organization.member
+    refusals = [
+        ("POST", "/api/batch-jobs", b'{"order_ids": ['),
+        ("POST", "/api/batch-jobs", b'{"order_ids": []}'),
+        ("POST", "/api/batch-jobs", b'{"order_ids": ["not-a-uuid"]}'),
+        ("POST", "/api/batch-jobs", b'{"filter": {"status": "draft"}}'),  # matches nothing
+        ("POST", f"/api/batch-jobs/{uuid4()}/retry", b""),
+    ]
+    async with api_client(settings) as client:
+        refused = [
+            (await client.request(method, path, content=body, headers=member.headers)).status_code
+            for _ in range(6)
+            for method, path, body in refusals
+        ]
+        first = await submit(client, member, [order_ids[0]])
+        not_finished = await client.post(
+            f"/api/batch-jobs/{first.json()['id']}/retry", headers=member.headers
+        )
+        second = await submit(client, member, [order_ids[1]])
+        over_the_cap = await submit(client, member, [order_ids[2]])
+        await client.post(f"/api/batch-jobs/{first.json()['id']}/cancel", headers=member.headers)
+        third = await submit(client, member, [order_ids[2]])
+        over_the_quota = await submit(client, member, [order_ids[3]])
+    assert len(refused) == 30
+    assert sorted(set(refused)) == [400, 404]
+    assert not_finished.json()["error"]["code"] == "job_not_finished"
+    assert over_the_cap.json()["error"]["code"] == "too_many_active_jobs"
+    assert [first.status_code, second.status_code, third.status_code] == [202, 202, 202], (
+        "32 refused requests and 3 jobs: only the jobs count"
+    )
+    assert over_the_quota.status_code == 429
+    assert over_the_quota.json()["error"]["code"] == "rate_limited"
+    assert await job_count(database, organization) == 3
+
+
+async def test_parallel_submits_never_create_more_jobs_than_the_quota(
+    database_url: str, redis_url: str, database: Database
+) -> None:
+    settings = make_settings(
+        database_url, redis_url, JOB_CREATE_PER_MINUTE="3", MAX_ACTIVE_JOBS_PER_ORG="100"
+    )
+    organization = await create_organization(database)
+    order_ids = [str(i) for i in await create_orders(database, organization, 8)]
+    async with api_client(settings) as client:
+        responses = await asyncio.gather(
+            *(submit(client, organization.member, [order_id]) for order_id in order_ids)
+        )
+    answers = sorted((r.status_code, r.json().get("error", {}).get("code", "")) for r in responses)
+    assert answers == [(202, "")] * 3 + [(429, "rate_limited")] * 5
+    assert await job_count(database, organization) == 3
+
+
+async def test_a_flood_of_refused_job_requests_is_answered_429(
+    database_url: str, redis_url: str, database: Database
+) -> None:
+    settings = make_settings(
+        database_url, redis_url, BAD_REQUESTS_PER_MINUTE="3", JOB_CREATE_PER_MINUTE="100"
+    )
+    organization = await create_organization(database)
+    order_ids = [str(i) for i in await create_orders(database, organization, 2)]
+    member = organization.member
+    async with api_client(settings) as client:
+        malformed = [
+            await client.post("/api/batch-jobs", content=b"{", headers=member.headers) for _ in range(4)
+        ]
+        valid_meanwhile = await submit(client, member, [order_ids[0]])
+        colleague = await submit(client, organization.admin, [order_ids[1]])
+    assert [response.status_code for response in malformed] == [400, 400, 400, 429]
+    assert malformed[-1].json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(malformed[-1].headers["retry-after"]) <= 60
+    assert valid_meanwhile.status_code == 429, "over the limit, the user waits whatever they send"
+    assert colleague.status_code == 202, "the limit is per user"
+    assert await job_count(database, organization) == 1
 
 
 async def test_active_jobs_per_organization_are_capped(

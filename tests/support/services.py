@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 from invoicing.embedded import EmbeddedRedis
 from invoicing.storage.database import with_database_name as database_url_for
 
@@ -14,3 +17,17 @@ class RedisServer(EmbeddedRedis):
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def freeze(self) -> None:
+        """Stop the process (SIGSTOP): connections are accepted by the kernel, then nothing answers."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.thaw()  # a stopped process would not act on SIGTERM
+        super().stop()
