@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -20,7 +21,7 @@ import asyncpg
 from invoicing.domain.invoice_rules import build_invoice_draft
 from invoicing.domain.jobs import ORDER_LOCKED, PROCESSING_ERROR, STORAGE_REJECTED, ItemStatus
 from invoicing.domain.models import InvoiceDraft
-from invoicing.errors import InvoiceRuleError
+from invoicing.errors import InvoiceRuleError, OrderLocked
 from invoicing.records import BatchJob, Invoice
 from invoicing.storage import invoices, progress
 from invoicing.storage.database import Database
@@ -31,6 +32,11 @@ logger = logging.getLogger(__name__)
 
 #: How many failed items the job's ``errors`` column keeps; the rest are in the items.
 ERROR_SAMPLE_SIZE = 50
+
+#: How long a single order's request keeps trying an order someone else holds, and its pauses.
+SINGLE_ORDER_LOCK_WAIT = 2.0
+FIRST_LOCK_PAUSE = 0.02
+LONGEST_LOCK_PAUSE = 0.25
 
 #: Orders decided between two pauses that let other tasks run (about a millisecond's work).
 DECIDE_SLICE = 32
@@ -133,7 +139,7 @@ async def prepare_chunk(
     if not read:
         return PreparedChunk([], [], InvoiceRows(organization_id, today().year))
     loaded = await invoices.lock_orders_for_invoicing(
-        connection, organization_id, [order_id for _, order_id in read], skip_locked=True
+        connection, organization_id, [order_id for _, order_id in read], on_locked="skip"
     )
     locked = loaded.locked_elsewhere
     items = read if not locked or fail_locked else [item for item in read if item[1] not in locked]
@@ -238,9 +244,34 @@ def _item_result(
 async def invoice_single_order(
     database: Database, *, organization_id: UUID, order_id: UUID, user_id: UUID
 ) -> Invoice:
-    """The seed's create-invoice-from-order: same rules and locks as a batch chunk."""
+    """The seed's create-invoice-from-order: same rules and locks as a batch chunk.
+
+    If someone else holds the order (an ERP editing it, a batch chunk), the request does not
+    wait on it with a pooled connection: it gives the connection back, pauses briefly and tries
+    again, and answers ``OrderLocked`` (409) once ``SINGLE_ORDER_LOCK_WAIT`` has passed.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SINGLE_ORDER_LOCK_WAIT
+    pause = FIRST_LOCK_PAUSE
+    while True:
+        try:
+            return await _invoice_single_order_now(
+                database, organization_id=organization_id, order_id=order_id, user_id=user_id
+            )
+        except OrderLocked:
+            if loop.time() + pause > deadline:
+                raise
+        await asyncio.sleep(pause * (0.5 + random.random()))  # jittered: waiters do not retry in step
+        pause = min(pause * 2, LONGEST_LOCK_PAUSE)
+
+
+async def _invoice_single_order_now(
+    database: Database, *, organization_id: UUID, order_id: UUID, user_id: UUID
+) -> Invoice:
     async with database.scoped(organization_id) as connection:
-        loaded = await invoices.lock_orders_for_invoicing(connection, organization_id, [order_id])
+        loaded = await invoices.lock_orders_for_invoicing(
+            connection, organization_id, [order_id], on_locked="fail"
+        )
         decision = decide([order_id], loaded, today())[0]
         if isinstance(decision, InvoiceRuleError):
             raise decision

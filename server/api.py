@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from invoicing import batches, limits, processing
 from invoicing.domain.jobs import ORDER_STATUSES, ItemStatus, JobStatus, parse_batch_request
-from invoicing.errors import NotFound, OrderLocked
+from invoicing.errors import NotFound
 from invoicing.principal import Principal
 from invoicing.records import BatchJob, BatchJobItem, Invoice, SalesOrderSummary
 from invoicing.storage import accounts, invoices, jobs, orders
@@ -61,17 +60,12 @@ async def list_sales_orders(request: Request) -> Response:
 async def invoice_sales_order(request: Request) -> Response:
     principal = await _principal(request)
     order_id = path_uuid(request, "order_id", ORDER_NOT_FOUND)
-    try:
-        invoice = await processing.invoice_single_order(
-            state.database(request),
-            organization_id=principal.organization_id,
-            order_id=order_id,
-            user_id=principal.user_id,
-        )
-    except asyncpg.LockNotAvailableError as exc:
-        # lock_timeout ran out on the order's row lock (the only lock here held for longer than
-        # a chunk's commit): someone else is changing the order. Nothing was written.
-        raise OrderLocked() from exc
+    invoice = await processing.invoice_single_order(
+        state.database(request),
+        organization_id=principal.organization_id,
+        order_id=order_id,
+        user_id=principal.user_id,
+    )
     return JSONResponse(invoice.to_json(), status_code=201)
 
 

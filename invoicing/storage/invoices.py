@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID, uuid4
 
 import asyncpg
 
 from invoicing.domain.invoice_rules import format_invoice_number
 from invoicing.domain.models import Customer, InvoiceDraft, OrderLine, SalesOrder, TaxAmount
-from invoicing.errors import NotFound
+from invoicing.errors import NotFound, OrderLocked
 from invoicing.records import Invoice
 from invoicing.storage.copy_text import escape, optional
 
@@ -41,9 +41,11 @@ ORDER BY o.id
 FOR UPDATE OF o
 """
 
-# A batch chunk never waits for an order someone else holds (an ERP editing it, another job,
-# a frozen process): it takes the others and leaves that one for later.
+# Nothing waits for an order someone else holds (an ERP editing it, another job, a frozen
+# process): a batch chunk takes the others and leaves that one for later; a single order's
+# request gives its connection back and tries again.
 LOCK_ORDERS_SKIPPING_LOCKED = LOCK_ORDERS.replace("FOR UPDATE OF o", "FOR UPDATE OF o SKIP LOCKED")
+LOCK_ORDERS_OR_FAIL = LOCK_ORDERS.replace("FOR UPDATE OF o", "FOR UPDATE OF o NOWAIT")
 
 # Among orders a skipping lock did not return: those that exist (so someone else holds them).
 EXISTING_ORDERS = """
@@ -97,26 +99,34 @@ class OrdersToInvoice:
     locked_elsewhere: frozenset[UUID] = frozenset()
 
 
+#: What ``lock_orders_for_invoicing`` does about an order someone else holds.
+OnLocked = Literal["wait", "skip", "fail"]
+
+_LOCKING = {"wait": LOCK_ORDERS, "skip": LOCK_ORDERS_SKIPPING_LOCKED, "fail": LOCK_ORDERS_OR_FAIL}
+
+
 async def lock_orders_for_invoicing(
     connection: asyncpg.Connection,
     organization_id: UUID,
     order_ids: Sequence[UUID],
     *,
-    skip_locked: bool = False,
+    on_locked: OnLocked = "wait",
 ) -> OrdersToInvoice:
     """Orders of this organization among ``order_ids`` (others are simply absent), locked.
 
-    Without ``skip_locked`` an order held elsewhere is waited for (up to the session's
-    ``lock_timeout``); with it, such an order is left out and named in ``locked_elsewhere``.
+    An order held elsewhere is waited for (``wait``, up to the session's ``lock_timeout``),
+    left out and named in ``locked_elsewhere`` (``skip``), or answered at once with
+    ``OrderLocked`` (``fail``).
     """
     # Sorted: uuid order in Python (by value) is PostgreSQL's (by bytes), the lock order.
     wanted = sorted(order_ids)
-    order_rows = await connection.fetch(
-        LOCK_ORDERS_SKIPPING_LOCKED if skip_locked else LOCK_ORDERS, organization_id, wanted
-    )
+    try:
+        order_rows = await connection.fetch(_LOCKING[on_locked], organization_id, wanted)
+    except asyncpg.LockNotAvailableError as exc:
+        raise OrderLocked() from exc
     found = [row["id"] for row in order_rows]
     locked_elsewhere: frozenset[UUID] = frozenset()
-    if skip_locked and len(found) < len(wanted):
+    if on_locked == "skip" and len(found) < len(wanted):
         missing = sorted(set(wanted).difference(found))
         existing = await connection.fetch(EXISTING_ORDERS, organization_id, missing)
         locked_elsewhere = frozenset(row["id"] for row in existing)

@@ -90,16 +90,19 @@ async def test_any_other_request_that_waits_too_long_for_a_lock_answers_503_data
 async def test_a_statement_past_the_statement_timeout_answers_503_database_timeout(
     database_url: str, redis_url: str, database: Database, organization: Organization
 ) -> None:
-    # Without a lock timeout, the statement timeout is what ends the wait for the order.
+    # Without a lock timeout, the statement timeout is what ends the cancel's wait for the job.
     settings = make_settings(
         database_url, redis_url, DB_LOCK_TIMEOUT_SECONDS="0", DB_STATEMENT_TIMEOUT_SECONDS="0.3"
     )
-    order_id = (await create_orders(database, organization, 1))[0]
-    lock_order = "SELECT 1 FROM sales_orders WHERE id = $1 FOR UPDATE"
-    async with api_client(settings) as client, held(database_url, lock_order, order_id):
-        timed_out = await client.post(
-            f"/api/sales-orders/{order_id}/invoice", headers=organization.member.headers
+    async with api_client(settings) as client:
+        job = await client.post(
+            "/api/batch-jobs", json={"order_ids": [str(UUID(int=1))]}, headers=organization.member.headers
         )
+        job_id = job.json()["id"]
+        async with held(database_url, "SELECT 1 FROM batch_job_queue WHERE id = $1 FOR UPDATE", UUID(job_id)):
+            timed_out = await client.post(
+                f"/api/batch-jobs/{job_id}/cancel", headers=organization.member.headers
+            )
     assert error_of(timed_out) == (503, "database_timeout")
     assert int(timed_out.headers["Retry-After"]) > 0
 

@@ -7,6 +7,7 @@ per order, gapless numbers, counters equal to items, no valid order left uninvoi
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -30,10 +31,12 @@ from tests.support.jobs import (
     current,
     fetch_one,
     item_codes,
+    job_queue,
     submit,
     wait_until_processing_started,
     wait_until_status,
 )
+from tests.support.postgres import PrivateDatabase
 from tests.support.waiting import eventually
 from tests.support.workers import WorkerProcess, Workers
 
@@ -367,3 +370,36 @@ async def test_a_job_failing_at_the_same_place_backs_off_then_fails_with_the_rea
     assert "deadlock" in error["message"]
     assert set((await item_codes(database, job.id)).values()) == {"job_failed"}
     await assert_invariants(database, organization.id)
+
+
+@pytest.mark.slow
+async def test_a_postgresql_restart_mid_job_is_waited_out_without_counting_an_attempt(
+    private_postgres: PrivateDatabase, redis_url: str, workers: Workers
+) -> None:
+    # One attempt only, and no sweep or lease expiry within the test: the worker itself must
+    # wait for the database and carry on, and the restart must not count as a failure.
+    settings = make_settings(
+        private_postgres.url,
+        redis_url,
+        CHUNK_SIZE="20",
+        MAX_JOB_ATTEMPTS="1",
+        LEASE_SECONDS="60",
+        SWEEP_INTERVAL_SECONDS="60",
+    )
+    async with Database(private_postgres.url, pool_size=3) as database, job_queue(settings) as queue:
+        organization = await create_organization(database)
+        orders = await create_orders(database, organization, 4000)
+        job = await submit(database, queue, settings, organization, orders)
+        (worker,) = workers.start(settings)
+        with workers.explaining_failures():
+            await wait_until_processing_started(database, job.id)
+            await asyncio.to_thread(private_postgres.server.restart)
+            assert (await current(database, job.id)).status is JobStatus.processing, (
+                "finished before the restart"
+            )
+            done = await wait_until_status(database, job.id, JobStatus.completed, within=60)
+            assert "the database went away" in worker.log()
+        row = await fetch_one(database, "SELECT stalled_attempts FROM batch_job_queue WHERE id = $1", job.id)
+        assert (done.attempts, row["stalled_attempts"]) == (1, 0)
+        assert done.successful_items == len(orders)
+        await assert_invariants(database, organization.id, invoiced=orders)
