@@ -44,16 +44,18 @@ LIMIT $3
 
 SELECT_JOB = "SELECT * FROM batch_job_queue WHERE id = $1 AND organization_id = $2"
 
-# A pending job is cancelled at once; a processing one is flagged and its worker stops before
-# the next chunk. The row lock orders this against a worker's chunk transaction.
+# A job no worker holds (pending, or handed back after a failure and waiting out its backoff)
+# is cancelled at once; a running one is flagged and its worker stops before the next chunk.
+# The row lock orders this against a worker's claim and chunk transactions.
 REQUEST_CANCEL = """
 UPDATE batch_job_queue
 SET cancel_requested = true,
     cancel_requested_at = coalesce(cancel_requested_at, now()),
     cancelled_by = coalesce(cancelled_by, $3),
-    status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END,
-    completed_at = CASE WHEN status = 'pending' THEN now() ELSE completed_at END,
-    cancelled_items = CASE WHEN status = 'pending' THEN total_items ELSE cancelled_items END,
+    status = CASE WHEN lease_owner IS NULL THEN 'cancelled' ELSE status END,
+    completed_at = CASE WHEN lease_owner IS NULL THEN now() ELSE completed_at END,
+    cancelled_items = CASE WHEN lease_owner IS NULL THEN total_items - processed_items ELSE cancelled_items END,
+    lease_expires_at = CASE WHEN lease_owner IS NULL THEN NULL ELSE lease_expires_at END,
     progress_seq = progress_seq + 1,
     updated_at = now()
 WHERE id = $1 AND organization_id = $2 AND status IN ('pending', 'processing')

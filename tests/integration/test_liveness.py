@@ -25,12 +25,14 @@ from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from invoicing.sweep import sweep
 from tests.conftest import make_settings
+from tests.support.app import api_client
 from tests.support.factories import Line, Organization, create_orders, create_organization
 from tests.support.jobs import (
     assert_invariants,
     current,
     fetch_one,
     item_codes,
+    item_statuses,
     job_queue,
     submit,
     wait_until_processing_started,
@@ -403,3 +405,33 @@ async def test_a_postgresql_restart_mid_job_is_waited_out_without_counting_an_at
         assert (done.attempts, row["stalled_attempts"]) == (1, 0)
         assert done.successful_items == len(orders)
         await assert_invariants(database, organization.id, invoiced=orders)
+
+
+async def test_a_job_backing_off_after_a_failure_is_cancelled_at_once(
+    settings: Settings, database: Database, queue: JobQueue
+) -> None:
+    organization = await create_organization(database)
+    job = await submit(
+        database, queue, settings, organization, await create_orders(database, organization, 30)
+    )
+    async with database.transaction() as connection:
+        # Ten items done, then a failed run: no worker holds it until its backoff is over.
+        await connection.execute(
+            "UPDATE batch_job_items SET status = 'succeeded' WHERE job_id = $1 AND position <= 10", job.id
+        )
+        await connection.execute(
+            "UPDATE batch_job_queue SET status = 'processing', processed_items = 10, successful_items = 10,"
+            " lease_owner = NULL, lease_expires_at = now() + interval '1 minute' WHERE id = $1",
+            job.id,
+        )
+    async with api_client(settings) as client:
+        response = await client.post(f"/api/batch-jobs/{job.id}/cancel", headers=organization.member.headers)
+
+    assert response.status_code == 200, response.text
+    cancelled = response.json()
+    assert (cancelled["status"], cancelled["processed_items"], cancelled["cancelled_items"]) == (
+        "cancelled",
+        10,
+        20,
+    )
+    assert await item_statuses(database, job.id) == {"succeeded": 10, "cancelled": 20}
