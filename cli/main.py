@@ -1,4 +1,4 @@
-"""``invoicing``: dev, server, worker, migrate, seed, process-pending, create-token, bench."""
+"""``invoicing``: dev, server, worker, migrate, seed, process-pending, create-token and the benches."""
 
 from __future__ import annotations
 
@@ -64,7 +64,27 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--workers-list", default="1,2", help="comma-separated worker process counts")
     bench.add_argument("--naive-sample", type=int, default=5000, help="most orders for the naive path")
     bench.add_argument("--json", action="store_true", help="print one JSON document")
+    _add_bench_load(commands)
     return parser
+
+
+def _add_bench_load(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench_load = commands.add_parser(
+        "bench-load", help="measure read latency while many clients submit large batches at once"
+    )
+    add = bench_load.add_argument
+    add("--pollers", type=int, default=200, help="clients polling a job of the submitting organization")
+    add("--list-readers", type=int, default=20, help="clients reading the job list or the order list")
+    add("--other-pollers", type=int, default=20, help="clients polling a job of a second organization")
+    add("--submitters", type=int, default=30, help="clients submitting at once, a token each")
+    add("--batches", type=int, default=60, help="batches submitted in the burst")
+    add("--batch-size", type=int, default=4000, help="order ids in each batch")
+    add("--orders", type=int, default=20000, help="confirmed orders the batches are drawn from")
+    add("--poll-interval", type=float, default=2.0, help="seconds between one reader's requests")
+    add("--baseline-seconds", type=float, default=6.0, help="reads alone before the burst")
+    add("--after-seconds", type=float, default=6.0, help="reads measured after the burst")
+    add("--processes", type=int, default=1, help="server processes to run")
+    add("--json", action="store_true", help="print one JSON document")
 
 
 def _check_seed_args(args: argparse.Namespace) -> None:
@@ -122,6 +142,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return run_bench(
             settings, sizes=sizes, workers_list=workers, naive_sample=args.naive_sample, as_json=args.json
         )
+    if args.command == "bench-load":
+        from dataclasses import fields
+
+        from cli.bench_load import LoadOptions
+        from cli.bench_load import run as run_load
+
+        options = {field.name: getattr(args, field.name) for field in fields(LoadOptions)}
+        return run_load(settings, LoadOptions(**options), as_json=args.json)
     if args.command == "create-token":
         token = asyncio.run(commands.create_token(settings, args.email, args.name, args.organization))
         print(token)
