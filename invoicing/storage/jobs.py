@@ -54,7 +54,8 @@ SET cancel_requested = true,
     cancelled_by = coalesce(cancelled_by, $3),
     status = CASE WHEN lease_owner IS NULL THEN 'cancelled' ELSE status END,
     completed_at = CASE WHEN lease_owner IS NULL THEN now() ELSE completed_at END,
-    cancelled_items = CASE WHEN lease_owner IS NULL THEN total_items - processed_items ELSE cancelled_items END,
+    cancelled_items = CASE WHEN lease_owner IS NULL THEN total_items - processed_items
+                           ELSE cancelled_items END,
     lease_expires_at = CASE WHEN lease_owner IS NULL THEN NULL ELSE lease_expires_at END,
     progress_seq = progress_seq + 1,
     updated_at = now()
