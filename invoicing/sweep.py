@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import asyncpg
+
+from invoicing.domain.jobs import JobStatus
 from invoicing.domain.retries import WORKER_CRASHED
 from invoicing.queue import JobQueue
 from invoicing.settings import Settings
@@ -37,6 +40,7 @@ async def sweep(database: Database, queue: JobQueue, settings: Settings) -> Swee
     waits on a job another transaction holds (a frozen worker's commit, say): it skips that
     one, handles every other job, and the next sweep comes back to it.
     """
+    await _end_lapsed_sessions(database)
     async with database.system() as connection:
         if not await leases.try_sweep_lock(connection):
             return SweepResult(0, 0, 0, skipped=True)
@@ -48,7 +52,9 @@ async def sweep(database: Database, queue: JobQueue, settings: Settings) -> Swee
     resumed = 0
     for outcome in crashed:
         await queue.publish(outcome.job)
-        if outcome.ticket is None:
+        if outcome.job.status is JobStatus.cancelled:
+            logger.info("job %s cancelled (its worker stopped after the cancel was asked)", outcome.job.id)
+        elif outcome.ticket is None:
             failed += 1
             logger.warning("job %s failed: its workers kept stopping at the same place", outcome.job.id)
         else:
@@ -61,6 +67,19 @@ async def sweep(database: Database, queue: JobQueue, settings: Settings) -> Swee
     if failed or resumed or enqueued:
         logger.info("sweep: enqueued %d, resumed %d, failed %d", enqueued, resumed, failed)
     return SweepResult(enqueued=enqueued, resumed=resumed, failed=failed)
+
+
+async def _end_lapsed_sessions(database: Database) -> None:
+    """End what frozen or cut-off workers still hold, so that their jobs can be taken back."""
+    try:
+        async with database.system() as connection:
+            ended = await leases.end_lapsed_sessions(connection)
+    except asyncpg.PostgresError as exc:
+        # E.g. the workers connect as another database user, whose sessions this one may not end.
+        logger.warning("sweep: could not end the sessions of lapsed workers: %s", exc)
+        return
+    if ended:
+        logger.warning("sweep: ended %d open transactions of workers whose lease ran out", ended)
 
 
 async def _ensure_queued(database: Database, queue: JobQueue, ticket: EnqueueTicket) -> bool:

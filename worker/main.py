@@ -22,6 +22,7 @@ from arq.worker import Worker, func
 from invoicing import keys
 from invoicing.queue import connect_redis
 from invoicing.settings import Settings
+from invoicing.storage import leases
 from invoicing.storage.database import APP_ROLE, Database, SessionLimits
 from worker.tasks import process_batch_job, sweep_task
 
@@ -97,7 +98,7 @@ async def run_worker(settings: Settings, *, burst: bool = False, handle_signals:
         min_size=connections,
         app_role=APP_ROLE,
         limits=SessionLimits.from_settings(settings),
-        application_name=f"invoicing worker {worker_id}",
+        application_name=leases.worker_session_name(worker_id),
     )
     async with database:
         while not stop.is_set():

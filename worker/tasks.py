@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from typing import Any
 from uuid import UUID, uuid4
@@ -20,7 +21,7 @@ from invoicing.records import BatchJob
 from invoicing.settings import Settings
 from invoicing.storage import leases
 from invoicing.storage.database import Database
-from invoicing.storage.failures import database_reason, is_unavailable
+from invoicing.storage.failures import database_reason, is_contention, is_unavailable
 from invoicing.storage.leases import RetryPolicy
 from invoicing.sweep import sweep
 
@@ -29,6 +30,9 @@ logger = logging.getLogger(__name__)
 #: Pauses between probes of a database that went away: the first, and the longest.
 FIRST_PROBE_PAUSE = 0.25
 LONGEST_PROBE_PAUSE = 2.0
+#: Pauses after running into another transaction (a lock timeout, a deadlock).
+FIRST_CONTENTION_PAUSE = 0.5
+LONGEST_CONTENTION_PAUSE = 4.0
 #: Outages in a row, with no progress between them, after which the "outage" is taken for a
 #: failure of the job (a connection error that is really a bug would otherwise loop forever).
 MAX_OUTAGES_WITHOUT_PROGRESS = 10
@@ -60,7 +64,6 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
     if job is None:
         return "not claimed"
     logger.info("job %s claimed by %s (attempt %d)", job_uuid, owner, job.attempts)
-    await queue.publish(job)
     run = JobRun(
         database,
         job_uuid,
@@ -69,42 +72,67 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
         settings.lease_seconds,
         locked_order_wait=settings.locked_order_wait_seconds,
     )
-    return await _JobRunner(run, queue, settings).run(job.processed_items + job.cancelled_items)
+    runner = _JobRunner(run, queue, settings, progress=job.processed_items + job.cancelled_items)
+    try:
+        await queue.publish(job)
+        return await runner.run()
+    except asyncio.CancelledError:
+        # Shutting down or Redis lost: hand the job back now instead of leaving it until the
+        # lease expires. Shielded, on its own task: this one is being cancelled.
+        await asyncio.shield(asyncio.ensure_future(runner.release()))
+        raise
 
 
 class _JobRunner:
     """One claimed job until it ends, is taken away, or fails and is handed back."""
 
-    def __init__(self, run: JobRun, queue: JobQueue, settings: Settings) -> None:
+    def __init__(self, run: JobRun, queue: JobQueue, settings: Settings, *, progress: int) -> None:
         self.job_run = run
         self.queue = queue
         self.settings = settings
+        #: Items processed or cancelled, as of the claim or the database's return.
+        self.progress = progress
+        #: When a chunk last committed (or the run started): contention is tolerated for a while.
+        self.progressed_at = time.monotonic()
+        # Long enough for the sweep to end what a frozen worker holds (its lease, then a sweep).
+        self.contention_budget = 2 * settings.lease_seconds + settings.sweep_interval_seconds
+        self.contention_pause = FIRST_CONTENTION_PAUSE
 
-    async def run(self, progress: int) -> str:
+    async def run(self) -> str:
         outages = 0
         while True:
             try:
                 return await self._chunks_with_heartbeat()
-            except asyncio.CancelledError:
-                # Shutting down or Redis lost: hand the job back now instead of leaving it until
-                # the lease expires. Shielded, on its own task: this one is being cancelled.
-                await asyncio.shield(asyncio.ensure_future(self._release()))
-                raise
             except Exception as error:
+                if is_contention(error) and time.monotonic() - self.progressed_at < self.contention_budget:
+                    await self._pause_for_contention(error)
+                    continue
                 if not is_unavailable(error) or outages >= MAX_OUTAGES_WITHOUT_PROGRESS:
                     await self._record_failure(error)
                     return "failed run"
                 logger.warning(
                     "job %s: the database went away (%s); waiting for it", self.job_run.job_id, error
                 )
-                job = await self._take_back()
+                try:
+                    job = await self._take_back()
+                except Exception as other:
+                    await self._record_failure(other)
+                    return "failed run"
                 if job is None:
                     logger.warning("job %s was taken over while the database was away", self.job_run.job_id)
                     return "lease lost"
                 now = job.processed_items + job.cancelled_items
-                outages = 1 if now > progress else outages + 1
-                progress = now
+                outages = 1 if now > self.progress else outages + 1
+                self.progress = now
                 logger.info("job %s: the database is back; carrying on", self.job_run.job_id)
+
+    async def _pause_for_contention(self, error: Exception) -> None:
+        """Another transaction was in the way (a lock held by a worker that froze, which the
+        sweep ends after its lease; a deadlock): not this job's failure. The lease stays ours
+        (the heartbeat renews it); the chunks start again after a pause."""
+        logger.info("job %s: in another transaction's way (%s); trying again", self.job_run.job_id, error)
+        await asyncio.sleep(self.contention_pause * (0.5 + random.random()))
+        self.contention_pause = min(self.contention_pause * 2, LONGEST_CONTENTION_PAUSE)
 
     async def _chunks_with_heartbeat(self) -> str:
         lost = asyncio.Event()
@@ -130,6 +158,8 @@ class _JobRunner:
         async with contextlib.aclosing(committed_chunks(run, sizer.next_size)) as chunks:
             async for outcome in chunks:
                 if outcome.job is not None:
+                    self.progressed_at = time.monotonic()
+                    self.contention_pause = FIRST_CONTENTION_PAUSE
                     await self.queue.publish(outcome.job)
                 sizer.committed()
         if outcome.lease_lost or outcome.job is None:
@@ -153,8 +183,18 @@ class _JobRunner:
                 logger.debug("job %s: heartbeat missed (%s)", run.job_id, exc)
                 continue  # the run meets the same trouble and handles it
             if job is None:
-                lost.set()
+                if not await self._finished():
+                    lost.set()  # someone else's now: the run stops at once
                 return
+
+    async def _finished(self) -> bool:
+        """Whether the job is over (its last chunk cleared the lease just now), as opposed to
+        taken over; unknown counts as taken over."""
+        try:
+            async with self.job_run.database.system() as connection:
+                return await leases.is_finished(connection, self.job_run.job_id)
+        except Exception:
+            return False
 
     async def _take_back(self) -> BatchJob | None:
         """Wait for the database, then renew our lease; the job, or None if it is not ours."""
@@ -196,7 +236,7 @@ class _JobRunner:
         logger.info("job %s handed back; it runs again in %.1f s", run.job_id, ticket.delay)
         await self.queue.enqueue(ticket.job_id, ticket.generation, delay=ticket.delay)
 
-    async def _release(self) -> None:
+    async def release(self) -> None:
         run = self.job_run
         try:
             async with run.database.system() as connection:

@@ -55,6 +55,16 @@ def is_unavailable(error: BaseException) -> bool:
     return isinstance(error, _UNAVAILABLE) and not isinstance(error, _MISTAKES)
 
 
+#: Transactions that got in each other's way: the same work succeeds when tried again.
+_CONTENTION = (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+
+
+def is_contention(error: BaseException) -> bool:
+    """True if ``error`` is a wait for a lock that ran out, a deadlock or a serialization
+    conflict: another transaction was in the way, not the work itself at fault."""
+    return isinstance(error, _CONTENTION)
+
+
 def database_reason(error: asyncpg.PostgresError) -> str:
     """A short description of a database error that is safe to show (no values, no SQL)."""
     state = str(getattr(error, "sqlstate", "") or "")

@@ -259,16 +259,29 @@ async def insert_invoices(
         ("invoices", numbered, INVOICE_COLUMNS),
         ("invoice_lines", "".join(rows.lines), LINE_COLUMNS),
     ):
-        # A memoryview: asyncpg would take bytes for a file name.
-        await connection.copy_to_table(
-            table, source=memoryview(text.encode()), columns=columns, format="text"
-        )
+        try:
+            # A memoryview: asyncpg would take bytes for a file name.
+            await connection.copy_to_table(
+                table, source=memoryview(text.encode()), columns=columns, format="text"
+            )
+        except ROW_REFUSALS as error:
+            raise RowsRefused(error) from error
     return rows.invoice_ids
 
 
 #: What PostgreSQL says about one row's values (as opposed to the connection or the server):
 #: class 22 (data exceptions: a numeric overflow, an invalid value) and class 23 (a constraint).
 ROW_REFUSALS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
+
+class RowsRefused(Exception):
+    """PostgreSQL refused a row of the COPY (``cause``), not the statement that numbered them:
+    one of the rows is at fault, and the others may well be written."""
+
+    def __init__(self, cause: asyncpg.PostgresError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
 
 _REFUSAL_REASONS = {
     "22003": "a number is out of the range it can hold",
@@ -299,9 +312,9 @@ async def insert_invoices_isolating(
             return await insert_invoices(
                 connection, rows, created_by=created_by, batch_job_id=batch_job_id
             ), {}
-    except ROW_REFUSALS as error:
+    except RowsRefused as refusal:
         if len(rows) == 1:
-            return {}, {rows.order_ids[0]: refusal_message(error)}
+            return {}, {rows.order_ids[0]: refusal_message(refusal.cause)}
     created: dict[UUID, UUID] = {}
     refused: dict[UUID, str] = {}
     for half in rows.halves():

@@ -21,9 +21,11 @@ from uuid import UUID
 
 import asyncpg
 
+from invoicing.domain.jobs import JobStatus
 from invoicing.domain.retries import JOB_FAILED, FailureDecision, after_failure, final_message
 from invoicing.records import BatchJob
 from invoicing.settings import Settings
+from invoicing.storage import progress
 
 # The row lock makes two claims of the same job serialize; the second finds nothing to update.
 CLAIM_JOB = """
@@ -52,9 +54,12 @@ RETURNING *
 """
 
 # A worker that stops on purpose (shutdown, lost Redis) gives the job back at once, uncounted.
+# If the run got past where earlier runs failed, that count starts again.
 RELEASE_JOB = """
 UPDATE batch_job_queue
 SET lease_owner = NULL, lease_expires_at = now(), enqueue_generation = enqueue_generation + 1,
+    stalled_attempts = CASE WHEN processed_items + cancelled_items > claimed_progress
+                            THEN 0 ELSE stalled_attempts END,
     updated_at = now()
 WHERE id = $1 AND lease_owner = $2 AND status = 'processing'
 RETURNING id, enqueue_generation
@@ -62,7 +67,8 @@ RETURNING id, enqueue_generation
 
 # The failing run's job, locked: was there progress since it was claimed?
 OWN_FAILING_JOB = """
-SELECT id, stalled_attempts, processed_items + cancelled_items > claimed_progress AS progressed
+SELECT id, stalled_attempts, cancel_requested,
+       processed_items + cancelled_items > claimed_progress AS progressed
 FROM batch_job_queue
 WHERE id = $1 AND lease_owner = $2 AND status = 'processing'
 FOR UPDATE
@@ -71,7 +77,8 @@ FOR UPDATE
 # Jobs whose worker stopped renewing: crashed, killed or frozen. Rows another transaction
 # holds (a frozen worker's commit) are skipped, for the next sweep.
 CRASHED_JOBS = """
-SELECT id, stalled_attempts, processed_items + cancelled_items > claimed_progress AS progressed
+SELECT id, stalled_attempts, cancel_requested,
+       processed_items + cancelled_items > claimed_progress AS progressed
 FROM batch_job_queue
 WHERE status = 'processing' AND lease_owner IS NOT NULL AND lease_expires_at < now()
 ORDER BY lease_expires_at
@@ -143,7 +150,28 @@ WHERE job.id = due.id
 RETURNING job.id, job.enqueue_generation
 """
 
+# The worker processes whose lease on some job ran out while they still held it: crashed,
+# frozen (SIGSTOP, a VM pause) or cut off.
+LAPSED_WORKERS = """
+SELECT DISTINCT split_part(lease_owner, '/', 1) AS worker_id FROM batch_job_queue
+WHERE status = 'processing' AND lease_owner IS NOT NULL AND lease_expires_at < now()
+"""
+
+# Their sessions with a transaction open. PostgreSQL's own limits do not always end those: a
+# backend waiting for the rest of a COPY from a frozen client is past statement_timeout's
+# reach and not idle, so it would keep its locks (the job row, the organization's number
+# counter, orders) for as long as the process stays frozen. Ending the session rolls back its
+# transaction; the process, should it wake, finds its lease gone and writes nothing.
+END_LAPSED_SESSIONS = """
+SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 1000)) AS ended
+FROM pg_stat_activity
+WHERE application_name = ANY($1::text[]) AND xact_start IS NOT NULL AND pid <> pg_backend_pid()
+"""
+
 SWEEP_LOCK_KEY = 7_240_315_002
+
+#: PostgreSQL cuts application_name to 63 bytes.
+_SESSION_NAME_BYTES = 63
 
 ITEM_MESSAGE = "Not processed: the job stopped after repeated failures. Retry the job to invoice this order."
 
@@ -205,6 +233,11 @@ async def renew_own_lease(
     return None if row is None else BatchJob.from_row(row)
 
 
+async def is_finished(connection: asyncpg.Connection, job_id: UUID) -> bool:
+    status = await connection.fetchval("SELECT status FROM batch_job_queue WHERE id = $1", job_id)
+    return status is not None and JobStatus(status).is_finished
+
+
 async def release_job(connection: asyncpg.Connection, job_id: UUID, owner: str) -> EnqueueTicket | None:
     row = await connection.fetchrow(RELEASE_JOB, job_id, owner)
     return None if row is None else EnqueueTicket(row["id"], row["enqueue_generation"])
@@ -231,6 +264,9 @@ async def record_crashed_runs(
 async def _settle(
     connection: asyncpg.Connection, row: Any, policy: RetryPolicy, code: str, message: str
 ) -> FailureOutcome:
+    if row["cancel_requested"]:
+        # The user asked to stop it: that is what happens, not a retry nor a failure.
+        return FailureOutcome(await progress.finish_cancelled(connection, row["id"]), None)
     decision = policy.decide(row["stalled_attempts"], row["progressed"])
     if decision.give_up:
         summary = final_message(code, message, decision.stalled_attempts)
@@ -257,6 +293,23 @@ async def _settle(
     )
     ticket = EnqueueTicket(handed_back.id, handed_back.enqueue_generation, decision.delay_seconds)
     return FailureOutcome(handed_back, ticket)
+
+
+def worker_session_name(worker_id: str) -> str:
+    """How a worker process's sessions name themselves (``application_name``): the pid first,
+    so that a long host name cut at 63 bytes still tells processes apart."""
+    host, _, pid = worker_id.rpartition(":")
+    name = f"invoicing worker {pid}@{host}"
+    return name.encode()[:_SESSION_NAME_BYTES].decode(errors="ignore")
+
+
+async def end_lapsed_sessions(connection: asyncpg.Connection) -> int:
+    """End the open transactions of worker processes whose lease ran out; how many were ended."""
+    workers = [row["worker_id"] for row in await connection.fetch(LAPSED_WORKERS)]
+    if not workers:
+        return 0
+    names = [worker_session_name(worker_id) for worker_id in workers]
+    return int(await connection.fetchval(END_LAPSED_SESSIONS, names))
 
 
 async def try_sweep_lock(connection: asyncpg.Connection) -> bool:

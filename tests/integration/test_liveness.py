@@ -21,7 +21,9 @@ import pytest
 from invoicing import keys
 from invoicing.domain.jobs import JobStatus
 from invoicing.queue import JobQueue
+from invoicing.records import BatchJob
 from invoicing.settings import Settings
+from invoicing.storage import leases
 from invoicing.storage.database import Database
 from invoicing.sweep import sweep
 from tests.conftest import make_settings
@@ -266,7 +268,7 @@ async def freeze_mid_transaction(database: Database, worker: WorkerProcess) -> N
             database,
             "SELECT count(*) AS open FROM pg_stat_activity"
             " WHERE application_name LIKE $1 AND xact_start IS NOT NULL",
-            f"%:{worker.pid}",
+            f"invoicing worker {worker.pid}@%",
         )
         if row["open"]:
             return True
@@ -298,7 +300,7 @@ async def test_a_worker_killed_between_the_hand_over_and_the_claim_does_not_stra
                     database,
                     "SELECT count(*) AS n FROM pg_stat_activity"
                     " WHERE application_name LIKE $1 AND wait_event_type = 'Lock'",
-                    f"%:{first.pid}",
+                    f"invoicing worker {first.pid}@%",
                 )
                 return bool(started and row["n"])
 
@@ -347,29 +349,31 @@ async def test_a_job_failing_at_the_same_place_backs_off_then_fails_with_the_rea
     organization = await create_organization(database)
     orders = await create_orders(database, organization, 60)
     async with database.connection() as connection:
-        # Every chunk that numbers an invoice is stopped, as a deadlock would stop it.
+        # Every chunk that numbers an invoice is stopped by an error of the database's own.
         await connection.execute(
             """
-            CREATE FUNCTION test_deadlock() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN RAISE EXCEPTION 'staged deadlock' USING ERRCODE = '40P01'; END $$;
-            CREATE TRIGGER test_deadlock BEFORE INSERT OR UPDATE ON invoice_number_counters
-            FOR EACH ROW EXECUTE FUNCTION test_deadlock();
+            CREATE FUNCTION test_failure() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'staged failure'; END $$;
+            CREATE TRIGGER test_failure BEFORE INSERT OR UPDATE ON invoice_number_counters
+            FOR EACH ROW EXECUTE FUNCTION test_failure();
             """
         )
     try:
-        job = await submit(database, queue, settings.with_overrides(max_job_attempts=3), organization, orders)
-        workers.start(settings.with_overrides(max_job_attempts=3))
+        three_attempts = settings.with_overrides(max_job_attempts=3)
+        job = await submit(database, queue, three_attempts, organization, orders)
+        workers.start(three_attempts)
         with workers.explaining_failures():
             failed = await wait_until_status(database, job.id, JobStatus.failed, within=30)
     finally:
         async with database.connection() as connection:
             await connection.execute(
-                "DROP TRIGGER test_deadlock ON invoice_number_counters; DROP FUNCTION test_deadlock()"
+                "DROP TRIGGER test_failure ON invoice_number_counters; DROP FUNCTION test_failure()"
             )
     assert failed.attempts == 3, "three runs, not a hot loop"
     (error,) = failed.errors
     assert error["code"] == "database_error"
-    assert "deadlock" in error["message"]
+    assert "SQLSTATE P0001" in error["message"]
+    assert "3 times in a row" in error["message"]
     assert set((await item_codes(database, job.id)).values()) == {"job_failed"}
     await assert_invariants(database, organization.id)
 
@@ -435,3 +439,108 @@ async def test_a_job_backing_off_after_a_failure_is_cancelled_at_once(
         20,
     )
     assert await item_statuses(database, job.id) == {"succeeded": 10, "cancelled": 20}
+
+
+@pytest.mark.slow
+async def test_a_worker_frozen_in_a_copy_is_cut_off_and_neither_its_job_nor_its_neighbours_stall(
+    settings: Settings, database: Database, queue: JobQueue, workers: Workers
+) -> None:
+    # PostgreSQL's timeouts do not end a backend waiting for the rest of a COPY: the sweep does,
+    # once the frozen worker's lease has run out. Meanwhile it holds the job row, the number
+    # counter of the organization and a chunk of orders.
+    big_chunks = settings.with_overrides(chunk_size=400)
+    organization = await create_organization(database)
+    wordy = tuple(Line(description=f"Line {n} " + "x" * 200) for n in range(40))
+    orders = await create_orders(database, organization, 4000, lines=wordy)
+    job = await submit(database, queue, big_chunks, organization, orders)
+    (frozen,) = workers.start(big_chunks)
+    with workers.explaining_failures():
+        await wait_until_processing_started(database, job.id)
+        try:
+            await freeze_in_copy(database, frozen)
+            neighbour_orders = await create_orders(database, organization, 100)
+            neighbour = await submit(database, queue, big_chunks, organization, neighbour_orders)
+            workers.start(big_chunks)
+            done = await wait_until_status(database, job.id, JobStatus.completed, within=90)
+            neighbour_done = await wait_until_status(database, neighbour.id, JobStatus.completed, within=30)
+        finally:
+            os.kill(frozen.pid, signal.SIGCONT)
+    assert done.successful_items == len(orders)
+    assert (neighbour_done.successful_items, neighbour_done.attempts) == (100, 1)
+    await assert_invariants(database, organization.id, invoiced=[*orders, *neighbour_orders])
+
+
+async def freeze_in_copy(database: Database, worker: WorkerProcess) -> None:
+    """SIGSTOP the worker while PostgreSQL waits for the rest of one of its COPYs."""
+
+    async def stopped_in_a_copy() -> bool:
+        os.kill(worker.pid, signal.SIGSTOP)
+        row = await fetch_one(
+            database,
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name LIKE $1"
+            " AND query LIKE 'COPY%' AND state = 'active' AND wait_event = 'ClientRead'",
+            f"invoicing worker {worker.pid}@%",
+        )
+        if row["n"]:
+            return True
+        os.kill(worker.pid, signal.SIGCONT)
+        return False
+
+    await eventually(stopped_in_a_copy, timeout=30, interval=0.005, what="a COPY to freeze in")
+
+
+async def test_a_run_stopped_on_purpose_after_progress_starts_the_failure_count_again(
+    settings: Settings, database: Database, queue: JobQueue
+) -> None:
+    job = await crashed_after_progress(database, queue, settings, stalled_attempts=4, owner="stopping")
+    async with database.system() as connection:
+        assert await leases.release_job(connection, job.id, "stopping") is not None
+    row = await fetch_one(database, "SELECT stalled_attempts FROM batch_job_queue WHERE id = $1", job.id)
+    assert row["stalled_attempts"] == 0
+
+
+async def test_a_job_whose_worker_crashed_after_a_cancel_was_asked_ends_cancelled(
+    settings: Settings, database: Database, queue: JobQueue
+) -> None:
+    job = await crashed_after_progress(database, queue, settings, stalled_attempts=4, owner="dead")
+    async with database.connection() as connection:
+        await connection.execute(
+            "UPDATE batch_job_queue SET cancel_requested = true,"
+            " lease_expires_at = now() - interval '1 second' WHERE id = $1",
+            job.id,
+        )
+
+    result = await sweep(database, queue, settings.with_overrides(max_job_attempts=5))
+
+    assert (result.failed, result.resumed) == (0, 0)
+    cancelled = await current(database, job.id)
+    assert (cancelled.status, cancelled.processed_items, cancelled.cancelled_items) == (
+        JobStatus.cancelled,
+        10,
+        20,
+    )
+    assert await item_statuses(database, job.id) == {"succeeded": 10, "cancelled": 20}
+
+
+async def crashed_after_progress(
+    database: Database, queue: JobQueue, settings: Settings, *, stalled_attempts: int, owner: str
+) -> BatchJob:
+    """A job of 30 orders held by ``owner``, claimed with none done, now with ten done, after
+    ``stalled_attempts`` failures in a row before this run."""
+    organization = await create_organization(database)
+    job = await submit(
+        database, queue, settings, organization, await create_orders(database, organization, 30)
+    )
+    async with database.transaction() as connection:
+        await connection.execute(
+            "UPDATE batch_job_items SET status = 'succeeded' WHERE job_id = $1 AND position <= 10", job.id
+        )
+        await connection.execute(
+            "UPDATE batch_job_queue SET status = 'processing', processed_items = 10, successful_items = 10,"
+            " claimed_progress = 0, stalled_attempts = $2, lease_owner = $3,"
+            " lease_expires_at = now() + interval '1 minute' WHERE id = $1",
+            job.id,
+            stalled_attempts,
+            owner,
+        )
+    return job

@@ -10,7 +10,7 @@ import asyncio
 import json
 import time
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
@@ -101,17 +101,21 @@ async def test_while_postgresql_is_down_every_request_answers_503_with_retry_aft
 async def test_a_request_cut_off_by_a_postgresql_restart_answers_503(
     private_postgres: PrivateDatabase, redis_url: str
 ) -> None:
-    # No lock timeout: the request waits on the order's lock until the restart cuts it off.
+    # No lock timeout: the cancel waits on the job's row lock until the restart cuts it off.
     settings = make_settings(private_postgres.url, redis_url, DB_LOCK_TIMEOUT_SECONDS="0")
     organization, order_ids = await organization_on(private_postgres.url)
-    holder = await asyncpg.connect(private_postgres.url)
-    holding = holder.transaction()
-    await holding.start()
-    await holder.execute("SELECT 1 FROM sales_orders WHERE id = $1 FOR UPDATE", order_ids[0])
     async with api_client(settings) as client:
-        invoicing = asyncio.create_task(
-            client.post(f"/api/sales-orders/{order_ids[0]}/invoice", headers=organization.admin.headers)
+        submitted = await client.post(
+            "/api/batch-jobs", json={"order_ids": order_ids}, headers=organization.admin.headers
         )
+        cancel = f"/api/batch-jobs/{submitted.json()['id']}/cancel"
+        holder = await asyncpg.connect(private_postgres.url)
+        holding = holder.transaction()
+        await holding.start()
+        await holder.execute(
+            "SELECT 1 FROM batch_job_queue WHERE id = $1 FOR UPDATE", UUID(submitted.json()["id"])
+        )
+        cancelling = asyncio.create_task(client.post(cancel, headers=organization.admin.headers))
 
         async def request_waits_on_the_lock() -> bool:
             waiting = await holder.fetchval(
@@ -119,16 +123,15 @@ async def test_a_request_cut_off_by_a_postgresql_restart_answers_503(
             )
             return bool(waiting)
 
-        await eventually(request_waits_on_the_lock, what="the request to wait for the order's lock")
+        await eventually(request_waits_on_the_lock, what="the request to wait for the job's lock")
         await asyncio.to_thread(private_postgres.server.restart)
-        cut_off = await invoicing
-        retried = await client.post(
-            f"/api/sales-orders/{order_ids[0]}/invoice", headers=organization.admin.headers
-        )
+        cut_off = await cancelling
+        retried = await client.post(cancel, headers=organization.admin.headers)
     await holder.close()  # already closed by the restart; harmless
     assert error_of(cut_off) == (503, "service_unavailable")
     assert "Retry-After" in cut_off.headers
-    assert retried.status_code == 201, "the restart rolled the first attempt back"
+    assert retried.status_code == 200, "the restart rolled the first attempt back"
+    assert retried.json()["status"] == "cancelled"
 
 
 async def readiness(client: httpx.AsyncClient) -> tuple[int, Any, float]:
