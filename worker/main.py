@@ -32,6 +32,15 @@ logger = logging.getLogger(__name__)
 JOB_TIMEOUT_SECONDS = 24 * 3600
 
 
+class _QuietSweeps(logging.Filter):
+    """Drop arq's start and end lines of the sweep: it runs every few seconds on every worker,
+    and says itself when it did something (``invoicing.sweep``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (isinstance(args, tuple) and len(args) > 1 and args[1] == keys.SWEEP)
+
+
 def build_worker(settings: Settings, database: Database, worker_id: str) -> Worker:
     _, redis_url = settings.require_services()
     return Worker(
@@ -82,6 +91,9 @@ async def run_worker(settings: Settings, *, burst: bool = False, handle_signals:
     """Run until SIGINT/SIGTERM (or, with ``burst``, until the queue is empty)."""
     database_url, _ = settings.require_services()
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    arq_logger = logging.getLogger("arq.worker")
+    if not any(isinstance(existing, _QuietSweeps) for existing in arq_logger.filters):
+        arq_logger.addFilter(_QuietSweeps())
     stop = asyncio.Event()
     if handle_signals:
         loop = asyncio.get_running_loop()
