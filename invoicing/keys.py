@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
-#: arq task names (the worker registers functions under these names).
+#: arq task name (the worker registers the function under this name).
 PROCESS_BATCH_JOB = "process_batch_job"
-SWEEP = "sweep"
 
 
 def arq_job_id(job_id: UUID, generation: int) -> str:

@@ -40,7 +40,7 @@ async def sweep(database: Database, queue: JobQueue, settings: Settings) -> Swee
     waits on a job another transaction holds (a frozen worker's commit, say): it skips that
     one, handles every other job, and the next sweep comes back to it.
     """
-    await _end_lapsed_sessions(database)
+    await _end_lapsed_sessions(database, settings)
     async with database.system() as connection:
         if not await leases.try_sweep_lock(connection):
             return SweepResult(0, 0, 0, skipped=True)
@@ -69,11 +69,16 @@ async def sweep(database: Database, queue: JobQueue, settings: Settings) -> Swee
     return SweepResult(enqueued=enqueued, resumed=resumed, failed=failed)
 
 
-async def _end_lapsed_sessions(database: Database) -> None:
-    """End what frozen or cut-off workers still hold, so that their jobs can be taken back."""
+async def _end_lapsed_sessions(database: Database, settings: Settings) -> None:
+    """End what frozen or cut-off workers still hold, so that their jobs can be taken back.
+
+    Stuck means waiting on the client for half a lease: a live worker never leaves a
+    transaction waiting that long (its statements wait at most the lock timeout), while a
+    frozen one has, by the time its lease has run out, for nearly a whole lease.
+    """
     try:
         async with database.system() as connection:
-            ended = await leases.end_lapsed_sessions(connection)
+            ended = await leases.end_lapsed_sessions(connection, settings.lease_seconds / 2)
     except asyncpg.PostgresError as exc:
         # E.g. the workers connect as another database user, whose sessions this one may not end.
         logger.warning("sweep: could not end the sessions of lapsed workers: %s", exc)

@@ -23,7 +23,6 @@ from invoicing.storage import leases
 from invoicing.storage.database import Database
 from invoicing.storage.failures import database_reason, is_contention, is_unavailable
 from invoicing.storage.leases import RetryPolicy
-from invoicing.sweep import sweep
 
 logger = logging.getLogger(__name__)
 
@@ -99,13 +98,24 @@ class _JobRunner:
         self.contention_pause = FIRST_CONTENTION_PAUSE
 
     async def run(self) -> str:
+        """The run's attempts, under one heartbeat that lasts as long as the run."""
+        lost = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(lost))
+        try:
+            return await self._attempts(lost)
+        finally:
+            heartbeat.cancel()
+            await asyncio.wait({heartbeat})
+
+    async def _attempts(self, lost: asyncio.Event) -> str:
         outages = 0
         while True:
             try:
-                return await self._chunks_with_heartbeat()
+                return await self._chunks_until_done(lost)
             except Exception as error:
                 if is_contention(error) and time.monotonic() - self.progressed_at < self.contention_budget:
-                    await self._pause_for_contention(error)
+                    if not await self._pause_for_contention(error):
+                        return "lease lost"
                     continue
                 if not is_unavailable(error) or outages >= MAX_OUTAGES_WITHOUT_PROGRESS:
                     await self._record_failure(error)
@@ -126,17 +136,26 @@ class _JobRunner:
                 self.progress = now
                 logger.info("job %s: the database is back; carrying on", self.job_run.job_id)
 
-    async def _pause_for_contention(self, error: Exception) -> None:
+    async def _pause_for_contention(self, error: Exception) -> bool:
         """Another transaction was in the way (a lock held by a worker that froze, which the
-        sweep ends after its lease; a deadlock): not this job's failure. The lease stays ours
-        (the heartbeat renews it); the chunks start again after a pause."""
-        logger.info("job %s: in another transaction's way (%s); trying again", self.job_run.job_id, error)
+        sweep ends after its lease; a deadlock): not this job's failure. The chunks start again
+        after a pause. The lease is renewed now, while the job row is free: the heartbeat's own
+        renewals may all have met this run's commits waiting on that row. False if the job is
+        no longer ours."""
+        run = self.job_run
+        logger.info("job %s: in another transaction's way (%s); trying again", run.job_id, error)
         await asyncio.sleep(self.contention_pause * (0.5 + random.random()))
         self.contention_pause = min(self.contention_pause * 2, LONGEST_CONTENTION_PAUSE)
+        try:
+            async with run.database.system() as connection:
+                job = await leases.renew_own_lease(connection, run.job_id, run.owner, run.lease_seconds)
+        except Exception as exc:
+            logger.debug("job %s: lease not renewed after contention (%s)", run.job_id, exc)
+            return True  # the next attempt meets the same trouble and handles it
+        return job is not None
 
-    async def _chunks_with_heartbeat(self) -> str:
-        lost = asyncio.Event()
-        heartbeat = asyncio.create_task(self._heartbeat(lost))
+    async def _chunks_until_done(self, lost: asyncio.Event) -> str:
+        """One attempt at the chunks, until the job is done or the heartbeat finds it lost."""
         chunks = asyncio.create_task(self._chunks())
         lease_lost = asyncio.create_task(lost.wait())
         try:
@@ -146,10 +165,10 @@ class _JobRunner:
             logger.warning("job %s: lease lost to another worker (heartbeat); stopping", self.job_run.job_id)
             return "lease lost"
         finally:
-            for task in (heartbeat, lease_lost, chunks):
+            for task in (lease_lost, chunks):
                 task.cancel()
             # The chunks' task gives its connections back before it ends (see committed_chunks).
-            await asyncio.wait({heartbeat, lease_lost, chunks})
+            await asyncio.wait({lease_lost, chunks})
 
     async def _chunks(self) -> str:
         run = self.job_run
@@ -230,7 +249,7 @@ class _JobRunner:
             return
         await self.queue.publish(outcome.job)
         if outcome.ticket is None:
-            logger.warning("job %s failed: %s", run.job_id, message)
+            logger.warning("job %s %s: %s", run.job_id, outcome.job.status.value, message)
             return
         ticket = outcome.ticket
         logger.info("job %s handed back; it runs again in %.1f s", run.job_id, ticket.delay)
@@ -272,9 +291,3 @@ class _ChunkTimer:
         elapsed, self.last_commit = now - self.last_commit, now
         if self.pending:
             self.sizer.observe(self.pending.pop(0), elapsed)
-
-
-async def sweep_task(ctx: dict[str, Any]) -> dict[str, int]:
-    database, queue, settings = _resources(ctx)
-    result = await sweep(database, queue, settings)
-    return result.to_json()

@@ -157,15 +157,21 @@ SELECT DISTINCT split_part(lease_owner, '/', 1) AS worker_id FROM batch_job_queu
 WHERE status = 'processing' AND lease_owner IS NOT NULL AND lease_expires_at < now()
 """
 
-# Their sessions with a transaction open. PostgreSQL's own limits do not always end those: a
-# backend waiting for the rest of a COPY from a frozen client is past statement_timeout's
+# Their sessions stuck inside a transaction: waiting for the client (the rest of a COPY, the
+# next statement) for longer than $2 seconds. PostgreSQL's own limits do not end all of those:
+# a backend waiting for the rest of a COPY from a frozen client is past statement_timeout's
 # reach and not idle, so it would keep its locks (the job row, the organization's number
 # counter, orders) for as long as the process stays frozen. Ending the session rolls back its
-# transaction; the process, should it wake, finds its lease gone and writes nothing.
+# transaction; the process, should it wake, finds its lease gone and writes nothing. A session
+# running a statement (a slow commit of a live worker) is left alone.
 END_LAPSED_SESSIONS = """
 SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 1000)) AS ended
 FROM pg_stat_activity
-WHERE application_name = ANY($1::text[]) AND xact_start IS NOT NULL AND pid <> pg_backend_pid()
+WHERE application_name = ANY($1::text[])
+  AND xact_start IS NOT NULL
+  AND ((state = 'active' AND wait_event = 'ClientRead') OR state LIKE 'idle in transaction%')
+  AND state_change < now() - make_interval(secs => $2)
+  AND pid <> pg_backend_pid()
 """
 
 SWEEP_LOCK_KEY = 7_240_315_002
@@ -296,20 +302,20 @@ async def _settle(
 
 
 def worker_session_name(worker_id: str) -> str:
-    """How a worker process's sessions name themselves (``application_name``): the pid first,
-    so that a long host name cut at 63 bytes still tells processes apart."""
-    host, _, pid = worker_id.rpartition(":")
-    name = f"invoicing worker {pid}@{host}"
-    return name.encode()[:_SESSION_NAME_BYTES].decode(errors="ignore")
+    """How a worker process's sessions name themselves (``application_name``). A worker id
+    (``{random token}.{pid}@{host}``) tells processes apart by its first bytes, so cutting a
+    long host name at 63 bytes keeps the names apart."""
+    return f"invoicing worker {worker_id}".encode()[:_SESSION_NAME_BYTES].decode(errors="ignore")
 
 
-async def end_lapsed_sessions(connection: asyncpg.Connection) -> int:
-    """End the open transactions of worker processes whose lease ran out; how many were ended."""
+async def end_lapsed_sessions(connection: asyncpg.Connection, stuck_seconds: float) -> int:
+    """End the transactions stuck for ``stuck_seconds`` in worker processes whose lease ran
+    out; how many were ended."""
     workers = [row["worker_id"] for row in await connection.fetch(LAPSED_WORKERS)]
     if not workers:
         return 0
     names = [worker_session_name(worker_id) for worker_id in workers]
-    return int(await connection.fetchval(END_LAPSED_SESSIONS, names))
+    return int(await connection.fetchval(END_LAPSED_SESSIONS, names, stuck_seconds))
 
 
 async def try_sweep_lock(connection: asyncpg.Connection) -> bool:

@@ -74,9 +74,9 @@ async def holding(database_url: str, query: str, *args: object) -> AsyncIterator
 
 
 def owner_process(workers: Workers, lease_owner: str | None) -> WorkerProcess:
-    """The worker process holding a lease (owners are ``host:pid/run``)."""
+    """The worker process holding a lease (owners are ``{token}.{pid}@{host}/{run}``)."""
     assert lease_owner is not None, "the job has no owner"
-    pid = int(lease_owner.split("/")[0].rsplit(":", 1)[1])
+    pid = int(lease_owner.split("@", 1)[0].split(".", 1)[1])
     (process,) = [p for p in workers.processes if p.pid == pid]
     return process
 
@@ -267,7 +267,7 @@ async def open_transactions(database: Database, worker: WorkerProcess) -> int:
         database,
         "SELECT count(*) AS open FROM pg_stat_activity"
         " WHERE application_name LIKE $1 AND xact_start IS NOT NULL",
-        f"invoicing worker {worker.pid}@%",
+        f"invoicing worker %.{worker.pid}@%",
     )
     return int(row["open"])
 
@@ -307,7 +307,7 @@ async def test_a_worker_killed_between_the_hand_over_and_the_claim_does_not_stra
                     database,
                     "SELECT count(*) AS n FROM pg_stat_activity"
                     " WHERE application_name LIKE $1 AND wait_event_type = 'Lock'",
-                    f"invoicing worker {first.pid}@%",
+                    f"invoicing worker %.{first.pid}@%",
                 )
                 return bool(started and row["n"])
 
@@ -454,26 +454,32 @@ async def test_a_worker_frozen_in_a_copy_is_cut_off_and_neither_its_job_nor_its_
 ) -> None:
     # PostgreSQL's timeouts do not end a backend waiting for the rest of a COPY: the sweep does,
     # once the frozen worker's lease has run out. Meanwhile it holds the job row, the number
-    # counter of the organization and a chunk of orders.
-    big_chunks = settings.with_overrides(chunk_size=400)
+    # counter of the organization and a chunk of orders, and a neighbour job of the same
+    # organization, running on another worker, waits for that counter without failing.
+    one_job_each = settings.with_overrides(chunk_size=400, worker_max_jobs=1)
     organization = await create_organization(database)
     wordy = tuple(Line(description=f"Line {n} " + "x" * 200) for n in range(40))
     orders = await create_orders(database, organization, 4000, lines=wordy)
-    job = await submit(database, queue, big_chunks, organization, orders)
-    (frozen,) = workers.start(big_chunks)
+    neighbour_orders = await create_orders(database, organization, 3000, lines=wordy)
+    job = await submit(database, queue, one_job_each, organization, orders)
+    (frozen,) = workers.start(one_job_each)
     with workers.explaining_failures():
         await wait_until_processing_started(database, job.id)
+        neighbour = await submit(database, queue, one_job_each, organization, neighbour_orders)
+        workers.start(one_job_each)
+        await wait_until_processing_started(database, neighbour.id)
         try:
             await freeze_in_copy(database, frozen)
-            neighbour_orders = await create_orders(database, organization, 100)
-            neighbour = await submit(database, queue, big_chunks, organization, neighbour_orders)
-            workers.start(big_chunks)
-            done = await wait_until_status(database, job.id, JobStatus.completed, within=90)
-            neighbour_done = await wait_until_status(database, neighbour.id, JobStatus.completed, within=30)
+            assert (await current(database, neighbour.id)).status is JobStatus.processing, "too late to wait"
+            neighbour_done = await wait_until_status(database, neighbour.id, JobStatus.completed, within=90)
+            done = await wait_until_status(database, job.id, JobStatus.completed, within=60)
         finally:
             os.kill(frozen.pid, signal.SIGCONT)
     assert done.successful_items == len(orders)
-    assert (neighbour_done.successful_items, neighbour_done.attempts) == (100, 1)
+    row = await fetch_one(
+        database, "SELECT stalled_attempts FROM batch_job_queue WHERE id = $1", neighbour.id
+    )
+    assert (neighbour_done.successful_items, neighbour_done.attempts, row["stalled_attempts"]) == (3000, 1, 0)
     await assert_invariants(database, organization.id, invoiced=[*orders, *neighbour_orders])
 
 
@@ -486,7 +492,7 @@ async def freeze_in_copy(database: Database, worker: WorkerProcess) -> None:
             database,
             "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name LIKE $1"
             " AND query LIKE 'COPY%' AND state = 'active' AND wait_event = 'ClientRead'",
-            f"invoicing worker {worker.pid}@%",
+            f"invoicing worker %.{worker.pid}@%",
         )
         if row["n"]:
             return True
