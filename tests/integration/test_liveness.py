@@ -21,7 +21,6 @@ import pytest
 from invoicing import keys
 from invoicing.domain.jobs import JobStatus
 from invoicing.queue import JobQueue
-from invoicing.records import BatchJob
 from invoicing.settings import Settings
 from invoicing.storage import leases
 from invoicing.storage.database import Database
@@ -36,6 +35,7 @@ from tests.support.jobs import (
     item_codes,
     item_statuses,
     job_queue,
+    job_ten_of_thirty_done,
     submit,
     wait_until_processing_started,
     wait_until_status,
@@ -421,20 +421,10 @@ async def test_a_postgresql_restart_mid_job_is_waited_out_without_counting_an_at
 async def test_a_job_backing_off_after_a_failure_is_cancelled_at_once(
     settings: Settings, database: Database, queue: JobQueue
 ) -> None:
-    organization = await create_organization(database)
-    job = await submit(
-        database, queue, settings, organization, await create_orders(database, organization, 30)
+    # Ten items done, then a failed run: no worker holds it until its backoff is over.
+    organization, job = await job_ten_of_thirty_done(
+        database, queue, settings, lease_owner=None, lease_seconds_left=60
     )
-    async with database.transaction() as connection:
-        # Ten items done, then a failed run: no worker holds it until its backoff is over.
-        await connection.execute(
-            "UPDATE batch_job_items SET status = 'succeeded' WHERE job_id = $1 AND position <= 10", job.id
-        )
-        await connection.execute(
-            "UPDATE batch_job_queue SET status = 'processing', processed_items = 10, successful_items = 10,"
-            " lease_owner = NULL, lease_expires_at = now() + interval '1 minute' WHERE id = $1",
-            job.id,
-        )
     async with api_client(settings) as client:
         response = await client.post(f"/api/batch-jobs/{job.id}/cancel", headers=organization.member.headers)
 
@@ -505,7 +495,9 @@ async def freeze_in_copy(database: Database, worker: WorkerProcess) -> None:
 async def test_a_run_stopped_on_purpose_after_progress_starts_the_failure_count_again(
     settings: Settings, database: Database, queue: JobQueue
 ) -> None:
-    job = await crashed_after_progress(database, queue, settings, stalled_attempts=4, owner="stopping")
+    _, job = await job_ten_of_thirty_done(
+        database, queue, settings, lease_owner="stopping", lease_seconds_left=60, stalled_attempts=4
+    )
     async with database.system() as connection:
         assert await leases.release_job(connection, job.id, "stopping") is not None
     row = await fetch_one(database, "SELECT stalled_attempts FROM batch_job_queue WHERE id = $1", job.id)
@@ -515,7 +507,9 @@ async def test_a_run_stopped_on_purpose_after_progress_starts_the_failure_count_
 async def test_a_job_whose_worker_crashed_after_a_cancel_was_asked_ends_cancelled(
     settings: Settings, database: Database, queue: JobQueue
 ) -> None:
-    job = await crashed_after_progress(database, queue, settings, stalled_attempts=4, owner="dead")
+    _, job = await job_ten_of_thirty_done(
+        database, queue, settings, lease_owner="dead", lease_seconds_left=60, stalled_attempts=4
+    )
     async with database.connection() as connection:
         await connection.execute(
             "UPDATE batch_job_queue SET cancel_requested = true,"
@@ -533,27 +527,3 @@ async def test_a_job_whose_worker_crashed_after_a_cancel_was_asked_ends_cancelle
         20,
     )
     assert await item_statuses(database, job.id) == {"succeeded": 10, "cancelled": 20}
-
-
-async def crashed_after_progress(
-    database: Database, queue: JobQueue, settings: Settings, *, stalled_attempts: int, owner: str
-) -> BatchJob:
-    """A job of 30 orders held by ``owner``, claimed with none done, now with ten done, after
-    ``stalled_attempts`` failures in a row before this run."""
-    organization = await create_organization(database)
-    job = await submit(
-        database, queue, settings, organization, await create_orders(database, organization, 30)
-    )
-    async with database.transaction() as connection:
-        await connection.execute(
-            "UPDATE batch_job_items SET status = 'succeeded' WHERE job_id = $1 AND position <= 10", job.id
-        )
-        await connection.execute(
-            "UPDATE batch_job_queue SET status = 'processing', processed_items = 10, successful_items = 10,"
-            " claimed_progress = 0, stalled_attempts = $2, lease_owner = $3,"
-            " lease_expires_at = now() + interval '1 minute' WHERE id = $1",
-            job.id,
-            stalled_attempts,
-            owner,
-        )
-    return job

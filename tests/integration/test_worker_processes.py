@@ -15,7 +15,6 @@ import redis.asyncio
 
 from invoicing.domain.jobs import JobStatus
 from invoicing.queue import JobQueue
-from invoicing.records import BatchJob
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from invoicing.sweep import SweepResult, sweep
@@ -29,6 +28,7 @@ from tests.support.jobs import (
     invoice_counts,
     item_statuses,
     job_queue,
+    job_ten_of_thirty_done,
     ran_side_by_side,
     submit,
     wait_until_processing_started,
@@ -232,38 +232,18 @@ async def test_a_processing_job_is_cancelled_by_its_worker_before_the_next_chunk
             }
 
 
-async def crashed_at_item_ten(
-    database: Database, queue: JobQueue, settings: Settings, *, claimed_at: int, stalled_attempts: int
-) -> BatchJob:
-    """A job of 30 orders whose worker died after the tenth item: it was claimed when
-    ``claimed_at`` items were done, and had already failed ``stalled_attempts`` times there."""
-    organization = await create_organization(database)
-    job = await submit(
-        database, queue, settings, organization, await create_orders(database, organization, 30)
-    )
-    async with database.transaction() as connection:
-        await connection.execute(
-            "UPDATE batch_job_items SET status = 'succeeded' WHERE job_id = $1 AND position <= 10", job.id
-        )
-        await connection.execute(
-            """
-            UPDATE batch_job_queue
-            SET status = 'processing', attempts = 7, processed_items = 10, successful_items = 10,
-                claimed_progress = $2, stalled_attempts = $3,
-                lease_owner = 'dead', lease_expires_at = now() - interval '1 second'
-            WHERE id = $1
-            """,
-            job.id,
-            claimed_at,
-            stalled_attempts,
-        )
-    return job
-
-
 async def test_a_job_whose_workers_keep_crashing_at_the_same_place_is_failed_by_the_sweep(
     settings: Settings, database: Database, queue: JobQueue
 ) -> None:
-    job = await crashed_at_item_ten(database, queue, settings, claimed_at=10, stalled_attempts=2)
+    _, job = await job_ten_of_thirty_done(
+        database,
+        queue,
+        settings,
+        lease_owner="dead",
+        lease_seconds_left=-1,
+        claimed_progress=10,
+        stalled_attempts=2,
+    )
 
     result = await sweep(database, queue, settings.with_overrides(max_job_attempts=3))
 
@@ -288,7 +268,15 @@ async def test_a_job_whose_workers_keep_crashing_at_the_same_place_is_failed_by_
 async def test_a_crash_after_progress_is_resumed_however_many_claims_came_before(
     settings: Settings, database: Database, queue: JobQueue
 ) -> None:
-    job = await crashed_at_item_ten(database, queue, settings, claimed_at=5, stalled_attempts=2)
+    _, job = await job_ten_of_thirty_done(
+        database,
+        queue,
+        settings,
+        lease_owner="dead",
+        lease_seconds_left=-1,
+        claimed_progress=5,
+        stalled_attempts=2,
+    )
 
     result = await sweep(database, queue, settings.with_overrides(max_job_attempts=3))
 

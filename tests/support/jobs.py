@@ -15,7 +15,7 @@ from invoicing.queue import JobQueue, connect_redis
 from invoicing.records import BatchJob
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
-from tests.support.factories import Organization
+from tests.support.factories import Organization, create_orders, create_organization
 from tests.support.waiting import eventually
 from tests.support.workers import WorkerProcess
 
@@ -168,3 +168,42 @@ async def item_codes(database: Database, job_id: UUID) -> dict[UUID, str | None]
             "SELECT order_id, error_code FROM batch_job_items WHERE job_id = $1", job_id
         )
     return {row["order_id"]: row["error_code"] for row in rows}
+
+
+async def job_ten_of_thirty_done(
+    database: Database,
+    queue: JobQueue,
+    settings: Settings,
+    *,
+    lease_owner: str | None,
+    lease_seconds_left: float,
+    claimed_progress: int = 0,
+    stalled_attempts: int = 0,
+) -> tuple[Organization, BatchJob]:
+    """A processing job of 30 orders of a new organization, ten of them invoiced, as a run left
+    it: held by ``lease_owner`` (None: handed back) until ``lease_seconds_left`` from now
+    (negative: lapsed); claimed when ``claimed_progress`` items were done, after
+    ``stalled_attempts`` failed runs in a row."""
+    organization = await create_organization(database)
+    job = await submit(
+        database, queue, settings, organization, await create_orders(database, organization, 30)
+    )
+    async with database.transaction() as connection:
+        await connection.execute(
+            "UPDATE batch_job_items SET status = 'succeeded' WHERE job_id = $1 AND position <= 10", job.id
+        )
+        await connection.execute(
+            """
+            UPDATE batch_job_queue
+            SET status = 'processing', attempts = 7, processed_items = 10, successful_items = 10,
+                claimed_progress = $2, stalled_attempts = $3, lease_owner = $4,
+                lease_expires_at = now() + make_interval(secs => $5)
+            WHERE id = $1
+            """,
+            job.id,
+            claimed_progress,
+            stalled_attempts,
+            lease_owner,
+            lease_seconds_left,
+        )
+    return organization, job
