@@ -141,6 +141,19 @@ async def _run(redis: Redis, script: str, counters: Sequence[str], *args: str) -
     return await cast("Awaitable[list[int]]", reply)
 
 
+async def _count_or_refuse(
+    redis: Redis, counter: str, *, limit: int, window_seconds: int, refusal: str
+) -> RateDecision:
+    """Count one against ``counter``, or raise TooManyRequests (``rate_limited``) saying
+    ``refusal`` and when to try again."""
+    decision = await hit(redis, counter, limit=limit, window_seconds=window_seconds)
+    if not decision.allowed:
+        raise TooManyRequests(
+            f"{refusal}; try again in {decision.retry_after} seconds.", retry_after=decision.retry_after
+        )
+    return decision
+
+
 @asynccontextmanager
 async def job_creation_quota(redis: Redis, settings: Settings, principal: Principal) -> AsyncIterator[None]:
     """One of the user's ``JOB_CREATE_PER_MINUTE`` jobs, for a block that creates one.
@@ -150,15 +163,13 @@ async def job_creation_quota(redis: Redis, settings: Settings, principal: Princi
     yet, and given back if the block raises (a refusal, an outage): only created jobs count.
     """
     counter = keys.job_creation_limit(settings.redis_prefix, principal.user_id)
-    decision = await hit(
-        redis, counter, limit=settings.job_create_per_minute, window_seconds=JOB_CREATE_WINDOW_SECONDS
+    decision = await _count_or_refuse(
+        redis,
+        counter,
+        limit=settings.job_create_per_minute,
+        window_seconds=JOB_CREATE_WINDOW_SECONDS,
+        refusal=f"At most {settings.job_create_per_minute} batch jobs per minute",
     )
-    if not decision.allowed:
-        raise TooManyRequests(
-            f"At most {settings.job_create_per_minute} batch jobs per minute; "
-            f"try again in {decision.retry_after} seconds.",
-            retry_after=decision.retry_after,
-        )
     try:
         yield
     except BaseException:
@@ -177,15 +188,13 @@ async def refusals_counted(redis: Redis, settings: Settings, principal: Principa
     count is reserved first and given back when the request was not refused.
     """
     counter = keys.refused_job_requests_limit(settings.redis_prefix, principal.user_id)
-    decision = await hit(
-        redis, counter, limit=settings.bad_requests_per_minute, window_seconds=REFUSED_REQUESTS_WINDOW_SECONDS
+    decision = await _count_or_refuse(
+        redis,
+        counter,
+        limit=settings.bad_requests_per_minute,
+        window_seconds=REFUSED_REQUESTS_WINDOW_SECONDS,
+        refusal=f"More than {settings.bad_requests_per_minute} refused batch job requests in a minute",
     )
-    if not decision.allowed:
-        raise TooManyRequests(
-            f"More than {settings.bad_requests_per_minute} refused batch job requests in a minute; "
-            f"try again in {decision.retry_after} seconds.",
-            retry_after=decision.retry_after,
-        )
     refused = False
     try:
         yield

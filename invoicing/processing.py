@@ -78,10 +78,14 @@ def today() -> date:
 def decide(
     order_ids: Sequence[UUID], loaded: OrdersToInvoice, issue_date: date
 ) -> list[InvoiceDraft | InvoiceRuleError]:
-    """Pure: a draft or the rule it breaks, for each order id, in order."""
+    """Pure: a draft or the rule it breaks, for each order id, in order (an order someone else
+    holds, left out of ``loaded``, is ``order_locked``)."""
     decisions: list[InvoiceDraft | InvoiceRuleError] = []
     for order_id in order_ids:
         order = loaded.orders.get(order_id)
+        if order is None and order_id in loaded.locked_elsewhere:
+            decisions.append(locked_too_long())
+            continue
         customer = None if order is None else loaded.customers.get(order.customer_id)
         try:
             decisions.append(
@@ -142,19 +146,15 @@ async def prepare_chunk(
         connection, organization_id, [order_id for _, order_id in read], on_locked="skip"
     )
     locked = loaded.locked_elsewhere
+    # Held orders stay pending for a later pass; with ``fail_locked`` they are decided (refused).
     items = read if not locked or fail_locked else [item for item in read if item[1] not in locked]
     order_ids = [order_id for _, order_id in items]
-    # The day is read once the orders are locked: waiting for another job's locks across
-    # midnight must not date the invoices (and number them in the year) before it.
+    # The day is read once the orders are locked, so that invoices are dated when they are made.
     issue_date = today()
     rows = InvoiceRows(organization_id, issue_date.year)
     refusals: list[InvoiceRuleError | None] = []
     for start in range(0, len(order_ids), DECIDE_SLICE):
-        part = order_ids[start : start + DECIDE_SLICE]
-        decided = [
-            locked_too_long() if order_id in locked else d
-            for order_id, d in zip(part, decide(part, loaded, issue_date), strict=True)
-        ]
+        decided = decide(order_ids[start : start + DECIDE_SLICE], loaded, issue_date)
         rows.add(d for d in decided if isinstance(d, InvoiceDraft))
         refusals += [d if isinstance(d, InvoiceRuleError) else None for d in decided]
         # The chunk committing meanwhile needs this thread to send its COPY: without a pause,
@@ -191,10 +191,12 @@ async def commit_chunk(
         created, refused = await invoices.insert_invoices_isolating(
             connection, chunk.rows, created_by=lease.created_by, batch_job_id=job_id
         )
-    refusals = [
-        InvoiceRuleError(refused[order_id], code=STORAGE_REJECTED) if order_id in refused else refusal
-        for (_, order_id), refusal in zip(chunk.items, chunk.refusals, strict=True)
-    ]
+    refusals = chunk.refusals
+    if refused:
+        refusals = [
+            InvoiceRuleError(refused[order_id], code=STORAGE_REJECTED) if order_id in refused else refusal
+            for (_, order_id), refusal in zip(chunk.items, chunk.refusals, strict=True)
+        ]
     results = [
         _item_result(position, order_id, refusal, created)
         for (position, order_id), refusal in zip(chunk.items, refusals, strict=True)
@@ -221,7 +223,7 @@ async def _end_of_pass(
 ) -> ChunkOutcome:
     """Nothing after the last position, and no chunk in flight: finish the job, unless items
     were left behind (their orders were locked elsewhere) for another pass."""
-    # Read before the lease's row lock: a cancel request never waits behind this.
+    # Read before the renew takes the job row, so that the row is held as briefly as possible.
     items_left = await progress.has_pending_items(connection, job_id)
     lease = await progress.renew_lease(connection, job_id, owner, lease_seconds)
     if lease is None:

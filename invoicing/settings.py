@@ -66,7 +66,7 @@ class Settings:
     retry_backoff_max_seconds: float
     #: How long a job keeps retrying orders locked by someone else before failing them.
     locked_order_wait_seconds: float
-    sweep_interval_seconds: int
+    sweep_interval_seconds: float
     #: PostgreSQL session limits of the server's and workers' connections (0: none).
     db_statement_timeout_seconds: float
     db_lock_timeout_seconds: float
@@ -131,7 +131,7 @@ class Settings:
             retry_backoff_seconds=real("RETRY_BACKOFF_SECONDS", 0.01, 3600),
             retry_backoff_max_seconds=real("RETRY_BACKOFF_MAX_SECONDS", 0.01, 86_400),
             locked_order_wait_seconds=real("LOCKED_ORDER_WAIT_SECONDS", 0, 86_400),
-            sweep_interval_seconds=_minute_divisor("SWEEP_INTERVAL_SECONDS", raw("SWEEP_INTERVAL_SECONDS")),
+            sweep_interval_seconds=real("SWEEP_INTERVAL_SECONDS", 0.1, 3600),
             db_statement_timeout_seconds=real("DB_STATEMENT_TIMEOUT_SECONDS", 0, 86_400),
             db_lock_timeout_seconds=real("DB_LOCK_TIMEOUT_SECONDS", 0, 3600),
             db_idle_in_transaction_timeout_seconds=real("DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS", 0, 86_400),
@@ -179,15 +179,6 @@ def _number(name: str, value: str | None, kind: type[int] | type[float], low: fl
     if not low <= number <= high:
         raise ConfigurationError(f"{name} must be between {low:g} and {high:g}; got {value}.")
     return number
-
-
-def _minute_divisor(name: str, value: str | None) -> int:
-    """Seconds that divide a minute, so the sweep runs at the same seconds of every minute."""
-    seconds = int(_number(name, value, int, 1, 60))
-    if 60 % seconds:
-        divisors = "1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or 60"
-        raise ConfigurationError(f"{name} must divide 60 ({divisors}); got {value}.")
-    return seconds
 
 
 def _choice(name: str, value: str | None, choices: tuple[str, ...]) -> str:

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import asyncpg
 
 from invoicing.domain.jobs import JobStatus
-from invoicing.domain.retries import WORKER_CRASHED
+from invoicing.domain.retries import WORKER_CRASHED, RetryPolicy
 from invoicing.queue import JobQueue
 from invoicing.settings import Settings
 from invoicing.storage import leases
 from invoicing.storage.database import Database
-from invoicing.storage.leases import EnqueueTicket, RetryPolicy
+from invoicing.storage.leases import EnqueueTicket
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ async def sweep(database: Database, queue: JobQueue, settings: Settings) -> Swee
     """Take back jobs whose worker stopped (failing those that keep stopping at the same
     place), and make sure every job that may run has a message in the queue.
 
-    Safe to run from several places at once (cron on every worker, the CLI, the admin API):
+    Safe to run from several places at once (every worker, the CLI, the admin API):
     an advisory lock lets one run and the others return at once with ``skipped``. It never
     waits on a job another transaction holds (a frozen worker's commit, say): it skips that
     one, handles every other job, and the next sweep comes back to it.

@@ -94,9 +94,13 @@ async def run_worker(settings: Settings, *, burst: bool = False, handle_signals:
         application_name=leases.worker_session_name(worker_id),
     )
     async with database:
-        # Sweep first (whatever was handed back or lost is queued again), then all along.
-        await sweep_periodically(database, settings, once=True)
-        sweeper = None if burst else asyncio.create_task(sweep_periodically(database, settings))
+        # Whatever was handed back or lost is queued again: in a burst, first and once; else at
+        # once and then all along, beside the job slots.
+        sweeper = None
+        if burst:
+            await sweep_periodically(database, settings, once=True)
+        else:
+            sweeper = asyncio.create_task(sweep_periodically(database, settings))
         try:
             await _run_arq(settings, database, worker_id, stop, burst=burst)
         finally:

@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from invoicing.domain.chunking import ChunkSizer
-from invoicing.domain.retries import DATABASE_ERROR, INTERNAL_ERROR
+from invoicing.domain.retries import DATABASE_ERROR, INTERNAL_ERROR, RetryPolicy
 from invoicing.pipeline import JobRun, committed_chunks
 from invoicing.processing import ChunkOutcome
 from invoicing.queue import JobQueue
@@ -22,7 +22,6 @@ from invoicing.settings import Settings
 from invoicing.storage import leases
 from invoicing.storage.database import Database
 from invoicing.storage.failures import database_reason, is_contention, is_unavailable
-from invoicing.storage.leases import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
         async with database.system() as connection:
             job = await leases.claim_job(connection, job_uuid, owner, settings.lease_seconds)
     except Exception as exc:
-        if not (isinstance(exc, asyncpg.LockNotAvailableError) or is_unavailable(exc)):
+        if not (is_contention(exc) or is_unavailable(exc)):
             raise
         # Held by a transaction that is not ending (or no database): the sweep comes back to it.
         logger.warning("job %s not claimed now (%s); the sweep will offer it again", job_uuid, exc)
@@ -147,8 +146,7 @@ class _JobRunner:
         await asyncio.sleep(self.contention_pause * (0.5 + random.random()))
         self.contention_pause = min(self.contention_pause * 2, LONGEST_CONTENTION_PAUSE)
         try:
-            async with run.database.system() as connection:
-                job = await leases.renew_own_lease(connection, run.job_id, run.owner, run.lease_seconds)
+            job = await self._renew()
         except Exception as exc:
             logger.debug("job %s: lease not renewed after contention (%s)", run.job_id, exc)
             return True  # the next attempt meets the same trouble and handles it
@@ -194,8 +192,7 @@ class _JobRunner:
         while True:
             await asyncio.sleep(run.lease_seconds / 3)
             try:
-                async with run.database.system() as connection:
-                    job = await leases.renew_own_lease(connection, run.job_id, run.owner, run.lease_seconds)
+                job = await self._renew()
             except asyncpg.LockNotAvailableError:
                 continue  # a chunk of ours is committing: it renews the lease itself
             except Exception as exc:
@@ -205,6 +202,12 @@ class _JobRunner:
                 if not await self._finished():
                     lost.set()  # someone else's now: the run stops at once
                 return
+
+    async def _renew(self) -> BatchJob | None:
+        """Renew our lease now; the job, or None if it is no longer ours (or no longer running)."""
+        run = self.job_run
+        async with run.database.system() as connection:
+            return await leases.renew_own_lease(connection, run.job_id, run.owner, run.lease_seconds)
 
     async def _finished(self) -> bool:
         """Whether the job is over (its last chunk cleared the lease just now), as opposed to
@@ -217,13 +220,11 @@ class _JobRunner:
 
     async def _take_back(self) -> BatchJob | None:
         """Wait for the database, then renew our lease; the job, or None if it is not ours."""
-        run = self.job_run
         pause = FIRST_PROBE_PAUSE
         while True:
             await asyncio.sleep(pause)
             try:
-                async with run.database.system() as connection:
-                    return await leases.renew_own_lease(connection, run.job_id, run.owner, run.lease_seconds)
+                return await self._renew()
             except Exception as exc:
                 if not is_unavailable(exc):
                     raise

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from invoicing.settings import Settings
+
 #: Job-level reasons, recorded as ``last_error_code`` and, if the job ends failed, in its errors.
 WORKER_CRASHED = "worker_crashed"
 DATABASE_ERROR = "database_error"
@@ -28,22 +30,28 @@ class FailureDecision:
     delay_seconds: float
 
 
-def after_failure(
-    stalled_attempts: int,
-    *,
-    progressed: bool,
-    max_attempts: int,
-    base_seconds: float,
-    max_seconds: float,
-    jitter: float,
-) -> FailureDecision:
-    """Decide after a failed run. ``stalled_attempts`` is the count before it; ``progressed``
-    says whether the run processed any item; ``jitter`` is uniform in [0, 1) (random in
-    production, fixed in tests)."""
-    stalled = 1 if progressed else stalled_attempts + 1
-    give_up = stalled >= max_attempts
-    delay = 0.0 if give_up else retry_delay(stalled, base_seconds, max_seconds, jitter)
-    return FailureDecision(stalled_attempts=stalled, give_up=give_up, delay_seconds=delay)
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How failed runs are retried: ``MAX_JOB_ATTEMPTS`` and the backoff's bounds."""
+
+    max_attempts: int
+    base_seconds: float
+    max_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(
+            settings.max_job_attempts, settings.retry_backoff_seconds, settings.retry_backoff_max_seconds
+        )
+
+    def after_failure(self, stalled_attempts: int, *, progressed: bool, jitter: float) -> FailureDecision:
+        """Decide after a failed run. ``stalled_attempts`` is the count before it; ``progressed``
+        says whether the run processed any item; ``jitter`` is uniform in [0, 1) (random in
+        production, fixed in tests)."""
+        stalled = 1 if progressed else stalled_attempts + 1
+        give_up = stalled >= self.max_attempts
+        delay = 0.0 if give_up else retry_delay(stalled, self.base_seconds, self.max_seconds, jitter)
+        return FailureDecision(stalled_attempts=stalled, give_up=give_up, delay_seconds=delay)
 
 
 def retry_delay(failures: int, base_seconds: float, max_seconds: float, jitter: float) -> float:

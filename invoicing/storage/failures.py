@@ -41,6 +41,12 @@ _REASONS = {
     "40001": "a serialization conflict with another transaction",
     "55P03": "a lock held elsewhere for longer than the lock timeout",
     "57014": "a statement running past the statement timeout",
+    "22003": "a number out of the range it can hold",
+    "22001": "a text too long",
+    "23505": "a duplicate of an existing row",
+    "23514": "a value breaking a check",
+    "23502": "a required value missing",
+    "23503": "a reference to something that does not exist",
 }
 
 
@@ -65,7 +71,7 @@ def is_contention(error: BaseException) -> bool:
     return isinstance(error, _CONTENTION)
 
 
-def database_reason(error: asyncpg.PostgresError) -> str:
+def database_reason(error: asyncpg.PostgresError, *, otherwise: str = "an error in the database") -> str:
     """A short description of a database error that is safe to show (no values, no SQL)."""
     state = str(getattr(error, "sqlstate", "") or "")
-    return f"{_REASONS.get(state, 'an error in the database')} (SQLSTATE {state or 'unknown'})"
+    return f"{_REASONS.get(state, otherwise)} (SQLSTATE {state or 'unknown'})"

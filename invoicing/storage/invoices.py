@@ -15,6 +15,7 @@ from invoicing.domain.models import Customer, InvoiceDraft, OrderLine, SalesOrde
 from invoicing.errors import NotFound, OrderLocked
 from invoicing.records import Invoice
 from invoicing.storage.copy_text import escape, optional
+from invoicing.storage.failures import database_reason
 
 # Each chunk looks up a few hundred keys in tables of any size, so every read below is a loop
 # of primary- or unique-key lookups, whatever the planner's statistics say: the LATERAL
@@ -95,7 +96,7 @@ class OrdersToInvoice:
     orders: dict[UUID, SalesOrder]
     customers: dict[UUID, Customer]
     already_invoiced: frozenset[UUID]
-    #: Orders that exist but another transaction holds (only when locking with ``skip_locked``).
+    #: Orders that exist but another transaction holds (only when locking with ``on_locked="skip"``).
     locked_elsewhere: frozenset[UUID] = frozenset()
 
 
@@ -283,21 +284,10 @@ class RowsRefused(Exception):
         self.cause = cause
 
 
-_REFUSAL_REASONS = {
-    "22003": "a number is out of the range it can hold",
-    "22001": "a text is too long",
-    "23505": "it duplicates an existing invoice",
-    "23514": "a value breaks a check",
-    "23502": "a required value is missing",
-    "23503": "it refers to something that does not exist",
-}
-
-
 def refusal_message(error: asyncpg.PostgresError) -> str:
     """Safe to show: the kind of refusal and its SQLSTATE, never the row's values."""
-    state = str(getattr(error, "sqlstate", "") or "")
-    reason = _REFUSAL_REASONS.get(state, "a value could not be stored")
-    return f"The database refused this order's invoice: {reason} (SQLSTATE {state or 'unknown'})."
+    reason = database_reason(error, otherwise="a value it cannot store")
+    return f"The database refused this order's invoice: {reason}."
 
 
 async def insert_invoices_isolating(

@@ -22,9 +22,8 @@ from uuid import UUID
 import asyncpg
 
 from invoicing.domain.jobs import JobStatus
-from invoicing.domain.retries import JOB_FAILED, FailureDecision, after_failure, final_message
+from invoicing.domain.retries import JOB_FAILED, RetryPolicy, final_message
 from invoicing.records import BatchJob
-from invoicing.settings import Settings
 from invoicing.storage import progress
 
 # The row lock makes two claims of the same job serialize; the second finds nothing to update.
@@ -192,31 +191,6 @@ class EnqueueTicket:
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How failed runs are retried, from the settings."""
-
-    max_attempts: int
-    base_seconds: float
-    max_seconds: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RetryPolicy:
-        return cls(
-            settings.max_job_attempts, settings.retry_backoff_seconds, settings.retry_backoff_max_seconds
-        )
-
-    def decide(self, stalled_attempts: int, progressed: bool) -> FailureDecision:
-        return after_failure(
-            stalled_attempts,
-            progressed=progressed,
-            max_attempts=self.max_attempts,
-            base_seconds=self.base_seconds,
-            max_seconds=self.max_seconds,
-            jitter=random.random(),  # spreading retries out, not a secret
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class FailureOutcome:
     """The job after a failed run: handed back (to enqueue) or failed for good."""
 
@@ -273,7 +247,10 @@ async def _settle(
     if row["cancel_requested"]:
         # The user asked to stop it: that is what happens, not a retry nor a failure.
         return FailureOutcome(await progress.finish_cancelled(connection, row["id"]), None)
-    decision = policy.decide(row["stalled_attempts"], row["progressed"])
+    # Jitter spreads retries out; it is not a secret.
+    decision = policy.after_failure(
+        row["stalled_attempts"], progressed=row["progressed"], jitter=random.random()
+    )
     if decision.give_up:
         summary = final_message(code, message, decision.stalled_attempts)
         failed = await connection.fetchrow(

@@ -6,20 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from invoicing.domain.retries import WORKER_CRASHED, after_failure, final_message, retry_delay
+from invoicing.domain.retries import WORKER_CRASHED, RetryPolicy, final_message, retry_delay
 
 
 def decide(
     stalled: int, *, progressed: bool, max_attempts: int = 5, jitter: float = 0.5
 ) -> tuple[int, bool, float]:
-    decision = after_failure(
-        stalled,
-        progressed=progressed,
-        max_attempts=max_attempts,
-        base_seconds=1,
-        max_seconds=60,
-        jitter=jitter,
-    )
+    policy = RetryPolicy(max_attempts=max_attempts, base_seconds=1, max_seconds=60)
+    decision = policy.after_failure(stalled, progressed=progressed, jitter=jitter)
     return decision.stalled_attempts, decision.give_up, decision.delay_seconds
 
 
