@@ -65,7 +65,21 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--naive-sample", type=int, default=5000, help="most orders for the naive path")
     bench.add_argument("--json", action="store_true", help="print one JSON document")
     _add_bench_load(commands)
+    _add_bench_orders(commands)
     return parser
+
+
+def _add_bench_orders(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench_orders = commands.add_parser(
+        "bench-orders", help="measure the order list, its count and totals at month-end size, jobs running"
+    )
+    add = bench_orders.add_argument
+    add("--orders", type=int, default=100_000, help="orders of each of the two organizations")
+    add("--invoiced", type=int, default=50_000, help="orders of the first organization invoiced in bulk")
+    add("--own-job", type=int, default=20_000, help="orders in the first organization's running job")
+    add("--readers", type=int, default=4, help="clients reading the list at once")
+    add("--reads", type=int, default=600, help="reads in all (page, count and totals in turn)")
+    add("--json", action="store_true", help="print one JSON document")
 
 
 def _add_bench_load(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -150,6 +164,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         options = {field.name: getattr(args, field.name) for field in fields(LoadOptions)}
         return run_load(settings, LoadOptions(**options), as_json=args.json)
+    if args.command == "bench-orders":
+        from dataclasses import fields
+
+        from cli.bench_orders import Options
+        from cli.bench_orders import run as run_orders
+
+        chosen = {field.name: getattr(args, field.name) for field in fields(Options)}
+        return run_orders(settings, Options(**chosen), as_json=args.json)
     if args.command == "create-token":
         token = asyncio.run(commands.create_token(settings, args.email, args.name, args.organization))
         print(token)

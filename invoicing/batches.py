@@ -8,8 +8,9 @@ from uuid import UUID
 import asyncpg
 
 from invoicing import limits
-from invoicing.domain.jobs import BatchRequest, OrderFilter
-from invoicing.errors import BadRequest, Conflict
+from invoicing.domain.jobs import BatchRequest
+from invoicing.domain.order_filters import OrderFilter
+from invoicing.errors import BadRequest, Conflict, OrdersInActiveJob
 from invoicing.principal import Principal
 from invoicing.processing import job_payload
 from invoicing.queue import JobQueue
@@ -32,8 +33,11 @@ async def submit_batch(
     """Record the job and its items in one transaction, then trigger a worker.
 
     That transaction first checks the organization's cap of active jobs under its lock
-    (TooManyRequests ``too_many_active_jobs``), so parallel submits never exceed it. A filter
-    is resolved to order ids inside that transaction, by the database. The enqueue happens
+    (TooManyRequests ``too_many_active_jobs``), so parallel submits never exceed it. No order
+    goes into two running jobs: a filter is resolved to order ids inside that transaction, by
+    the database, leaving out orders a running job holds, and a list of ids naming any of them
+    is refused (``OrdersInActiveJob``). As every submit of the organization holds the same
+    lock, two parallel submits cannot both take an order. The enqueue happens
     after the commit: a worker can never look for a job that is not there yet, and if Redis
     is down the job simply waits in PostgreSQL for the sweep.
 
@@ -74,6 +78,17 @@ async def _record(
     await limits.check_active_jobs(connection, principal.organization_id, settings.max_active_jobs_per_org)
     order_ids = list(request.order_ids)
     extra: dict[str, Any] = {}
+    if request.retry_of is not None:
+        await jobs.refuse_second_retry(connection, request.retry_of)
+    if order_ids:
+        held = await orders.jobs_holding(connection, principal.organization_id, order_ids)
+        if held and request.retry_of is not None:
+            # A retry takes what is still free; another job is already on the rest.
+            order_ids = await orders.not_held(connection, principal.organization_id, order_ids)
+            if not order_ids:
+                raise _nothing_to_retry()
+        elif held:
+            raise OrdersInActiveJob(held)
     if request.order_filter is not None:
         order_ids = await _resolve_filter(
             connection, principal, request.order_filter, settings.max_batch_size
@@ -95,14 +110,11 @@ async def _resolve_filter(
     connection: Any, principal: Principal, order_filter: OrderFilter, max_batch_size: int
 ) -> list[UUID]:
     order_ids = await orders.matching_order_ids(
-        connection,
-        principal.organization_id,
-        status=order_filter.status,
-        invoiced=order_filter.invoiced,
-        limit=max_batch_size + 1,
+        connection, principal.organization_id, order_filter, limit=max_batch_size + 1
     )
     if not order_ids:
-        raise BadRequest("No orders match the filter.", code="empty_batch")
+        message = "No orders match the filter (orders in running jobs are left out)."
+        raise BadRequest(message, code="empty_batch")
     if len(order_ids) > max_batch_size:
         raise BadRequest(
             f"More than {max_batch_size} orders match; a batch may contain at most {max_batch_size}.",
@@ -120,12 +132,9 @@ async def retry_batch(
     *,
     gate: WriteGate | None = None,
 ) -> BatchJob:
-    """A new job over the orders of a finished job that got no invoice.
-
-    The failed items' reasons are usually fixed in the orders first (an address, a price);
-    orders invoiced since then fail again harmlessly with ``already_invoiced``, as the
-    database keeps one invoice per order whatever is retried.
-    """
+    """A new job over the orders of a finished job that still have no invoice and that no
+    running job holds (the failed items' reasons are usually fixed in the orders first: an
+    address, a price)."""
     async with database.scoped(principal.organization_id) as connection:
         job = await jobs.get_job(connection, principal.organization_id, job_id)
         if not job.is_finished:
@@ -133,10 +142,14 @@ async def retry_batch(
             raise Conflict(message, code="job_not_finished")
         order_ids = await jobs.uninvoiced_order_ids(connection, job)
     if not order_ids:
-        message = "Every order of the job got its invoice; there is nothing to retry."
-        raise Conflict(message, code="nothing_to_retry")
+        raise _nothing_to_retry()
     retry = BatchRequest(order_ids=tuple(order_ids), retry_of=job.id)
     return await submit_batch(database, queue, principal, retry, settings, gate=gate)
+
+
+def _nothing_to_retry() -> Conflict:
+    message = "Every order of the job has its invoice or is in a running job; there is nothing to retry."
+    return Conflict(message, code="nothing_to_retry")
 
 
 async def cancel_batch(database: Database, queue: JobQueue, principal: Principal, job_id: UUID) -> BatchJob:

@@ -16,6 +16,9 @@ class InvoicingError(Exception):
     #: None when waiting would not help.
     retry_after: int | None = None
 
+    #: More about the error, safe to show, sent beside ``code`` and ``message``.
+    details: dict[str, object] | None = None
+
     def __init__(self, message: str, *, code: str | None = None, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -60,6 +63,22 @@ class OrderLocked(Conflict):
 
     def __init__(self, message: str = "The order is being changed elsewhere; try again in a moment.") -> None:
         super().__init__(message)
+
+
+class OrdersInActiveJob(Conflict):
+    """A batch names orders that a pending or processing job still holds; nothing was created."""
+
+    code = "orders_in_active_job"
+
+    def __init__(self, held: dict[str, int]) -> None:
+        count = sum(held.values())
+        jobs = len(held)
+        super().__init__(
+            f"{count} of these orders {'is' if count == 1 else 'are'} already in"
+            f" {'a job' if jobs == 1 else f'{jobs} jobs'} still running; leave"
+            f" {'it' if count == 1 else 'them'} out or wait until {'it ends' if jobs == 1 else 'they end'}."
+        )
+        self.details = {"count": count, "jobs": [{"id": job, "orders": n} for job, n in held.items()]}
 
 
 class Unauthorized(InvoicingError):

@@ -16,7 +16,7 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def _money(amount: Decimal, currency: str) -> str:
+def money_text(amount: Decimal, currency: str) -> str:
     """An amount as a string with exactly the currency's minor digits (JSON has no decimals)."""
     return str(amount.quantize(Decimal(1).scaleb(-minor_unit(currency))))
 
@@ -131,12 +131,16 @@ class SalesOrderSummary:
     customer_name: str
     currency: str
     order_date: date
-    total: Decimal
+    #: What its invoice will total (or did, by the same rules); None while its lines cannot
+    #: be invoiced.
+    total: Decimal | None
     invoice_id: UUID | None
+    #: The pending or processing job that holds the order, if any.
+    active_job_id: UUID | None
 
     @classmethod
-    def from_row(cls, row: Any) -> SalesOrderSummary:
-        return cls(**{name: row[name] for name in cls.__slots__})
+    def from_row(cls, row: Any, *, total: Decimal | None) -> SalesOrderSummary:
+        return cls(**{name: row[name] for name in cls.__slots__ if name != "total"}, total=total)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -147,8 +151,9 @@ class SalesOrderSummary:
             "customer_name": self.customer_name,
             "currency": self.currency,
             "order_date": self.order_date.isoformat(),
-            "total": _money(self.total, self.currency),
+            "total": None if self.total is None else money_text(self.total, self.currency),
             "invoice_id": None if self.invoice_id is None else str(self.invoice_id),
+            "active_job_id": None if self.active_job_id is None else str(self.active_job_id),
         }
 
 
@@ -191,9 +196,9 @@ class Invoice:
             "issue_date": self.issue_date.isoformat(),
             "due_date": self.due_date.isoformat(),
             "currency": self.currency,
-            "subtotal": _money(self.subtotal, self.currency),
-            "tax_total": _money(self.tax_total, self.currency),
-            "total": _money(self.total, self.currency),
+            "subtotal": money_text(self.subtotal, self.currency),
+            "tax_total": money_text(self.tax_total, self.currency),
+            "total": money_text(self.total, self.currency),
             "taxes": self.tax_breakdown,
             "created_by": str(self.created_by),
             "batch_job_id": None if self.batch_job_id is None else str(self.batch_job_id),
@@ -212,5 +217,5 @@ def _invoice_line_json(row: Any, currency: str) -> dict[str, Any]:
         "unit_price": _plain(row["unit_price"]),
         "discount_percent": _plain(row["discount_percent"]),
         "tax_rate_percent": _plain(row["tax_rate_percent"]),
-        "net_amount": _money(row["net_amount"], currency),
+        "net_amount": money_text(row["net_amount"], currency),
     }

@@ -29,6 +29,7 @@ ENVIRONMENT: dict[str, str | None] = {
     "SWEEP_INTERVAL_SECONDS": "10",
     "DB_STATEMENT_TIMEOUT_SECONDS": "30",
     "DB_LOCK_TIMEOUT_SECONDS": "2",
+    "DB_READ_TIMEOUT_SECONDS": "10",
     "DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS": "10",
     "WORKER_MAX_JOBS": "4",
     "WORKER_POLL_DELAY": "0.1",
@@ -70,6 +71,8 @@ class Settings:
     #: PostgreSQL session limits of the server's and workers' connections (0: none).
     db_statement_timeout_seconds: float
     db_lock_timeout_seconds: float
+    #: statement_timeout of the server's list and count reads: none outlives its client by long.
+    db_read_timeout_seconds: float
     db_idle_in_transaction_timeout_seconds: float
     worker_max_jobs: int
     worker_poll_delay: float
@@ -134,6 +137,7 @@ class Settings:
             sweep_interval_seconds=real("SWEEP_INTERVAL_SECONDS", 0.1, 3600),
             db_statement_timeout_seconds=real("DB_STATEMENT_TIMEOUT_SECONDS", 0, 86_400),
             db_lock_timeout_seconds=real("DB_LOCK_TIMEOUT_SECONDS", 0, 3600),
+            db_read_timeout_seconds=real("DB_READ_TIMEOUT_SECONDS", 0.1, 3600),
             db_idle_in_transaction_timeout_seconds=real("DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS", 0, 86_400),
             worker_max_jobs=integer("WORKER_MAX_JOBS", 1, 100),
             worker_poll_delay=real("WORKER_POLL_DELAY", 0.01, 10),

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
+
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from invoicing import batches, limits, processing
-from invoicing.domain.jobs import ORDER_STATUSES, ItemStatus, JobStatus, parse_batch_request
-from invoicing.errors import NotFound
+from invoicing.domain.jobs import ItemStatus, JobStatus, parse_batch_request
+from invoicing.domain.order_filters import FILTER_FIELDS, OrderFilter, parse_order_filter
+from invoicing.errors import BadRequest, NotFound
 from invoicing.principal import Principal
-from invoicing.records import BatchJob, BatchJobItem, Invoice, SalesOrderSummary
+from invoicing.records import BatchJob, BatchJobItem, Invoice, SalesOrderSummary, money_text
 from invoicing.storage import accounts, invoices, jobs, orders
 from server import state
 from server.auth import authenticate
@@ -30,31 +34,74 @@ def _job_response(job: BatchJob, status_code: int = 200) -> JSONResponse:
     return JSONResponse(job.to_json(), status_code=status_code)
 
 
+def _reading(request: Request, principal: Principal) -> AbstractAsyncContextManager[asyncpg.Connection]:
+    """A scoped transaction for a read that may be long (a count, a sum): it stops in
+    PostgreSQL after ``DB_READ_TIMEOUT_SECONDS``, whether or not its client is still there."""
+    timeout = state.settings(request).db_read_timeout_seconds
+    return state.database(request).scoped(principal.organization_id, statement_timeout=timeout)
+
+
+def _order_filter(request: Request) -> OrderFilter:
+    """The list's filters from the query string; a field left out means "any"."""
+    values: dict[str, object] = {
+        name: request.query_params[name] for name in FILTER_FIELDS if request.query_params.get(name)
+    }
+    if "invoiced" in values:
+        values["invoiced"] = {"true": True, "false": False}.get(str(values["invoiced"]), values["invoiced"])
+    return parse_order_filter(values, defaults=OrderFilter(), refuse=_invalid_parameter)
+
+
+def _invalid_parameter(message: str) -> BadRequest:
+    return BadRequest(f"Query parameter {message}", code="invalid_parameter")
+
+
 async def list_sales_orders(request: Request) -> Response:
     principal = await _principal(request)
-    reject_unknown_query(request, {"status", "invoiced", "limit", "cursor", "include_total"})
-    status = query_choice(request, "status", ORDER_STATUSES)
-    invoiced_text = query_choice(request, "invoiced", ("true", "false"))
-    invoiced = None if invoiced_text is None else invoiced_text == "true"
+    reject_unknown_query(request, {*FILTER_FIELDS, "limit", "cursor", "include_total"})
+    order_filter = _order_filter(request)
     include_total = query_choice(request, "include_total", ("true", "false")) == "true"
     limit = limit_of(request)
-    async with state.database(request).scoped(principal.organization_id) as connection:
+    async with _reading(request, principal) as connection:
         found = await orders.list_orders(
             connection,
             principal.organization_id,
-            status=status,
-            invoiced=invoiced,
+            order_filter,
             limit=limit + 1,
             after=text_id_cursor(request),
         )
-        total = None
+        # "Select all N matching" needs N (and how many of them running jobs hold); counted only
+        # on request, as it costs a scan of the matching orders' index entries.
+        count = None
         if include_total:
-            total = await orders.count_orders(
-                connection, principal.organization_id, status=status, invoiced=invoiced
-            )
-    # "Select all N matching" needs N; counted only on request, as it costs a scan.
-    extra = {} if total is None else {"total": total}
+            count = await orders.count_orders(connection, principal.organization_id, order_filter)
+    extra = {} if count is None else {"total": count.total, "in_active_jobs": count.in_active_jobs}
     return page(found, limit, SalesOrderSummary.to_json, lambda o: (o.number, str(o.id)), **extra)
+
+
+async def sales_order_totals(request: Request) -> Response:
+    """What "every matching order" would invoice, per currency, by the invoice rules."""
+    principal = await _principal(request)
+    reject_unknown_query(request, set(FILTER_FIELDS))
+    order_filter = _order_filter(request)
+    settings = state.settings(request)
+    async with _reading(request, principal) as connection:
+        totals = await orders.selection_totals(
+            connection, principal.organization_id, order_filter, limit=settings.max_batch_size
+        )
+    return JSONResponse(
+        {
+            "currencies": [
+                {
+                    "currency": entry.currency,
+                    "orders": entry.orders,
+                    "total": money_text(entry.total, entry.currency),
+                }
+                for entry in totals.currencies
+            ],
+            "orders": sum(entry.orders for entry in totals.currencies) + totals.without_total,
+            "without_total": totals.without_total,
+        }
+    )
 
 
 async def invoice_sales_order(request: Request) -> Response:
@@ -205,6 +252,7 @@ async def me(request: Request) -> Response:
 routes = [
     Route("/api/me", me, methods=["GET"]),
     Route("/api/sales-orders", list_sales_orders, methods=["GET"]),
+    Route("/api/sales-orders/totals", sales_order_totals, methods=["GET"]),
     Route("/api/sales-orders/{order_id}/invoice", invoice_sales_order, methods=["POST"]),
     Route("/api/batch-jobs", batch_jobs, methods=["GET", "POST"]),
     Route("/api/batch-jobs/{job_id}", get_batch_job, methods=["GET"]),

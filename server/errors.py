@@ -41,9 +41,14 @@ DRIVER_ERRORS: tuple[type[Exception], ...] = (asyncpg.PostgresError, asyncpg.Int
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    details: dict[str, object] | None = None,
 ) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+    body = {"code": code, "message": message, **(details or {})}
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def status_for(error: errors.InvoicingError) -> int:
@@ -64,7 +69,7 @@ def headers_for(error: errors.InvoicingError) -> dict[str, str] | None:
 
 
 def response_for(error: errors.InvoicingError) -> JSONResponse:
-    return error_response(status_for(error), error.code, error.message, headers_for(error))
+    return error_response(status_for(error), error.code, error.message, headers_for(error), error.details)
 
 
 async def invoicing_error(request: Request, exc: Exception) -> Response:

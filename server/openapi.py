@@ -17,10 +17,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from invoicing.domain.jobs import ORDER_STATUSES, ItemStatus, JobStatus
+from invoicing.domain.jobs import ItemStatus, JobStatus
+from invoicing.domain.order_filters import ORDER_STATUSES
 from invoicing.domain.paging import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
 from invoicing.settings import Settings
 from server.openapi_schemas import (
+    CURRENCY,
+    DATE,
     DEFAULT_MAX_BATCH_SIZE,
     ERROR,
     UUID,
@@ -39,7 +42,7 @@ ERROR_DESCRIPTIONS = {
     "403": "Not allowed: an admin-only action, or a cookie request from another site.",
     "404": "No such resource in your organization (another organization's looks the same).",
     "409": "The current state forbids it; `order_locked` (someone else is changing the order) comes with "
-    "`Retry-After`.",
+    "`Retry-After`; `orders_in_active_job` names the running jobs that hold the orders (`count`, `jobs`).",
     "413": "The request body is larger than 8 MB.",
     "422": "The order cannot be invoiced; the code says why.",
     "429": "A limit was reached (jobs created per minute, refused job requests per minute, active jobs); "
@@ -122,6 +125,16 @@ def enum_query(name: str, values: Iterable[str], description: str = "Only this s
     return query(name, enum(values), description)
 
 
+ORDER_FILTERS = [
+    enum_query("status", ORDER_STATUSES),
+    enum_query("invoiced", BOOLEAN_TEXT, "Only orders with (true) or without (false) an invoice."),
+    query("order_date_from", DATE, "Orders dated on or after this day (YYYY-MM-DD)."),
+    query("order_date_to", DATE, "Orders dated on or before this day."),
+    query("customer_id", UUID, "Only this customer's orders."),
+    query("currency", CURRENCY, "Only orders in this currency."),
+]
+
+
 def api(
     operation_id: str,
     summary: str,
@@ -162,7 +175,7 @@ def _job_paths() -> dict[str, Any]:
                 "createBatchJob",
                 "Invoice many orders in the background: explicit ids, or every order matching a filter.",
                 ok("The job, accepted.", "BatchJob", Location={"type": "string"}),
-                *(400, 403, 413, 429),
+                *(400, 403, 409, 413, 429),
                 status=202,
                 requestBody=json_body("BatchRequest"),
             ),
@@ -248,13 +261,25 @@ def _paths() -> dict[str, Any]:
                 ok("A page of orders.", "SalesOrderPage"),
                 400,
                 parameters=[
-                    enum_query("status", ORDER_STATUSES),
-                    enum_query(
-                        "invoiced", BOOLEAN_TEXT, "Only orders with (true) or without (false) an invoice."
-                    ),
+                    *ORDER_FILTERS,
                     *PAGING,
-                    enum_query("include_total", BOOLEAN_TEXT, "Also count every matching order (`total`)."),
+                    enum_query(
+                        "include_total",
+                        BOOLEAN_TEXT,
+                        "Also count every matching order (`total`) and those running jobs hold "
+                        "(`in_active_jobs`).",
+                    ),
                 ],
+            ),
+        },
+        "/api/sales-orders/totals": {
+            "get": api(
+                "getSalesOrderTotals",
+                "What a batch of every matching order would invoice now, per currency (orders held by "
+                "running jobs left out), by the invoice rules.",
+                ok("Totals per currency.", "SalesOrderTotals"),
+                400,
+                parameters=ORDER_FILTERS,
             ),
         },
         "/api/sales-orders/{order_id}/invoice": {

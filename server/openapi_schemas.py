@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from invoicing.domain.jobs import ORDER_STATUSES, ItemStatus, JobStatus
+from invoicing.domain.jobs import ItemStatus, JobStatus
+from invoicing.domain.order_filters import ORDER_STATUSES
 from invoicing.settings import ENVIRONMENT
 from invoicing.tokens import MAX_NAME_LENGTH as MAX_TOKEN_NAME_LENGTH
 
@@ -103,8 +104,12 @@ def job_schemas(max_batch_size: int) -> dict[str, Schema]:
         {
             "status": enum(ORDER_STATUSES, default="confirmed"),
             "invoiced": {"type": "boolean", "default": False},
+            "order_date_from": {**DATE, "description": "Orders dated on or after this day."},
+            "order_date_to": {**DATE, "description": "Orders dated on or before this day."},
+            "customer_id": UUID,
+            "currency": CURRENCY,
         },
-        optional=("status", "invoiced"),
+        optional=("status", "invoiced", "order_date_from", "order_date_to", "customer_id", "currency"),
     )
     return {
         "BatchRequest": {
@@ -181,11 +186,35 @@ def order_and_invoice_schemas() -> dict[str, Schema]:
                 "customer_name": TEXT,
                 "currency": CURRENCY,
                 "order_date": DATE,
-                "total": MONEY,
+                "total": {
+                    **MONEY,
+                    "type": ["string", "null"],
+                    "description": "Its invoice's total, or the total its invoice will have (the invoice "
+                    "rules' arithmetic); null while its lines cannot be invoiced.",
+                },
                 "invoice_id": NULLABLE_UUID,
+                "active_job_id": {
+                    **NULLABLE_UUID,
+                    "description": "The pending or processing job holding the order (no batch may take it).",
+                },
             }
         ),
-        "SalesOrderPage": paged("SalesOrder", total=COUNT),
+        "SalesOrderPage": paged(
+            "SalesOrder",
+            total={**COUNT, "description": "With `include_total=true`: every matching order."},
+            in_active_jobs={
+                **COUNT,
+                "description": "With `include_total=true`: how many of them running jobs hold "
+                "(a filter batch leaves them out).",
+            },
+        ),
+        "SalesOrderTotals": closed_object(
+            {
+                "currencies": array(closed_object({"currency": CURRENCY, "orders": COUNT, "total": MONEY})),
+                "orders": {**COUNT, "description": "Orders a filter batch would take now."},
+                "without_total": {**COUNT, "description": "Of those, orders whose lines cannot be invoiced."},
+            }
+        ),
         "TaxAmount": closed_object({"rate": TEXT, "base": TEXT, "tax": TEXT}),
         "InvoiceLine": closed_object(
             {
@@ -271,8 +300,13 @@ ERROR: Schema = closed_object(
                 "code": {"type": "string", "description": "Stable, machine-readable."},
                 "message": {"type": "string", "description": "Safe to show to a user."},
                 "request_id": {"type": "string", "description": "Only on a 500; it is in the server log."},
+                "count": {**COUNT, "description": "`orders_in_active_job`: how many of the orders are held."},
+                "jobs": array(
+                    closed_object({"id": UUID, "orders": COUNT}),
+                    description="`orders_in_active_job`: the running jobs that hold them, and how many each.",
+                ),
             },
-            optional=("request_id",),
+            optional=("request_id", "count", "jobs"),
         )
     }
 )

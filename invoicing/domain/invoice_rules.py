@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -89,17 +90,12 @@ def build_invoice_draft(
     _check_currency(order, customer)
 
     currency = order.currency
-    quantum = money_quantum(currency)
-    with exact_arithmetic():
-        line_drafts = tuple([_line_draft(line, quantum) for line in lines])
-        taxes = _taxes_per_rate(line_drafts, quantum)
-        subtotal = _money_sum([line.net_amount for line in line_drafts], quantum)
-        tax_total = _money_sum([tax.tax for tax in taxes], quantum)
-        total = round_to(subtotal + tax_total, quantum)
+    amounts = invoice_amounts(lines, currency)
+    total = amounts.total
     if total >= MAX_AMOUNT:
         raise InvoiceRuleError(
             f"Sales order {order.number} totals {total} {currency}; an invoice can hold at most"
-            f" {MAX_AMOUNT - quantum} {currency}.",
+            f" {MAX_AMOUNT - money_quantum(currency)} {currency}.",
             code=AMOUNT_OUT_OF_RANGE,
         )
 
@@ -112,12 +108,52 @@ def build_invoice_draft(
         issue_date=issue_date,
         due_date=issue_date + timedelta(days=customer.payment_terms_days),
         currency=currency,
-        lines=line_drafts,
-        taxes=taxes,
-        subtotal=subtotal,
-        tax_total=tax_total,
+        lines=amounts.lines,
+        taxes=amounts.taxes,
+        subtotal=amounts.subtotal,
+        tax_total=amounts.tax_total,
         total=total,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceAmounts:
+    lines: tuple[InvoiceLineDraft, ...]
+    taxes: tuple[TaxAmount, ...]
+    subtotal: Decimal
+    tax_total: Decimal
+    total: Decimal
+
+
+def invoice_amounts(lines: Sequence[OrderLine], currency: str) -> InvoiceAmounts:
+    """The amounts of an invoice of valid ``lines`` (sorted by position) in ``currency``.
+
+    The one formula for money: the invoice is built with it, and every total a person sees
+    before there is an invoice (the order list, a selection's sum) comes from it too.
+    """
+    quantum = money_quantum(currency)
+    with exact_arithmetic():
+        line_drafts = tuple([_line_draft(line, quantum) for line in lines])
+        taxes = _taxes_per_rate(line_drafts, quantum)
+        subtotal = _money_sum([line.net_amount for line in line_drafts], quantum)
+        tax_total = _money_sum([tax.tax for tax in taxes], quantum)
+        total = round_to(subtotal + tax_total, quantum)
+    return InvoiceAmounts(line_drafts, taxes, subtotal, tax_total, total)
+
+
+def order_total(order: SalesOrder) -> Decimal | None:
+    """The total the order's invoice will have, or None while its lines or currency cannot be
+    invoiced (no lines, an invalid line, an unknown currency).
+
+    Whatever else may still refuse the invoice (the customer's billing details, a currency that
+    differs from the customer's, a total too large to store) does not change its amount.
+    """
+    if not order.lines or not is_valid_currency(order.currency):
+        return None
+    lines = tuple(sorted(order.lines, key=_position))
+    if any(_line_problem(line) is not None for line in lines):
+        return None
+    return invoice_amounts(lines, order.currency).total
 
 
 def _check_order(order: SalesOrder, *, already_invoiced: bool) -> None:

@@ -17,6 +17,12 @@ from uuid import UUID
 # (100,000 ids: 50 ms instead of 250 ms of the submit's budget). Still a plain value.
 from asyncpg.pgproto.pgproto import UUID as FAST_UUID
 
+from invoicing.domain.order_filters import (
+    BATCH_DEFAULTS,
+    FILTER_FIELDS,
+    OrderFilter,
+    parse_order_filter,
+)
 from invoicing.errors import BadRequest
 
 JOB_TYPE_BULK_INVOICE = "bulk_invoice_generation"
@@ -51,8 +57,6 @@ class ItemStatus(StrEnum):
     cancelled = "cancelled"
 
 
-ORDER_STATUSES = ("draft", "confirmed", "cancelled")
-
 # Why an item failed when no invoice rule refused its order (the rules' codes are in
 # invoice_rules): each is that order's alone, and retrying the job may well invoice it.
 #: Held by someone else (an ERP, another job) for longer than LOCKED_ORDER_WAIT_SECONDS.
@@ -61,17 +65,6 @@ ORDER_LOCKED = "order_locked"
 STORAGE_REJECTED = "storage_rejected"
 #: Deciding the invoice raised an unexpected error (a bug: logged with the order's id).
 PROCESSING_ERROR = "processing_error"
-
-
-@dataclass(frozen=True, slots=True)
-class OrderFilter:
-    """ "Every order matching": resolved to ids by the database when the job is created."""
-
-    status: str = "confirmed"
-    invoiced: bool = False
-
-    def to_json(self) -> dict[str, object]:
-        return {"status": self.status, "invoiced": self.invoiced}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +78,6 @@ class BatchRequest:
 
 
 _ALLOWED_FIELDS = frozenset({"order_ids", "filter"})
-_FILTER_FIELDS = frozenset({"status", "invoiced"})
 _PREVIEW_LENGTH = 40
 _MAX_NAMED_FIELDS = 5
 # ``uuid.UUID()`` alone is too lenient: it accepts braces, "urn:uuid:", missing or misplaced
@@ -115,7 +107,7 @@ def parse_batch_request(body: object, *, max_batch_size: int) -> BatchRequest:
     if "order_ids" in body and "filter" in body:
         raise BadRequest("Send either 'order_ids' or 'filter', not both.", code="conflicting_fields")
     if "filter" in body:
-        return BatchRequest(order_filter=parse_order_filter(body["filter"]))
+        return BatchRequest(order_filter=parse_batch_filter(body["filter"]))
     if "order_ids" not in body:
         raise BadRequest("The field 'order_ids' (or 'filter') is required.", code="missing_field")
     raw_ids = body["order_ids"]
@@ -131,20 +123,19 @@ def parse_batch_request(body: object, *, max_batch_size: int) -> BatchRequest:
     return BatchRequest(order_ids=_parse_order_ids(raw_ids))
 
 
-def parse_order_filter(raw: object) -> OrderFilter:
-    """``{"status": "confirmed", "invoiced": false}``; both keys optional, nothing else allowed."""
+def parse_batch_filter(raw: object) -> OrderFilter:
+    """``{"status": "confirmed", "invoiced": false, "order_date_from": ...}``: every field
+    optional (see ``order_filters``), nothing else allowed."""
     if not isinstance(raw, dict):
         raise BadRequest("The field 'filter' must be a JSON object.", code="invalid_type")
-    unknown = [str(key) for key in raw if key not in _FILTER_FIELDS]
+    unknown = [str(key) for key in raw if key not in FILTER_FIELDS]
     if unknown:
         raise BadRequest(f"Unknown filter field(s): {_name_fields(unknown)}.", code="unknown_field")
-    status = raw.get("status", "confirmed")
-    if status not in ORDER_STATUSES:
-        raise BadRequest("filter.status must be draft, confirmed or cancelled.", code="invalid_filter")
-    invoiced = raw.get("invoiced", False)
-    if not isinstance(invoiced, bool):
-        raise BadRequest("filter.invoiced must be true or false.", code="invalid_filter")
-    return OrderFilter(status=str(status), invoiced=invoiced)
+    return parse_order_filter(raw, defaults=BATCH_DEFAULTS, refuse=_invalid_filter)
+
+
+def _invalid_filter(message: str) -> BadRequest:
+    return BadRequest(f"filter.{message}", code="invalid_filter")
 
 
 def _parse_order_ids(raw_ids: list[object]) -> tuple[UUID, ...]:

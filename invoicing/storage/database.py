@@ -25,6 +25,12 @@ from invoicing.settings import Settings
 Connection = asyncpg.Connection
 
 
+SCOPE = "SELECT set_config('app.organization_id', $1, true)"
+SCOPE_WITH_TIMEOUT = (
+    "SELECT set_config('app.organization_id', $1, true), set_config('statement_timeout', $2, true)"
+)
+
+
 def _encode_jsonb(value: Any) -> bytes:
     return b"\x01" + json.dumps(value, separators=(",", ":")).encode()
 
@@ -189,12 +195,17 @@ class Database:
                 yield raw
 
     @asynccontextmanager
-    async def scoped(self, organization_id: UUID) -> AsyncIterator[asyncpg.Connection]:
-        """A transaction that sees and writes only this organization's rows."""
+    async def scoped(
+        self, organization_id: UUID, *, statement_timeout: float | None = None
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction that sees and writes only this organization's rows; its statements
+        stop after ``statement_timeout`` seconds when given (else the session's limit)."""
         async with self.transaction() as connection:
-            await connection.execute(
-                "SELECT set_config('app.organization_id', $1, true)", str(organization_id)
-            )
+            if statement_timeout is None:
+                await connection.execute(SCOPE, str(organization_id))
+            else:
+                milliseconds = f"{max(1, round(statement_timeout * 1000))}ms"
+                await connection.execute(SCOPE_WITH_TIMEOUT, str(organization_id), milliseconds)
             yield connection
 
     @asynccontextmanager

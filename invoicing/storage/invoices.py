@@ -131,12 +131,9 @@ async def lock_orders_for_invoicing(
         missing = sorted(set(wanted).difference(found))
         existing = await connection.fetch(EXISTING_ORDERS, organization_id, missing)
         locked_elsewhere = frozenset(row["id"] for row in existing)
-    lines: dict[UUID, list[OrderLine]] = {order_id: [] for order_id in found}
+    lines = await order_lines(connection, found)
     invoiced: frozenset[UUID] = frozenset()
     if found:
-        # Unpacked in SELECT_LINES's column order: cheaper than seven lookups by name a line.
-        for order_id, *line in await connection.fetch(SELECT_LINES, found):
-            lines[order_id].append(OrderLine(*line))
         invoiced = frozenset(row["sales_order_id"] for row in await connection.fetch(SELECT_INVOICED, found))
     orders: dict[UUID, SalesOrder] = {}
     customers: dict[UUID, Customer] = {}
@@ -163,6 +160,18 @@ async def lock_orders_for_invoicing(
             currency=row["customer_currency"],
         )
     return OrdersToInvoice(orders, customers, invoiced, locked_elsewhere)
+
+
+async def order_lines(
+    connection: asyncpg.Connection, order_ids: Sequence[UUID]
+) -> dict[UUID, list[OrderLine]]:
+    """The lines of each of ``order_ids`` (visible to the connection), by position."""
+    lines: dict[UUID, list[OrderLine]] = {order_id: [] for order_id in order_ids}
+    if order_ids:
+        # Unpacked in SELECT_LINES's column order: cheaper than seven lookups by name a line.
+        for order_id, *line in await connection.fetch(SELECT_LINES, order_ids):
+            lines[order_id].append(OrderLine(*line))
+    return lines
 
 
 def _tax_breakdown(taxes: Sequence[TaxAmount]) -> str:

@@ -63,11 +63,16 @@ WHERE id = $1 AND organization_id = $2 AND status IN ('pending', 'processing')
 RETURNING *
 """
 
-# The orders of a finished job that got no invoice: failed, cancelled, or never reached.
+# The orders of a finished job that got no invoice (failed, cancelled, or never reached) and
+# still have none.
 UNINVOICED_ORDER_IDS = """
-SELECT order_id FROM batch_job_items
-WHERE job_id = $1 AND status <> 'succeeded'
-ORDER BY position
+SELECT item.order_id
+FROM batch_job_items item
+CROSS JOIN LATERAL (
+    SELECT 1 FROM sales_orders o WHERE o.id = item.order_id AND o.invoice_id IS NULL OFFSET 0
+) AS o
+WHERE item.job_id = $1 AND item.status <> 'succeeded'
+ORDER BY item.position
 """
 
 CANCEL_PENDING_ITEMS = """
@@ -95,8 +100,7 @@ async def create_job(
             INSERT_JOB, organization_id, JOB_TYPE_BULK_INVOICE, len(order_ids), payload, created_by, retry_of
         )
     except asyncpg.UniqueViolationError:
-        message = "The job was already retried; follow the retry job instead."
-        raise Conflict(message, code="already_retried") from None
+        raise _already_retried() from None
     job = BatchJob.from_row(row)
     await connection.execute(INSERT_ITEMS, job.id, list(order_ids), organization_id)
     detail: dict[str, Any] = {"total_items": len(order_ids)}
@@ -106,6 +110,17 @@ async def create_job(
         await audit(connection, organization_id, retry_of, created_by, "job_retried", retried)
     await audit(connection, organization_id, job.id, created_by, "job_created", detail)
     return job
+
+
+async def refuse_second_retry(connection: asyncpg.Connection, job_id: UUID) -> None:
+    """Conflict ``already_retried`` if ``job_id`` has a retry (the unique index on retry_of
+    decides between two that commit at once)."""
+    if await connection.fetchval("SELECT 1 FROM batch_job_queue WHERE retry_of = $1", job_id):
+        raise _already_retried()
+
+
+def _already_retried() -> Conflict:
+    return Conflict("The job was already retried; follow the retry job instead.", code="already_retried")
 
 
 async def uninvoiced_order_ids(connection: asyncpg.Connection, job: BatchJob) -> list[UUID]:

@@ -188,8 +188,10 @@ async def test_with_redis_down_requests_still_succeed_and_none_answers_500(
             ).status_code
             for request in requests_needing_the_database(organization, order_ids)
         }
+        # Orders no job of the requests above holds.
+        more_ids = [str(order_id) for order_id in await create_orders(database, organization, 2)]
         submitted = await client.post(
-            "/api/batch-jobs", json={"order_ids": order_ids[1:]}, headers=organization.admin.headers
+            "/api/batch-jobs", json={"order_ids": more_ids}, headers=organization.admin.headers
         )
         job_id = submitted.json()["id"]
         job = await client.get(f"/api/batch-jobs/{job_id}", headers=organization.admin.headers)

@@ -34,10 +34,12 @@ async def api_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def error_of(response: httpx.Response) -> tuple[int, str]:
-    """(status, code) of an error answer, once its body is checked to be exactly the error shape."""
+    """(status, code) of an error answer, once its body is checked to be exactly the error shape
+    (``code``, ``message``, and the details only ``orders_in_active_job`` carries)."""
     body = response.json()
     assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message"}, body
+    details = {"count", "jobs"} if body["error"].get("code") == "orders_in_active_job" else set()
+    assert set(body["error"]) == {"code", "message", *details}, body
     assert isinstance(body["error"]["code"], str), body
     assert isinstance(body["error"]["message"], str), body
     assert body["error"]["message"], body
