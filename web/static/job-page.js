@@ -244,7 +244,7 @@ function itemRow(item) {
       el("span", { className: `badge badge--${ITEM_BADGE[item.status] || item.status}`, text: ITEM_STATUS[item.status] || item.status }),
     ]),
     reasonCell(item),
-    el("td", { className: "mono", text: item.invoice_number || "—", dataset: { label: "Invoice" } }),
+    el("td", { dataset: { label: "Invoice" } }, [el("span", { className: "mono", text: item.invoice_number || "—" })]),
   ]);
 }
 
