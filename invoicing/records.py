@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from invoicing.domain.jobs import JobStatus, progress_metrics
 from invoicing.domain.money import minor_unit
+
+#: Who started a job when they are no longer a member of its organization: never their id.
+FORMER_MEMBER = "a former member"
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -49,6 +52,12 @@ class BatchJob:
     enqueue_generation: int
     progress_seq: int
     retry_of: UUID | None
+    #: Read beside the row (``storage.jobs.job_columns``), not stored in it: the starter's name
+    #: (else email; None once they left the organization) and the job that retried this one.
+    created_by_name: str | None
+    retried_as: UUID | None
+
+    DERIVED_FIELDS: ClassVar[tuple[str, ...]] = ("created_by_name", "retried_as")
 
     @classmethod
     def from_row(cls, row: Any) -> BatchJob:
@@ -83,12 +92,14 @@ class BatchJob:
             "started_at": _iso(self.started_at),
             "completed_at": _iso(self.completed_at),
             "created_by": str(self.created_by),
+            "created_by_name": self.created_by_name or FORMER_MEMBER,
             "cancel_requested": self.cancel_requested,
             "progress": metrics.progress,
             "items_per_second": metrics.items_per_second,
             "eta_seconds": metrics.eta_seconds,
             "seq": self.progress_seq,
             "retry_of": None if self.retry_of is None else str(self.retry_of),
+            "retried_as": None if self.retried_as is None else str(self.retried_as),
         }
 
 
@@ -99,6 +110,7 @@ class BatchJobItem:
     order_number: str | None
     status: str
     invoice_id: UUID | None
+    invoice_number: str | None
     error_code: str | None
     error_message: str | None
     processed_at: datetime | None
@@ -117,6 +129,7 @@ class BatchJobItem:
             "order_number": self.order_number,
             "status": self.status,
             "invoice_id": None if self.invoice_id is None else str(self.invoice_id),
+            "invoice_number": self.invoice_number,
             "error": error,
             "processed_at": _iso(self.processed_at),
         }

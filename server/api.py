@@ -157,7 +157,9 @@ async def get_batch_job(request: Request) -> Response:
     job_id = path_uuid(request, "job_id", JOB_NOT_FOUND)
     async with state.database(request).scoped(principal.organization_id) as connection:
         job = await jobs.get_job(connection, principal.organization_id, job_id)
-    etag = f'W/"{job.id}-{job.progress_seq}"'
+    # A retry does not move the original's seq, yet changes its JSON (``retried_as``).
+    retried = "" if job.retried_as is None else "-retried"
+    etag = f'W/"{job.id}-{job.progress_seq}{retried}"'
     if_none_match = request.headers.get("if-none-match", "")
     if etag in if_none_match or if_none_match.strip() == "*":
         return Response(status_code=304, headers={"ETag": etag})

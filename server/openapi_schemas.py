@@ -132,12 +132,18 @@ def job_schemas(max_batch_size: int) -> dict[str, Schema]:
                 "started_at": NULLABLE_INSTANT,
                 "completed_at": NULLABLE_INSTANT,
                 "created_by": UUID,
+                "created_by_name": {
+                    **TEXT,
+                    "description": "Who started it, in words: their name, else their email; "
+                    '"a former member" once they left the organization. Never an id.',
+                },
                 "cancel_requested": BOOLEAN,
                 "progress": {"type": "number", "minimum": 0, "maximum": 1},
                 "items_per_second": {"type": ["number", "null"], "minimum": 0},
                 "eta_seconds": {"type": ["number", "null"], "minimum": 0},
                 "seq": {"type": "integer", "description": "Grows with every change of the job."},
                 "retry_of": {**NULLABLE_UUID, "description": "The finished job this one retries."},
+                "retried_as": {**NULLABLE_UUID, "description": "The job that retried this one, if any."},
             }
         ),
         "BatchJobPage": paged("BatchJob"),
@@ -148,6 +154,7 @@ def job_schemas(max_batch_size: int) -> dict[str, Schema]:
                 "order_number": {"type": ["string", "null"]},
                 "status": enum(ItemStatus),
                 "invoice_id": NULLABLE_UUID,
+                "invoice_number": {"type": ["string", "null"], "description": "The invoice created, if any."},
                 "error": {"oneOf": [{"type": "null"}, closed_object({"code": TEXT, "message": TEXT})]},
                 "processed_at": NULLABLE_INSTANT,
             }

@@ -13,12 +13,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from invoicing import limits, sessions
-from invoicing.errors import Forbidden, InvoicingError, Unauthorized
+from invoicing.errors import Forbidden, InvoicingError, NotFound, Unauthorized
 from invoicing.principal import Principal
-from invoicing.storage import accounts
+from invoicing.storage import accounts, jobs
 from server import state
 from server.addresses import request_address
 from server.auth import SESSION_COOKIE, authenticate, same_origin, session_token
+from server.requests import path_uuid
 
 MAX_FIELD_LENGTH = 320
 #: Pages carry no inline script or style: everything comes from /static, sockets included.
@@ -134,6 +135,22 @@ async def app_page(request: Request) -> Response:
     return render_page(request, f"{page}.html", page=page, **await account_context(request, principal))
 
 
+async def job_page(request: Request) -> Response:
+    """One job: its facts rendered here, then kept live and filled in by /static/job-page.js.
+    Another organization's job and a malformed id get the same 404 page as a missing one."""
+    principal = await principal_or_none(request)
+    if principal is None:
+        return RedirectResponse("/login", status_code=303)
+    context = {"page": "jobs", **await account_context(request, principal)}
+    try:
+        job_id = path_uuid(request, "job_id", NotFound("Batch job not found.", code="job_not_found"))
+        async with state.database(request).scoped(principal.organization_id) as connection:
+            job = await jobs.get_job(connection, principal.organization_id, job_id)
+    except NotFound:
+        return render_page(request, "not_found.html", 404, what="job", **context)
+    return render_page(request, "job.html", job=job.to_json(), **context)
+
+
 async def account_context(request: Request, principal: Principal) -> dict[str, object]:
     """What the page header shows: who, in which organization, and which others they can pick."""
     async with state.database(request).scoped(principal.organization_id) as connection:
@@ -165,5 +182,6 @@ def routes() -> list[Route | Mount]:
         Route("/organization", choose_organization, methods=["POST"]),
         Route("/orders", app_page),
         Route("/jobs", app_page),
+        Route("/jobs/{job_id}", job_page, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(web_dir() / "static")), name="static"),
     ]

@@ -15,10 +15,27 @@ from invoicing.records import BatchJob, BatchJobItem
 
 JOB_NOT_FOUND = "Batch job not found."
 
-INSERT_JOB = """
+
+def job_columns(table: str = "batch_job_queue") -> str:
+    """A job row and what its JSON adds, for a SELECT list or a RETURNING clause: who started
+    it (name, else email; NULL once they are no longer a member of the job's organization, which
+    also holds where row-level security is off) and the job that retried it. Two key lookups
+    per row (memberships and users by primary key, the unique index on ``retry_of``)."""
+    return f"""{table}.*,
+    (SELECT coalesce(nullif(creator.name, ''), creator.email)
+     FROM memberships membership JOIN users creator ON creator.id = membership.user_id
+     WHERE membership.organization_id = {table}.organization_id
+       AND membership.user_id = {table}.created_by) AS created_by_name,
+    (SELECT retry.id FROM batch_job_queue retry
+     WHERE retry.retry_of = {table}.id AND retry.organization_id = {table}.organization_id) AS retried_as"""
+
+
+JOB = job_columns()
+
+INSERT_JOB = f"""
 INSERT INTO batch_job_queue (organization_id, job_type, total_items, payload, created_by, retry_of)
 VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING *
+RETURNING {JOB}
 """
 
 # One statement for any number of items: the ids travel as one array parameter.
@@ -34,20 +51,21 @@ INSERT INTO audit_log (organization_id, user_id, action, job_id, detail) VALUES 
 
 # The order number is shown only for this organization's orders: a foreign id stays opaque.
 LIST_ITEMS = """
-SELECT item.*, o.number AS order_number
+SELECT item.*, o.number AS order_number, invoice.number AS invoice_number
 FROM batch_job_items item
 LEFT JOIN sales_orders o ON o.id = item.order_id AND o.organization_id = $5
+LEFT JOIN invoices invoice ON invoice.id = item.invoice_id AND invoice.organization_id = $5
 WHERE item.job_id = $1 AND item.position > $2 AND ($4::text IS NULL OR item.status = $4)
 ORDER BY item.position
 LIMIT $3
 """
 
-SELECT_JOB = "SELECT * FROM batch_job_queue WHERE id = $1 AND organization_id = $2"
+SELECT_JOB = f"SELECT {JOB} FROM batch_job_queue WHERE id = $1 AND organization_id = $2"
 
 # A job no worker holds (pending, or handed back after a failure and waiting out its backoff)
 # is cancelled at once; a running one is flagged and its worker stops before the next chunk.
 # The row lock orders this against a worker's claim and chunk transactions.
-REQUEST_CANCEL = """
+REQUEST_CANCEL = f"""
 UPDATE batch_job_queue
 SET cancel_requested = true,
     cancel_requested_at = coalesce(cancel_requested_at, now()),
@@ -60,7 +78,7 @@ SET cancel_requested = true,
     progress_seq = progress_seq + 1,
     updated_at = now()
 WHERE id = $1 AND organization_id = $2 AND status IN ('pending', 'processing')
-RETURNING *
+RETURNING {JOB}
 """
 
 # The orders of a finished job that got no invoice (failed, cancelled, or never reached) and
@@ -165,7 +183,7 @@ async def list_jobs(
         conditions.append(f"(created_at, id) < (${len(values) - 1}::timestamptz, ${len(values)})")
     values.append(limit)
     query = f"""
-        SELECT * FROM batch_job_queue WHERE {" AND ".join(conditions)}
+        SELECT {JOB} FROM batch_job_queue WHERE {" AND ".join(conditions)}
         ORDER BY created_at DESC, id DESC LIMIT ${len(values)}
     """
     return [BatchJob.from_row(row) for row in await connection.fetch(query, *values)]
@@ -174,8 +192,8 @@ async def list_jobs(
 async def list_active_jobs(connection: asyncpg.Connection, organization_id: UUID) -> list[BatchJob]:
     """Pending and processing jobs, oldest first (what a live jobs page shows at the top)."""
     rows = await connection.fetch(
-        """
-        SELECT * FROM batch_job_queue
+        f"""
+        SELECT {JOB} FROM batch_job_queue
         WHERE organization_id = $1 AND status IN ('pending', 'processing')
         ORDER BY created_at, id
         LIMIT 200

@@ -25,9 +25,10 @@ from invoicing.domain.jobs import JobStatus
 from invoicing.domain.retries import JOB_FAILED, RetryPolicy, final_message
 from invoicing.records import BatchJob
 from invoicing.storage import progress
+from invoicing.storage.jobs import JOB
 
 # The row lock makes two claims of the same job serialize; the second finds nothing to update.
-CLAIM_JOB = """
+CLAIM_JOB = f"""
 UPDATE batch_job_queue
 SET status = 'processing',
     lease_owner = $2,
@@ -40,16 +41,16 @@ SET status = 'processing',
 WHERE id = $1
   AND (status = 'pending'
        OR (status = 'processing' AND lease_owner IS NULL AND lease_expires_at <= now()))
-RETURNING *
+RETURNING {JOB}
 """
 
 # The heartbeat, and a worker taking its job up again after the database came back: only the
 # owner, and only while the sweep has not taken the job away.
-RENEW_OWN_LEASE = """
+RENEW_OWN_LEASE = f"""
 UPDATE batch_job_queue
 SET lease_expires_at = now() + make_interval(secs => $3)
 WHERE id = $1 AND lease_owner = $2 AND status = 'processing'
-RETURNING *
+RETURNING {JOB}
 """
 
 # A worker that stops on purpose (shutdown, lost Redis) gives the job back at once, uncounted.
@@ -84,7 +85,7 @@ ORDER BY lease_expires_at
 FOR UPDATE SKIP LOCKED
 """
 
-HAND_BACK_AFTER_FAILURE = """
+HAND_BACK_AFTER_FAILURE = f"""
 UPDATE batch_job_queue
 SET lease_owner = NULL,
     lease_expires_at = now() + make_interval(secs => $2),
@@ -95,10 +96,10 @@ SET lease_owner = NULL,
     progress_seq = progress_seq + 1,
     updated_at = now()
 WHERE id = $1
-RETURNING *
+RETURNING {JOB}
 """
 
-GIVE_UP_JOB = """
+GIVE_UP_JOB = f"""
 WITH abandoned AS (
     UPDATE batch_job_items
     SET status = 'failed', error_code = $2, error_message = $3, processed_at = now()
@@ -122,7 +123,7 @@ SET status = 'failed',
     updated_at = now()
 FROM abandoned_count
 WHERE id = $1
-RETURNING batch_job_queue.*
+RETURNING {JOB}
 """
 
 # Jobs that should be waiting in the queue: pending for a while, or handed back and due. The

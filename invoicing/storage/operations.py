@@ -14,6 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from invoicing.records import BatchJob
+from invoicing.storage.jobs import JOB
 
 #: A pending job older than this has missed several sweeps (they run every minute).
 PENDING_TOO_LONG_SECONDS = 5 * 60
@@ -61,7 +62,7 @@ LIMIT {MAX_ERROR_PATTERNS}
 
 # A processing job whose lease ran out lost its worker; a long-pending one has no worker.
 STUCK_JOBS = f"""
-SELECT *, CASE WHEN status = 'processing' THEN 'lease_expired' ELSE 'waiting_for_worker' END AS reason
+SELECT {JOB}, CASE WHEN status = 'processing' THEN 'lease_expired' ELSE 'waiting_for_worker' END AS reason
 FROM batch_job_queue
 WHERE organization_id = $1
   AND ((status = 'processing' AND lease_expires_at < now())

@@ -10,6 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from invoicing.records import BatchJob
+from invoicing.storage.jobs import JOB
 
 # Renewing the lease also proves we still own the job, and reads the cancel flag, in one trip.
 RENEW_LEASE = """
@@ -55,7 +56,7 @@ WHERE item.ctid = found.row_id
 """
 
 # Counters and, when this chunk was the last one, the final state: one statement, one commit.
-RECORD_PROGRESS = """
+RECORD_PROGRESS = f"""
 UPDATE batch_job_queue
 SET processed_items = processed_items + $2,
     successful_items = successful_items + $3,
@@ -70,10 +71,10 @@ SET processed_items = processed_items + $2,
     progress_seq = progress_seq + 1,
     updated_at = now()
 WHERE id = $1
-RETURNING *
+RETURNING {JOB}
 """
 
-FINISH_CANCELLED = """
+FINISH_CANCELLED = f"""
 WITH cancelled AS (
     UPDATE batch_job_items SET status = 'cancelled', processed_at = now()
     WHERE job_id = $1 AND status = 'pending'
@@ -84,17 +85,17 @@ SET status = 'cancelled', completed_at = now(), lease_owner = NULL, lease_expire
     cancelled_items = cancelled_items + (SELECT count(*) FROM cancelled),
     progress_seq = progress_seq + 1, updated_at = now()
 WHERE id = $1
-RETURNING *
+RETURNING {JOB}
 """
 
 # Reached only if the counters say work remains but no item is pending (never expected);
 # closing the job beats leaving it processing forever.
-FINISH_COMPLETED = """
+FINISH_COMPLETED = f"""
 UPDATE batch_job_queue
 SET status = 'completed', completed_at = now(), lease_owner = NULL, lease_expires_at = NULL,
     progress_seq = progress_seq + 1, updated_at = now()
 WHERE id = $1
-RETURNING *
+RETURNING {JOB}
 """
 
 

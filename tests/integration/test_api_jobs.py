@@ -20,8 +20,9 @@ JOB_FIELDS = {
     "id", "organization_id", "job_type", "status", "total_items", "processed_items",
     "successful_items", "failed_items", "errors", "created_at", "started_at", "completed_at",
     "created_by", "cancel_requested", "progress", "items_per_second", "eta_seconds",
+    "created_by_name", "retry_of", "retried_as",
 }  # fmt: skip
-ITEM_FIELDS = {"order_id", "order_number", "status", "invoice_id", "error"}
+ITEM_FIELDS = {"order_id", "order_number", "status", "invoice_id", "invoice_number", "error"}
 
 
 async def submit(
@@ -78,6 +79,8 @@ async def test_submit_answers_202_with_the_job_and_its_location(
     )
     assert job["errors"] == []
     assert job["created_by"] == str(organization.member.id)
+    assert job["created_by_name"] == "Member"
+    assert job["retried_as"] is None
     assert job["started_at"] is None
     assert job["completed_at"] is None
     assert job["cancel_requested"] is False
@@ -202,16 +205,21 @@ async def test_items_describe_each_order_outcome(
     succeeded, failed = items["items"]
     async with database.connection() as connection:
         numbers = dict(await connection.fetch("SELECT id, number FROM sales_orders"))
-        invoice_id = await connection.fetchval("SELECT id FROM invoices WHERE sales_order_id = $1", valid)
+        invoice = await connection.fetchrow(
+            "SELECT id, number FROM invoices WHERE sales_order_id = $1", valid
+        )
+    invoice_id = invoice["id"]
     assert set(succeeded) >= ITEM_FIELDS
     assert succeeded["order_id"] == str(valid)
     assert succeeded["order_number"] == numbers[valid]
     assert succeeded["status"] == "succeeded"
     assert succeeded["invoice_id"] == str(invoice_id)
+    assert succeeded["invoice_number"] == invoice["number"]
     assert succeeded["error"] is None
     assert failed["order_number"] == numbers[draft]
     assert failed["status"] == "failed"
     assert failed["invoice_id"] is None
+    assert failed["invoice_number"] is None
     assert set(failed["error"]) == {"code", "message"}
     assert failed["error"]["code"] == "order_not_confirmed"
 

@@ -175,3 +175,61 @@ async def test_a_retry_is_in_the_audit_log_of_both_jobs(
     assert retried["user_id"] == organization.member.id
     assert retried["detail"] == {"retry_job_id": retry["id"], "total_items": retry["total_items"]}
     assert entries[("job_created", retry["id"])]["detail"]["retry_of"] == job["id"]
+
+
+async def test_a_retried_job_names_its_retry_in_every_read_and_the_retry_names_it(
+    client: httpx.AsyncClient, settings: Settings, database: Database, organization: Organization
+) -> None:
+    orders = await create_mixed_orders(database, organization, valid=1)
+    job = await finished_job(client, settings, organization, orders.all_ids)
+    assert job["retried_as"] is None
+
+    retry = (await ask_retry(client, organization.member, job["id"])).json()
+
+    headers = organization.admin.headers
+    original = (await client.get(f"/api/batch-jobs/{job['id']}", headers=headers)).json()
+    listed = {j["id"]: j for j in (await client.get("/api/batch-jobs", headers=headers)).json()["items"]}
+    assert original["retried_as"] == listed[job["id"]]["retried_as"] == retry["id"]
+    assert (retry["retry_of"], retry["retried_as"]) == (job["id"], None)
+    assert listed[retry["id"]]["retry_of"] == job["id"]
+    active = (await client.get("/api/batch-jobs?status=pending", headers=headers)).json()["items"]
+    assert [(j["id"], j["created_by_name"]) for j in active] == [(retry["id"], "Member")]
+
+
+async def test_the_starter_is_named_by_name_else_email_and_never_by_id_once_gone(
+    client: httpx.AsyncClient, settings: Settings, database: Database, organization: Organization
+) -> None:
+    job = await finished_job(client, settings, organization, await create_orders(database, organization, 1))
+    assert job["created_by_name"] == "Member"
+
+    async with database.system() as connection:
+        await connection.execute("UPDATE users SET name = '' WHERE id = $1", organization.member.id)
+    path = f"/api/batch-jobs/{job['id']}"
+    assert (await client.get(path, headers=organization.admin.headers)).json()["created_by_name"] == (
+        organization.member.email
+    )
+
+    async with database.system() as connection:
+        await connection.execute(
+            "DELETE FROM memberships WHERE organization_id = $1 AND user_id = $2",
+            organization.id,
+            organization.member.id,
+        )
+    gone = (await client.get(path, headers=organization.admin.headers)).json()
+    assert gone["created_by_name"] == "a former member"
+    assert gone["created_by"] == str(organization.member.id)
+
+
+async def test_a_poller_holding_the_etag_of_the_original_hears_that_it_was_retried(
+    client: httpx.AsyncClient, settings: Settings, database: Database, organization: Organization
+) -> None:
+    orders = await create_mixed_orders(database, organization, valid=1)
+    job = await finished_job(client, settings, organization, orders.all_ids)
+    path = f"/api/batch-jobs/{job['id']}"
+    etag = (await client.get(path, headers=organization.member.headers)).headers["ETag"]
+
+    retry = (await ask_retry(client, organization.member, job["id"])).json()
+
+    response = await client.get(path, headers={**organization.member.headers, "If-None-Match": etag})
+    assert response.status_code == 200
+    assert response.json()["retried_as"] == retry["id"]

@@ -36,6 +36,7 @@ async def test_a_watcher_gets_a_snapshot_then_ordered_progress_then_finished(
     assert events[-1]["type"] == "finished"
     assert events[-1]["job"]["status"] == "completed"
     assert events[-1]["job"]["successful_items"] == 200
+    assert snapshot["job"]["created_by_name"] == events[-1]["job"]["created_by_name"] == "Admin"
     sequence = [snapshot["job"]["seq"], *(event["seq"] for event in events)]
     assert sequence == sorted(set(sequence)), "seq strictly grows: nothing reordered or repeated"
     assert all(event["type"] == "progress" for event in events[:-1])
@@ -69,6 +70,7 @@ async def test_cancel_over_the_socket_ends_a_pending_job(settings: Settings, dat
     assert messages[-1]["type"] == "finished"
     assert messages[-1]["job"]["status"] == "cancelled"
     assert messages[-1]["job"]["cancelled_items"] == 10
+    assert messages[-1]["job"]["created_by_name"] == "Admin"
 
 
 async def test_malformed_messages_get_an_error_and_the_socket_stays_usable(
@@ -177,4 +179,4 @@ async def test_the_organization_socket_sees_every_job_of_the_organization_only(
                 assert event["job_id"] in {first["id"], second["id"]}
                 if event["type"] == "finished":
                     finished.add(event["job_id"])
-    assert [job["id"] for job in snapshot["jobs"]] == [first["id"]]
+    assert [(job["id"], job["created_by_name"]) for job in snapshot["jobs"]] == [(first["id"], "Admin")]

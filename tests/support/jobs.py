@@ -15,6 +15,7 @@ from invoicing.queue import JobQueue, connect_redis
 from invoicing.records import BatchJob
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
+from invoicing.storage.jobs import JOB
 from tests.support.factories import Organization, create_orders, create_organization
 from tests.support.waiting import eventually
 from tests.support.workers import WorkerProcess
@@ -41,7 +42,7 @@ async def submit(
 
 async def current(database: Database, job_id: UUID) -> BatchJob:
     async with database.connection() as connection:
-        row = await connection.fetchrow("SELECT * FROM batch_job_queue WHERE id = $1", job_id)
+        row = await connection.fetchrow(f"SELECT {JOB} FROM batch_job_queue WHERE id = $1", job_id)
     return BatchJob.from_row(row)
 
 

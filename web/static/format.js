@@ -63,19 +63,27 @@ export function eta(seconds) {
   return minutes ? `about ${hours} h ${minutes} min` : `about ${hours} h`;
 }
 
-/** An elapsed time: "0.8 s", "42 s", "3 min 5 s", "1 h 2 min". */
+/** An elapsed time: "under 0.1 s", "0.8 s", "42 s", "3 min 5 s", "1 h 2 min". */
 export function duration(seconds) {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return "—";
-  if (seconds < 10) return `${seconds.toFixed(1)} s`;
-  if (seconds < 60) return `${Math.round(seconds)} s`;
-  if (seconds < 3600) {
-    const minutes = Math.floor(seconds / 60);
-    const rest = Math.round(seconds % 60);
-    return rest ? `${minutes} min ${rest} s` : `${minutes} min`;
+  if (seconds < 0.05) return "under 0.1 s";
+  if (seconds < 9.95) return `${seconds.toFixed(1)} s`;
+  // Rounded once, then split: 59.6 s is "1 min", never "60 s" or "0 min 60 s".
+  const whole = Math.round(seconds);
+  if (whole < 60) return `${whole} s`;
+  if (whole < 3600) {
+    const rest = whole % 60;
+    return rest ? `${Math.floor(whole / 60)} min ${rest} s` : `${Math.floor(whole / 60)} min`;
   }
-  const hours = Math.floor(seconds / 3600);
-  const minutes = Math.round((seconds % 3600) / 60);
-  return minutes ? `${hours} h ${minutes} min` : `${hours} h`;
+  const minutes = Math.round(seconds / 60);
+  const hours = Math.floor(minutes / 60);
+  return minutes % 60 ? `${hours} h ${minutes % 60} min` : `${hours} h`;
+}
+
+/** Seconds between two ISO instants, or null when either is missing. */
+export function secondsBetween(from, to) {
+  if (!from || !to) return null;
+  return (new Date(to).getTime() - new Date(from).getTime()) / 1000;
 }
 
 export function percentOf(done, total) {

@@ -4,13 +4,12 @@
 import { ApiError, getJSON, request, withQuery } from "./api.js";
 import { CardList, fetchActiveJobs } from "./active-jobs.js";
 import * as fmt from "./format.js";
+import { jobLink } from "./job-link.js";
 import { Poller, ReconnectingSocket } from "./live.js";
 import { FINISHED_STATUSES, ProgressCard, retryJob, statusText } from "./progress-card.js";
 import { el, errorMessage, setText } from "./ui.js";
 
 const HISTORY_PAGE = 20;
-// A finished card stays this long on "Active jobs" before it leaves for the history.
-const FINISHED_CARD_MS = 8000;
 
 const $ = (selector) => document.querySelector(selector);
 const view = {
@@ -33,35 +32,39 @@ let transport = "websocket";
 
 const history = { cursors: [null], nextCursor: null, loading: false, jobs: new Map() };
 
-function seconds(from, to) {
-  if (!from || !to) return null;
-  return (new Date(to).getTime() - new Date(from).getTime()) / 1000;
-}
-
 function startedBy(job) {
   if (currentUserId && job.created_by === currentUserId) return el("span", { text: "you" });
-  const id = String(job.created_by || "");
-  return el("span", { className: "mono", text: id.slice(0, 8), attrs: { title: id } });
+  return el("span", { text: job.created_by_name || "—" });
+}
+
+/** The creation time, linking to the job's page, and the retry chain under it. */
+function createdCell(job) {
+  const chain = [];
+  if (job.retry_of) chain.push(el("span", { className: "job-chain" }, [document.createTextNode("Retry of "), jobLink(job.retry_of)]));
+  return el("td", { dataset: { label: "Created" } }, [jobLink(job.id, fmt.dateTime(job.created_at)), ...chain]);
 }
 
 function historyRow(job) {
   const badgeKind = job.cancel_requested && !FINISHED_STATUSES.has(job.status) ? "cancelling" : job.status;
   const running = !FINISHED_STATUSES.has(job.status);
-  const took = running ? (job.started_at ? "running" : "—") : fmt.duration(seconds(job.started_at, job.completed_at));
+  const took = running ? (job.started_at ? "running" : "—") : fmt.duration(fmt.secondsBetween(job.started_at, job.completed_at));
   return el("tr", { dataset: { jobId: job.id, status: job.status } }, [
     el("td", { dataset: { label: "Status" } }, [el("span", { className: `badge badge--${badgeKind}`, text: statusText(job) })]),
     el("td", { className: "num", text: fmt.count(job.total_items), dataset: { label: "Orders" } }),
     el("td", { className: "num", text: fmt.count(job.successful_items), dataset: { label: "Succeeded" } }),
     el("td", { className: `num${job.failed_items ? " is-bad" : ""}`, text: fmt.count(job.failed_items), dataset: { label: "Failed" } }),
     el("td", { text: took, dataset: { label: "Duration" } }),
-    el("td", { text: fmt.dateTime(job.created_at), dataset: { label: "Created" } }),
+    createdCell(job),
     el("td", { dataset: { label: "Started by" } }, [startedBy(job)]),
     el("td", { className: "num" }, [retryButton(job)]),
   ]);
 }
 
-/** Finished jobs with orders left without an invoice can be retried from the history. */
+/** Finished jobs with orders left without an invoice can be retried from the history, once. */
 function retryButton(job) {
+  if (job.retried_as) {
+    return el("span", { className: "job-chain" }, [document.createTextNode("Retried as "), jobLink(job.retried_as)]);
+  }
   const uninvoiced = job.total_items - job.successful_items;
   if (!FINISHED_STATUSES.has(job.status) || uninvoiced <= 0) return null;
   const button = el("button", {
@@ -72,9 +75,15 @@ function retryButton(job) {
   button.addEventListener("click", async () => {
     button.disabled = true;
     const outcome = await retryJob(job.id);
-    if (outcome.job) upsert(outcome.job);
+    if (outcome.job) {
+      upsert(outcome.job);
+      updateHistoryRow({ ...job, retried_as: outcome.job.id });
+      const link = view.historyBody.querySelector(`tr[data-job-id="${CSS.escape(job.id)}"] [data-job-link="${CSS.escape(outcome.job.id)}"]`);
+      if (link) link.focus();
+      return;
+    }
+    if (outcome.done) refreshHistorySoon();
     button.disabled = outcome.done;
-    button.hidden = outcome.done;
   });
   return button;
 }
@@ -135,18 +144,11 @@ view.prev.addEventListener("click", () => {
 
 // ---- active jobs ------------------------------------------------------------------------
 
+// A finished card stays until it is dismissed (someone may be reading it); it links to the
+// job's page, and the history has the job too.
 const cards = new CardList(view.cards, { emptyNote: view.activeEmpty });
-// Jobs whose card has come and gone: a late message must not bring the card back.
+// Jobs whose card was dismissed: a late message must not bring the card back.
 const retired = new Set();
-
-function retire(card) {
-  // The card has shown its final state; it now lives in the history.
-  setTimeout(() => {
-    if (card.element.contains(document.activeElement)) view.historyTitle.focus();
-    retired.add(card.id);
-    cards.remove(card);
-  }, FINISHED_CARD_MS);
-}
 
 function upsert(job, { announceStart = true } = {}) {
   const existing = cards.get(job.id);
@@ -163,10 +165,7 @@ function upsert(job, { announceStart = true } = {}) {
     transportNote: false,
     announceStart,
     onChange: updateHistoryRow,
-    onFinished: (_job, finished) => {
-      refreshHistorySoon();
-      retire(finished);
-    },
+    onFinished: () => refreshHistorySoon(),
     onRetried: (retry) => upsert(retry, { announceStart: true }),
     onDismiss: (dismissed) => {
       retired.add(dismissed.id);

@@ -3,7 +3,9 @@
 
 import { ApiError, getJSON, postJSON, request, withQuery } from "./api.js";
 import * as fmt from "./format.js";
+import { jobLink } from "./job-link.js";
 import { jobPoller, ReconnectingSocket } from "./live.js";
+import { reasonLabel } from "./reasons.js";
 import { announce, el, errorMessage, setText, toast } from "./ui.js";
 
 export const FINISHED_STATUSES = new Set(["completed", "failed", "cancelled"]);
@@ -129,6 +131,8 @@ export class ProgressCard {
     this.dismissButton = el("button", { className: "button", text: "Dismiss", attrs: { type: "button", hidden: true } });
     this.retryButton = el("button", { className: "button button--primary", attrs: { type: "button", hidden: true } });
     this.retried = false;
+    this.pageLink = jobLink(this.job.id, "Job details", { className: "job-card__link" });
+    this.pageLink.setAttribute("aria-describedby", titleId);
     this.cancelButton.addEventListener("click", () => this.cancel());
     this.retryButton.addEventListener("click", () => this.retry());
     this.dismissButton.addEventListener("click", () => this.dismiss());
@@ -143,7 +147,7 @@ export class ProgressCard {
       this.summaryEl,
       this.noteEl,
       this.failuresEl,
-      el("div", { className: "job-card__actions" }, [this.cancelButton, this.retryButton, this.dismissButton]),
+      el("div", { className: "job-card__actions" }, [this.pageLink, this.cancelButton, this.retryButton, this.dismissButton]),
     ]);
   }
 
@@ -209,6 +213,7 @@ export class ProgressCard {
     this.cancelButton.hidden = this.finished;
     this.dismissButton.hidden = !this.finished && !this.gone;
     const uninvoiced = this.uninvoiced();
+    this.retried = this.retried || Boolean(job.retried_as);
     this.retryButton.hidden = !this.finished || this.gone || this.retried || uninvoiced === 0;
     setText(this.retryButton, `Retry ${fmt.plural(uninvoiced, "order", "orders")}`);
     if (this.finished) this.noteEl.hidden = true;
@@ -306,7 +311,7 @@ export class ProgressCard {
 
   failureRow(item) {
     const number = item.order_number || `Order ${String(item.order_id).slice(0, 8)}`;
-    const reason = item.error ? item.error.message || item.error.code : "Unknown reason";
+    const reason = item.error ? [reasonLabel(item.error.code), item.error.message].filter(Boolean).join(": ") : "Unknown reason";
     return el("li", { className: "failures__item", dataset: { orderId: item.order_id } }, [
       el("span", { className: "failures__number", text: number }),
       el("span", { className: "failures__reason", text: reason }),
@@ -333,6 +338,13 @@ export class ProgressCard {
       }
       this.render();
     }
+    // The Cancel button is now hidden or disabled: keep focus in the card, on its heading.
+    this.focusTitle();
+  }
+
+  focusTitle() {
+    this.titleEl.setAttribute("tabindex", "-1");
+    this.titleEl.focus();
   }
 
   /** Orders of a finished job without an invoice: failed, cancelled or never reached. */
@@ -345,6 +357,7 @@ export class ProgressCard {
     this.retryButton.disabled = true;
     const outcome = await retryJob(this.id);
     this.retried = outcome.done;
+    if (outcome.job) this.job.retried_as = outcome.job.id;
     this.retryButton.disabled = false;
     this.render();
     if (outcome.job && this.options.onRetried) this.options.onRetried(outcome.job, this);
