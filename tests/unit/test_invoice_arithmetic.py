@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal, localcontext
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from invoicing.domain.invoice_rules import build_invoice_draft
+from invoicing.domain.invoice_rules import build_invoice_draft, order_total
 from invoicing.domain.models import Customer, InvoiceDraft, SalesOrder
 from invoicing.domain.money import minor_unit
 from tests.unit.invoice_factories import ISSUE_DATE, lines_of, make_customer, make_line, make_order
@@ -130,3 +132,30 @@ def test_valid_orders_never_produce_negative_amounts(case: tuple[SalesOrder, Cus
     amounts += [amount for tax in draft.taxes for amount in (tax.base, tax.tax)]
 
     assert all(amount >= 0 and not amount.is_signed() for amount in amounts)
+
+
+# --- the total a person sees before there is an invoice ---------------------------------------
+
+
+@properties
+@given(case=invoiceable(), shuffled=st.randoms(use_true_random=False))
+def test_the_order_total_shown_before_invoicing_is_the_invoice_total(
+    case: tuple[SalesOrder, Customer], shuffled: Any
+) -> None:
+    order, customer = case
+    # Lines may come in any order; both sort them by position.
+    lines = list(order.lines)
+    shuffled.shuffle(lines)
+
+    assert order_total(replace(order, lines=tuple(lines))) == draft_of((order, customer)).total
+
+
+@properties
+@given(case=invoiceable())
+def test_an_order_whose_lines_cannot_be_invoiced_has_no_total(case: tuple[SalesOrder, Customer]) -> None:
+    order, _ = case
+    broken = replace(order.lines[0], quantity=Decimal(0))
+
+    assert order_total(replace(order, lines=(broken, *order.lines[1:]))) is None
+    assert order_total(replace(order, lines=())) is None
+    assert order_total(replace(order, currency="XYZ1")) is None
