@@ -5,7 +5,8 @@ organizations of ``--orders`` seeded orders each; ``--invoiced`` of the first or
 orders get an invoice in one bulk write just before the clock starts (no ANALYZE after it, so
 the planner's statistics are stale, as right after a month-end run). Then the second
 organization submits every order it has and the first ``--own-job`` of its own, and while
-both jobs run, ``--readers`` clients of the first organization read, in turn:
+both jobs run, ``--readers`` clients of the first organization read the page and the count in
+turn, and ``--totals-readers`` more (clerks who chose "select all") read the totals:
 
 - ``page``: ``GET /api/sales-orders?status=confirmed&invoiced=false&limit=50`` at a random
   place in the list (a cursor made from a random order's number), the page the list shows;
@@ -69,6 +70,7 @@ class Options:
     own_job: int = 20_000
     readers: int = 4
     reads: int = 600
+    totals_readers: int = 1
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,8 @@ async def _running(client: httpx.AsyncClient, token: str, job_id: str) -> bool:
 
 
 class _Jobs:
-    """Whether both jobs still run, refreshed in the background."""
+    """Whether both jobs still run (and the page and count readers have reads left), refreshed
+    in the background."""
 
     def __init__(self) -> None:
         self.running = True
@@ -167,7 +170,8 @@ async def _reader(
     rng = random.Random(seed_value)
     turn = seed_value
     while jobs.running and budget[0] > 0:
-        budget[0] -= 1
+        if kinds != ["totals"]:
+            budget[0] -= 1
         kind = kinds[turn % len(kinds)]
         turn += 1
         elapsed, answer = await _read(client, token, kind, keys, rng)
@@ -204,7 +208,7 @@ async def run_benchmark(settings: Settings, options: Options) -> Report:
         limits = httpx.Limits(max_connections=options.readers + 4)
         async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
             probe = await client.get("/api/sales-orders/totals", headers={"Authorization": f"Bearer {own}"})
-            kinds = [kind for kind in KINDS if kind != "totals" or probe.status_code != 404]
+            totals_readers = options.totals_readers if probe.status_code != 404 else 0
             count = await client.get(
                 f"/api/sales-orders?{UNINVOICED}&limit=1&include_total=true",
                 headers={"Authorization": f"Bearer {own}"},
@@ -227,13 +231,22 @@ async def run_benchmark(settings: Settings, options: Options) -> Report:
             _say(f"jobs submitted; {options.readers} readers read while both run")
             jobs = _Jobs()
             watcher = asyncio.create_task(jobs.watch(client, [(other, other_job), (own, own_job)]))
-            found: dict[str, list[tuple[float, str]]] = {kind: [] for kind in kinds}
+            found: dict[str, list[tuple[float, str]]] = {
+                kind: [] for kind in KINDS[: 3 if totals_readers else 2]
+            }
             budget = [options.reads]
-            await asyncio.gather(
-                *(_reader(client, own, keys, jobs, kinds, budget, found, n) for n in range(options.readers))
-            )
+            readers = [
+                _reader(client, own, keys, jobs, ["page", "count"], budget, found, n)
+                for n in range(options.readers)
+            ]
+            totals = [
+                asyncio.create_task(_reader(client, own, keys, jobs, ["totals"], budget, found, n))
+                for n in range(totals_readers)
+            ]
+            await asyncio.gather(*readers)
             still_running = jobs.running
-            jobs.running = False
+            jobs.running = False  # the totals readers stop after their current read
+            await asyncio.gather(*totals)
             await watcher
     return Report(
         options, matching, {kind: _latency(samples) for kind, samples in found.items()}, still_running
@@ -246,7 +259,8 @@ def render(report: Report) -> str:
         f"{options.orders:,} orders per organization, {options.invoiced:,} of the first invoiced in bulk "
         f"({report.matching if report.matching is not None else '?'} matching the list), "
         f"a {options.orders:,}-order job of the other organization and a {options.own_job:,}-order job "
-        f"of its own running; {options.readers} readers",
+        f"of its own running; {options.readers} readers of pages and counts, "
+        f"{options.totals_readers} of totals",
         "",
         "| read | reads | p50 ms | p95 ms | p99 ms | max ms | answers |",
         "|---|---:|---:|---:|---:|---:|---|",

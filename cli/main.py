@@ -78,7 +78,8 @@ def _add_bench_orders(commands: argparse._SubParsersAction[argparse.ArgumentPars
     add("--invoiced", type=int, default=50_000, help="orders of the first organization invoiced in bulk")
     add("--own-job", type=int, default=20_000, help="orders in the first organization's running job")
     add("--readers", type=int, default=4, help="clients reading the list at once")
-    add("--reads", type=int, default=600, help="reads in all (page, count and totals in turn)")
+    add("--reads", type=int, default=600, help="page and count reads in all, in turn")
+    add("--totals-readers", type=int, default=1, help="clients reading the per-currency totals meanwhile")
     add("--json", action="store_true", help="print one JSON document")
 
 
