@@ -140,8 +140,13 @@ async function runSweep() {
   }
 }
 
-view.auditNext.addEventListener("click", () => loadAudit(auditCursor));
-view.auditFirst.addEventListener("click", () => loadAudit(null));
+// A new page of entries: read on from the log's heading (the clicked button may be disabled now).
+const turnAuditPage = async (cursor) => {
+  await loadAudit(cursor);
+  $("#audit-title").focus();
+};
+view.auditNext.addEventListener("click", () => turnAuditPage(auditCursor));
+view.auditFirst.addEventListener("click", () => turnAuditPage(null));
 view.sweep.addEventListener("click", runSweep);
 loadStats();
 loadAudit(null);
