@@ -19,7 +19,13 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from invoicing.embedded import EmbeddedPostgres, EmbeddedRedis, port_answers
+from invoicing.embedded import (
+    EmbeddedPostgres,
+    EmbeddedRedis,
+    port_answers,
+    record_services,
+    recorded_services,
+)
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from invoicing.storage.migrations import migrate
@@ -100,6 +106,17 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def with_running_dev_services(settings: Settings) -> Settings:
+    """Settings with no service URLs get those of an `invoicing dev` running on the same data
+    folder (when they answer), so `create-token`, `seed` or `migrate` work beside it as is."""
+    if settings.database_url is not None or settings.redis_url is not None:
+        return settings
+    found = recorded_services(settings.data_dir)
+    if found is None:
+        return settings
+    return settings.with_overrides(database_url=found[0], redis_url=found[1])
+
+
 def run_dev(settings: Settings, *, host: str, port: int, workers: int) -> int:
     # SIGTERM (a terminal closing, `timeout`, a process manager) cleans up like Ctrl-C does,
     # so no server, worker or database is left behind.
@@ -128,6 +145,8 @@ def run_dev(settings: Settings, *, host: str, port: int, workers: int) -> int:
             stack.callback(redis.stop)
             redis_url = redis.url
         demo = asyncio.run(_prepare_database(database_url, data_dir))
+        services_file = record_services(data_dir, database_url, redis_url)
+        stack.callback(lambda: services_file.unlink(missing_ok=True))
         env = {
             **os.environ,
             "DATABASE_URL": database_url,

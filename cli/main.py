@@ -126,11 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from cli import commands
+    from cli.dev import run_dev, with_running_dev_services
 
     if args.command == "dev":
-        from cli.dev import run_dev
-
         return run_dev(settings, host=args.host, port=args.port, workers=args.workers)
+    settings = with_running_dev_services(settings)
     if args.command == "server":
         return commands.serve(settings, host=args.host, port=args.port, processes=max(1, args.processes))
     if args.command == "worker":

@@ -6,6 +6,7 @@ neither server running. Both keep their files under one data folder.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from invoicing.errors import ServiceUnavailable
 
@@ -30,6 +32,50 @@ def port_answers(host: str, port: int, timeout: float = 0.3) -> bool:
             return True
     except OSError:
         return False
+
+
+#: Where a running `invoicing dev` says which services it runs on (removed when it stops).
+SERVICES_FILE = "services.json"
+DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "redis": 6379, "rediss": 6379}
+
+
+def url_answers(url: str, timeout: float = 0.3) -> bool:
+    """Whether something accepts connections where ``url`` points (TCP or a Unix socket)."""
+    parts = urlsplit(url)
+    socket_dir = parse_qs(parts.query).get("host", [""])[0]
+    if parts.scheme == "unix":
+        path = parts.path
+    elif socket_dir.startswith("/"):  # libpq's socket directory, as pgserver's URLs have it
+        path = f"{socket_dir}/.s.PGSQL.{parts.port or 5432}"
+    else:
+        return port_answers(
+            parts.hostname or "127.0.0.1", parts.port or DEFAULT_PORTS.get(parts.scheme, 0), timeout
+        )
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(timeout)
+            probe.connect(path)
+            return True
+    except OSError:
+        return False
+
+
+def record_services(data_dir: Path, database_url: str, redis_url: str) -> Path:
+    """Tell other commands run on this data folder which services `dev` runs on."""
+    path = data_dir / SERVICES_FILE
+    path.write_text(json.dumps({"database_url": database_url, "redis_url": redis_url}))
+    path.chmod(0o600)
+    return path
+
+
+def recorded_services(data_dir: Path) -> tuple[str, str] | None:
+    """The database and Redis URLs of a running `dev` on this data folder, if both answer."""
+    try:
+        found = json.loads((data_dir / SERVICES_FILE).read_text())
+        urls = (str(found["database_url"]), str(found["redis_url"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return urls if all(url_answers(url) for url in urls) else None
 
 
 def redis_server_binary() -> str:

@@ -122,8 +122,18 @@ def _log_database_failure(connection: HTTPConnection, exc: BaseException) -> Non
     logger.warning("the database could not serve %s %s: %r", method, connection.url.path, exc)
 
 
+def _wants_page(request: Request) -> bool:
+    """A browser asking for a page (not the API, a file or a socket): it gets one, not JSON."""
+    api = request.url.path.startswith(("/api/", "/static/", "/ws/"))
+    return request.method == "GET" and not api and "text/html" in request.headers.get("accept", "")
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and _wants_page(request):
+        from server.pages import render_page  # the pages import this module
+
+        return render_page(request, "page_not_found.html", 404)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     message = {404: "No such endpoint.", 405: "Method not allowed on this endpoint."}.get(
         exc.status_code, str(exc.detail)

@@ -262,6 +262,8 @@ def admin_schemas() -> dict[str, Schema]:
                         "cancelled": COUNT,
                         "items_succeeded": COUNT,
                         "items_failed": COUNT,
+                        "orders_processed": COUNT,
+                        "orders_invoiced": COUNT,
                         "success_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
                     }
                 ),

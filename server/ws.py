@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from invoicing import batches
 from invoicing.errors import BadRequest, Forbidden, InvoicingError, NotFound, ServiceUnavailable, Unauthorized
@@ -167,7 +167,7 @@ async def _serve(websocket: WebSocket, principal: Principal, job_id: UUID | None
         # Subscribed before the snapshot is read: nothing committed after it can be missed.
         try:
             if await watcher.snapshot():
-                await websocket.close(code=1000)
+                await close_normally(websocket)
                 return
         except (NotFound, ServiceUnavailable) as error:
             await _close_with(watcher, error)
@@ -187,7 +187,16 @@ async def _serve(websocket: WebSocket, principal: Principal, job_id: UUID | None
         if unavailable:
             await _close_with(watcher, unavailable[0])
         elif any(error is None for error in failures):
-            await websocket.close(code=1000)
+            await close_normally(websocket)
+
+
+async def close_normally(websocket: WebSocket) -> None:
+    """Close with 1000 unless either side already closed: a client that hung up first (after
+    ``finished``, or leaving the page) is a normal end, not an error to send into or log."""
+    if WebSocketState.DISCONNECTED in (websocket.client_state, websocket.application_state):
+        return
+    with contextlib.suppress(WebSocketDisconnect):
+        await websocket.close(code=1000)
 
 
 async def _close_with(watcher: JobWatcher, error: InvoicingError) -> None:

@@ -46,17 +46,43 @@ INVOICES_LAST_HOUR = """
 SELECT count(*) FROM invoices WHERE organization_id = $1 AND created_at > now() - interval '1 hour'
 """
 
-# Failed items of recent jobs by reason, the most frequent first, with the latest message.
+# The orders recent jobs worked on (cancelled and never-reached items excluded), and how many
+# of them have their invoice now: made by one of those jobs, by a later one, or before (an
+# order that failed as `already_invoiced` is invoiced all the same). An order that a job and
+# its retry both processed counts once.
+RECENT_ORDERS = f"""
+WITH processed AS (
+    SELECT DISTINCT item.order_id
+    FROM batch_job_queue job
+    JOIN batch_job_items item ON item.job_id = job.id AND item.status IN ('succeeded', 'failed')
+    WHERE job.organization_id = $1 AND job.created_at > now() - interval '{WINDOW}'
+)
+SELECT count(*) AS orders_processed,
+       count(*) FILTER (WHERE EXISTS (
+           SELECT 1 FROM invoices invoice
+           WHERE invoice.organization_id = $1 AND invoice.sales_order_id = processed.order_id
+       )) AS orders_invoiced
+FROM processed
+"""
+
+# Failed orders of recent jobs by reason, the most frequent first, with the latest message.
+# An order counts once, under the reason of its latest failure: one that failed in a job and
+# again in its retry is one order, filed under why it failed last.
 ERROR_PATTERNS = f"""
-SELECT item.error_code AS code,
+WITH latest_failure AS (
+    SELECT DISTINCT ON (item.order_id) item.error_code, item.error_message, item.processed_at
+    FROM batch_job_queue job
+    JOIN batch_job_items item ON item.job_id = job.id AND item.status = 'failed'
+    WHERE job.organization_id = $1 AND job.created_at > now() - interval '{WINDOW}'
+    ORDER BY item.order_id, item.processed_at DESC NULLS LAST, job.created_at DESC
+)
+SELECT error_code AS code,
        count(*) AS count,
-       max(item.processed_at) AS last_seen,
-       (array_agg(item.error_message ORDER BY item.processed_at DESC))[1] AS example
-FROM batch_job_queue job
-JOIN batch_job_items item ON item.job_id = job.id AND item.status = 'failed'
-WHERE job.organization_id = $1 AND job.created_at > now() - interval '{WINDOW}'
-GROUP BY item.error_code
-ORDER BY count(*) DESC, item.error_code
+       max(processed_at) AS last_seen,
+       (array_agg(error_message ORDER BY processed_at DESC NULLS LAST))[1] AS example
+FROM latest_failure
+GROUP BY error_code
+ORDER BY count(*) DESC, error_code
 LIMIT {MAX_ERROR_PATTERNS}
 """
 
@@ -83,6 +109,8 @@ LIMIT $3
 
 @dataclass(frozen=True, slots=True)
 class ErrorPattern:
+    """Failed orders of one reason; ``count`` is distinct orders, each under its latest reason."""
+
     code: str
     count: int
     last_seen: datetime | None
@@ -118,10 +146,14 @@ class OperationalStats:
 
     @property
     def success_rate(self) -> float | None:
-        """Succeeded ÷ processed items of the last 24 hours; None when nothing was processed."""
-        succeeded = self.jobs_last_24h["items_succeeded"]
-        processed = succeeded + self.jobs_last_24h["items_failed"]
-        return None if processed == 0 else round(succeeded / processed, 4)
+        """Of the orders the last 24 hours' jobs processed, the share that has its invoice now.
+
+        Counted per order, not per item: a retry does not count an order twice, and an order
+        refused as ``already_invoiced`` has its invoice. None when nothing was processed.
+        """
+        invoiced = self.jobs_last_24h["orders_invoiced"]
+        processed = self.jobs_last_24h["orders_processed"]
+        return None if processed == 0 else round(invoiced / processed, 4)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -161,13 +193,14 @@ class AuditEntry:
 async def operational_stats(connection: asyncpg.Connection, organization_id: UUID) -> OperationalStats:
     active = await connection.fetchrow(ACTIVE_JOBS, organization_id)
     recent = await connection.fetchrow(RECENT_JOBS, organization_id)
+    orders = await connection.fetchrow(RECENT_ORDERS, organization_id)
     patterns = await connection.fetch(ERROR_PATTERNS, organization_id)
     stuck = await connection.fetch(STUCK_JOBS, organization_id, float(PENDING_TOO_LONG_SECONDS))
     return OperationalStats(
         pending_jobs=active["pending"],
         processing_jobs=active["processing"],
         oldest_pending_seconds=active["oldest_pending_seconds"],
-        jobs_last_24h={name: int(value) for name, value in recent.items()},
+        jobs_last_24h={name: int(value) for name, value in [*recent.items(), *orders.items()]},
         invoices_last_hour=await connection.fetchval(INVOICES_LAST_HOUR, organization_id),
         error_patterns=[ErrorPattern(**dict(row)) for row in patterns],
         stuck_jobs=[StuckJob(job=BatchJob.from_row(row), reason=row["reason"]) for row in stuck],

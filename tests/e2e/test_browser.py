@@ -121,5 +121,9 @@ async def test_an_admin_retries_the_failed_orders_and_sees_it_on_the_operations_
         audit = page.locator("[data-audit-body]")
         await expect(audit.locator("tr").first).to_contain_text("Created a job")
         await expect(audit).to_contain_text("Retried a job")
-        await expect(page.locator("[data-patterns-body]")).to_contain_text("missing_billing_info")
+        # In words, and the order that failed in the job and again in its retry counts once.
+        reason = page.locator("[data-code='missing_billing_info']")
+        billing = page.locator("[data-patterns-body] tr", has=reason)
+        await expect(billing).to_contain_text("Customer billing details missing")
+        await expect(billing.locator("td[data-label='Orders']")).to_have_text("1")
         await expect(page.locator("[data-stat='success']")).to_contain_text("%")

@@ -57,6 +57,20 @@ def _invoice_next_orders(client: httpx.Client, count: int) -> dict[str, Any]:
     return result
 
 
+def _invoicing_beside_dev(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """An `invoicing` command run from the folder `dev` runs in, with no service variable set."""
+    unset = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "INVOICING_DATA_DIR"}
+    environment = {k: v for k, v in os.environ.items() if k not in unset} | {"PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        cwd=folder,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @pytest.fixture
 def dev(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, int]]:
     port = free_port()
@@ -111,7 +125,21 @@ def test_dev_runs_the_product_on_embedded_services_and_stops_cleanly(
             time.sleep(0.1)
         assert _invoice_next_orders(client, 20)["processed_items"] == 20
 
+    # Beside it, in the same folder, the database commands work with no variable set.
+    created = _invoicing_beside_dev(folder, "create-token", "--email", admin["email"], "--name", "shell")
+    assert created.returncode == 0, created.stderr
+    with httpx.Client(base_url=url, timeout=10) as client:
+        me = client.get("/api/me", headers={"Authorization": f"Bearer {created.stdout.strip()}"})
+        assert me.json()["user"]["email"] == admin["email"]
+    swept = _invoicing_beside_dev(folder, "process-pending")
+    assert swept.returncode == 0, swept.stderr
+
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) in (0, 130)
     assert not port_answers("127.0.0.1", port)
     assert not (folder / ".data" / "postgres" / "postmaster.pid").exists()
+    # Once it stopped, its services are no longer offered.
+    assert not (folder / ".data" / "services.json").exists()
+    after = _invoicing_beside_dev(folder, "create-token", "--email", admin["email"])
+    assert after.returncode == 2
+    assert "DATABASE_URL is not set" in after.stderr

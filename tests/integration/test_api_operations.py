@@ -50,11 +50,60 @@ async def test_stats_count_jobs_and_group_failures_by_reason(
         "cancelled": 0,
         "items_succeeded": 3,
         "items_failed": failed,
+        "orders_processed": 3 + failed,
+        "orders_invoiced": 3,
         "success_rate": round(3 / (3 + failed), 4),
     }
     assert stats["invoices_last_hour"] == 3
     patterns = {p["code"]: p["count"] for p in stats["error_patterns"]}
     assert patterns == dict(Counter(orders.invalid.values()))
+
+
+async def test_failures_count_orders_once_however_often_they_failed(
+    client: httpx.AsyncClient, settings: Settings, database: Database, organization: Organization
+) -> None:
+    """A retry that fails again, and a batch of orders already invoiced, do not inflate the page.
+
+    Failed orders are counted once, under the reason they failed with last; the success rate
+    is the share of processed orders that have their invoice, so `already_invoiced` counts as
+    done.
+    """
+    orders = await create_mixed_orders(database, organization, valid=3)
+    job = await submit(client, organization.member.headers, orders.all_ids)
+    await drain_queue(settings)
+    retry = await client.post(f"/api/batch-jobs/{job['id']}/retry", headers=organization.member.headers)
+    assert retry.status_code == 202, retry.text
+    await drain_queue(settings)
+    await submit(client, organization.member.headers, orders.valid)
+    await drain_queue(settings)
+
+    stats = await stats_of(client, organization)
+
+    invalid = len(orders.invalid)
+    day = stats["last_24h"]
+    assert (day["items_succeeded"], day["items_failed"]) == (3, invalid + invalid + 3)
+    assert (day["orders_processed"], day["orders_invoiced"]) == (3 + invalid, 3)
+    assert day["success_rate"] == round(3 / (3 + invalid), 4)
+    patterns = {p["code"]: p["count"] for p in stats["error_patterns"]}
+    assert patterns == {**Counter(orders.invalid.values()), "already_invoiced": 3}
+
+
+async def test_an_order_is_filed_under_the_reason_it_failed_with_last(
+    client: httpx.AsyncClient, settings: Settings, database: Database, organization: Organization
+) -> None:
+    (order_id,) = await create_orders(database, organization, 1, status="draft")
+    job = await submit(client, organization.member.headers, [order_id])
+    await drain_queue(settings)
+    async with database.system() as connection:
+        await connection.execute("DELETE FROM sales_order_lines WHERE sales_order_id = $1", order_id)
+        await connection.execute("UPDATE sales_orders SET status = 'confirmed' WHERE id = $1", order_id)
+    await client.post(f"/api/batch-jobs/{job['id']}/retry", headers=organization.member.headers)
+    await drain_queue(settings)
+
+    stats = await stats_of(client, organization)
+
+    (pattern,) = stats["error_patterns"]
+    assert (pattern["code"], pattern["count"]) == ("no_lines", 1)
 
 
 async def test_a_job_whose_worker_stopped_is_reported_stuck(

@@ -6,11 +6,12 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import psutil
 
-from invoicing.embedded import free_port
+from invoicing.embedded import free_port, record_services
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from tests.support.workers import ROOT, environment_of
@@ -64,6 +65,28 @@ def test_a_missing_database_url_says_how_to_run_without_one(settings: Settings) 
     result = invoicing(settings, "worker", DATABASE_URL="")
     assert result.returncode == 2
     assert "DATABASE_URL is not set" in result.stderr
+
+
+def test_services_of_a_dev_that_no_longer_answers_are_not_used(settings: Settings, tmp_path: Path) -> None:
+    """A `services.json` left by a killed `invoicing dev` is ignored: its ports are dead."""
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/invoicing"
+    record_services(tmp_path, dead, f"redis://127.0.0.1:{free_port()}/0")
+
+    result = invoicing(settings, "migrate", DATABASE_URL="", REDIS_URL="", INVOICING_DATA_DIR=str(tmp_path))
+
+    assert result.returncode == 2
+    assert "DATABASE_URL is not set" in result.stderr
+
+
+def test_a_running_devs_services_are_used_when_no_url_is_set(settings: Settings, tmp_path: Path) -> None:
+    assert settings.database_url is not None
+    assert settings.redis_url is not None
+    record_services(tmp_path, settings.database_url, settings.redis_url)
+
+    result = invoicing(settings, "migrate", DATABASE_URL="", REDIS_URL="", INVOICING_DATA_DIR=str(tmp_path))
+
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stdout
 
 
 def test_the_server_runs_as_several_processes_sharing_one_port(settings: Settings) -> None:

@@ -17,6 +17,10 @@ from tests.support.factories import TEST_PASSWORD, Organization, User, create_or
 from tests.support.live_server import LiveServer, live_server
 from tests.support.workers import WorkerProcess
 
+#: The widths every page is checked at: a laptop and a phone.
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
 
 @dataclass
 class Product:

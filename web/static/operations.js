@@ -3,6 +3,7 @@
 
 import { getJSON, postJSON, withQuery } from "./api.js";
 import * as fmt from "./format.js";
+import { reasonLabel } from "./reasons.js";
 import { el, errorMessage, setText, toast } from "./ui.js";
 
 const REFRESH_MS = 10000;
@@ -46,6 +47,7 @@ function renderStats(stats) {
   view.stuckTile.classList.toggle("tile--alert", active.stuck > 0);
   stat("oldest", active.oldest_pending_seconds === null ? "—" : fmt.duration(active.oldest_pending_seconds));
   stat("success", day.success_rate === null ? "—" : `${(day.success_rate * 100).toFixed(1)} %`);
+  stat("success-detail", `${fmt.count(day.orders_invoiced)} of ${fmt.plural(day.orders_processed, "order", "orders")} invoiced`);
   stat("jobs", fmt.count(day.created));
   stat("jobs-detail", `${fmt.count(day.failed)} failed · ${fmt.count(day.cancelled)} cancelled`);
   stat("invoices", fmt.count(stats.invoices_last_hour));
@@ -61,7 +63,7 @@ function renderStats(stats) {
   view.patternsBody.replaceChildren(
     ...stats.error_patterns.map((pattern) =>
       el("tr", {}, [
-        el("td", { className: "mono", text: pattern.code, dataset: { label: "Reason" } }),
+        el("td", { text: reasonLabel(pattern.code), dataset: { label: "Reason", code: pattern.code } }),
         el("td", { className: "num", text: fmt.count(pattern.count), dataset: { label: "Orders" } }),
         el("td", { text: pattern.example || "—", dataset: { label: "Latest example" } }),
         el("td", { text: fmt.dateTime(pattern.last_seen), dataset: { label: "Last seen" } }),
@@ -138,8 +140,13 @@ async function runSweep() {
   }
 }
 
-view.auditNext.addEventListener("click", () => loadAudit(auditCursor));
-view.auditFirst.addEventListener("click", () => loadAudit(null));
+// A new page of entries: read on from the log's heading (the clicked button may be disabled now).
+const turnAuditPage = async (cursor) => {
+  await loadAudit(cursor);
+  $("#audit-title").focus();
+};
+view.auditNext.addEventListener("click", () => turnAuditPage(auditCursor));
+view.auditFirst.addEventListener("click", () => turnAuditPage(null));
 view.sweep.addEventListener("click", runSweep);
 loadStats();
 loadAudit(null);

@@ -71,6 +71,8 @@ async function revoke(item, button) {
     await postJSON(`/api/tokens/${encodeURIComponent(item.id)}/revoke`, {});
     toast(`Token “${item.name}” revoked.`, "success");
     await load();
+    // The button is gone with the re-drawn list: go on from the list's heading.
+    document.getElementById("tokens-title").focus();
   } catch (error) {
     button.disabled = false;
     toast(errorMessage(error), "error");

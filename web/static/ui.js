@@ -22,7 +22,12 @@ export function setText(node, text) {
   if (node && node.textContent !== value) node.textContent = value;
 }
 
-/** A message in the toast region (role=status, polite); kind: "info" | "success" | "error". */
+/**
+ * A message in the toast row (role=status, polite); kind: "info" | "success" | "error".
+ *
+ * One at a time: a new message replaces the one shown, so messages never pile up. The row
+ * sits below the scrolling page, in space of its own (see app.css), so it covers nothing.
+ */
 export function toast(message, kind = "info") {
   const region = document.getElementById("toasts");
   if (!region) return;
@@ -35,20 +40,26 @@ export function toast(message, kind = "info") {
     el("span", { className: "toast__text", text: message }),
     close,
   ]);
-  const remove = () => item.remove();
-  close.addEventListener("click", remove);
-  region.append(item);
-  let timer = setTimeout(remove, kind === "error" ? ERROR_TOAST_MS : TOAST_MS);
-  // Keep it while the pointer or focus is on it, so it can be read.
-  const hold = () => clearTimeout(timer);
-  const release = () => {
+  let timer = null;
+  const remove = () => {
     clearTimeout(timer);
-    timer = setTimeout(remove, TOAST_MS);
+    // Focus on the toast would be lost with it: hand it to the page.
+    const hadFocus = item.contains(document.activeElement);
+    item.remove();
+    if (hadFocus) document.getElementById("main")?.focus();
   };
-  item.addEventListener("mouseenter", hold);
-  item.addEventListener("focusin", hold);
-  item.addEventListener("mouseleave", release);
-  item.addEventListener("focusout", release);
+  const later = (ms) => {
+    clearTimeout(timer);
+    timer = setTimeout(remove, ms);
+  };
+  close.addEventListener("click", remove);
+  // Keep it while the pointer or focus is on it, so it can be read.
+  item.addEventListener("mouseenter", () => clearTimeout(timer));
+  item.addEventListener("focusin", () => clearTimeout(timer));
+  item.addEventListener("mouseleave", () => later(TOAST_MS));
+  item.addEventListener("focusout", () => later(TOAST_MS));
+  region.replaceChildren(item);
+  later(kind === "error" ? ERROR_TOAST_MS : TOAST_MS);
 }
 
 /** A polite screen-reader announcement (not shown). */

@@ -1,0 +1,112 @@
+"""Layout in real Chromium at 1280 and 390 px: toasts cover nothing, tables fit a phone, focus
+goes somewhere sensible after an action."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from invoicing.storage.database import Database
+from tests.support.browser import DESKTOP, PHONE, Product, card, logged_in_page
+from tests.support.factories import create_mixed_orders
+
+pytestmark = pytest.mark.slow
+
+
+# Three messages in a row, as a busy page sends them.
+THREE_TOASTS = """async () => {
+  const { toast } = await import("/static/ui.js");
+  toast("First message");
+  toast("Second message", "error");
+  toast("Third message", "success");
+}"""
+
+# Buttons and links in sight whose middle is covered by something that is not part of them.
+COVERED_CONTROLS = """() => [...document.querySelectorAll("main button, main a, main input")]
+  .filter((node) => node.checkVisibility())
+  .filter((node) => {
+    const box = node.getBoundingClientRect();
+    const x = box.left + box.width / 2, y = box.top + box.height / 2;
+    if (x < 0 || y < 0 || x > innerWidth || y > innerHeight) return false;
+    const top = document.elementFromPoint(x, y);
+    const scroller = document.querySelector(".app__scroll");
+    const clipped = y > scroller.getBoundingClientRect().bottom;  // scrolled out of the page's area
+    return !clipped && !(top === node || node.contains(top) || top?.contains(node));
+  })
+  .map((node) => node.outerHTML.slice(0, 80))"""
+
+
+async def covered_controls(page: Page) -> list[str]:
+    found: list[str] = await page.evaluate(COVERED_CONTROLS)
+    return found
+
+
+async def test_toasts_collapse_into_one_that_covers_no_button(
+    browser: Browser, product: Product, database: Database
+) -> None:
+    await create_mixed_orders(database, product.organization, valid=0)
+    page = await logged_in_page(browser, product)
+    await expect(page.locator("[data-orders-body] tr")).to_have_count(50)
+    await page.locator("[data-select-page]").check()
+    await page.locator("[data-select-banner-action]").click()
+    await page.get_by_role("button", name=re.compile(r"Create \d+ invoices")).click()
+    await expect(card(page)).to_have_attribute("data-status", "completed", timeout=60_000)
+    await expect(card(page).get_by_role("button", name="Retry")).to_be_visible()
+
+    for viewport in (DESKTOP, PHONE):
+        await page.set_viewport_size(viewport)
+        await page.evaluate(THREE_TOASTS)
+        await expect(page.locator("#toasts .toast")).to_have_count(1)
+        await expect(page.locator("#toasts")).to_have_text("Third message×")
+        for position in ("top", "bottom"):
+            await page.locator(".app__scroll").evaluate(
+                f"(node) => node.scrollTo(0, {'0' if position == 'top' else 'node.scrollHeight'})"
+            )
+            assert await covered_controls(page) == [], f"covered at {viewport} scrolled to the {position}"
+
+    await page.get_by_role("button", name="Dismiss notification").click()
+    await expect(page.locator("#toasts .toast")).to_have_count(0)
+    await expect(page.locator("#main")).to_be_focused()
+
+
+async def test_the_tokens_table_fits_a_phone_and_revoking_keeps_focus(
+    browser: Browser, product: Product
+) -> None:
+    page = await logged_in_page(browser, product)
+    await page.set_viewport_size(PHONE)
+    await page.goto("/settings")
+    revoke = page.get_by_role("button", name="Revoke token").first
+    await expect(revoke).to_be_visible()
+
+    box = await revoke.bounding_box()
+    assert box is not None
+    assert box["x"] + box["width"] <= PHONE["width"], "Revoke must be reachable without scrolling sideways"
+    wrap = page.locator(".tokens-table").locator("xpath=..")
+    assert await wrap.evaluate("(node) => node.scrollWidth <= node.clientWidth")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    await revoke.click()
+    await expect(page.get_by_text("Revoked", exact=True)).to_be_visible()
+    await expect(page.get_by_role("heading", name="Your API tokens")).to_be_focused()
+
+
+async def test_the_operations_tables_fit_a_phone(
+    browser: Browser, product: Product, database: Database
+) -> None:
+    mixed = await create_mixed_orders(database, product.organization, valid=1)
+    async with httpx.AsyncClient(
+        base_url=product.server.http, headers=product.organization.admin.headers
+    ) as api:
+        response = await api.post("/api/batch-jobs", json={"order_ids": [str(i) for i in mixed.all_ids]})
+        assert response.status_code == 202, response.text
+    page = await logged_in_page(browser, product)
+    await page.set_viewport_size(PHONE)
+    await page.goto("/operations")
+    await expect(page.locator("[data-audit-body] tr").first).to_be_visible()
+    await expect(page.locator("[data-patterns-body] tr").first).to_be_visible(timeout=30_000)
+    for table in (".patterns-table", ".audit-table"):
+        wrap = page.locator(table).locator("xpath=..")
+        assert await wrap.evaluate("(node) => node.scrollWidth <= node.clientWidth"), table
