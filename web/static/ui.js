@@ -76,3 +76,21 @@ export function announce(message) {
 export function errorMessage(error) {
   return (error && error.message) || "Something went wrong.";
 }
+
+// The page scrolls inside .app__scroll (see app.css), which the browser's scroll keys reach
+// only once something in it has focus. Until then (a fresh page, focus back on the body),
+// they scroll it here, as they would scroll the window.
+const SCROLL_KEYS = new Set(["PageDown", "PageUp", "ArrowDown", "ArrowUp", " ", "Home", "End"]);
+
+document.addEventListener("keydown", (event) => {
+  const scroller = document.querySelector("body.app > .app__scroll");
+  if (!scroller || event.defaultPrevented || !SCROLL_KEYS.has(event.key)) return;
+  if (event.altKey || event.ctrlKey || event.metaKey) return;
+  if (document.activeElement !== document.body && document.activeElement !== null) return;
+  const page = Math.max(scroller.clientHeight - 40, 40);
+  const steps = { PageDown: page, PageUp: -page, ArrowDown: 40, ArrowUp: -40, " ": event.shiftKey ? -page : page };
+  if (event.key === "Home") scroller.scrollTo({ top: 0 });
+  else if (event.key === "End") scroller.scrollTo({ top: scroller.scrollHeight });
+  else scroller.scrollBy({ top: steps[event.key] });
+  event.preventDefault();
+});
