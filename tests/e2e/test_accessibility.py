@@ -94,3 +94,15 @@ async def test_the_not_allowed_and_not_found_pages(browser: Browser, product: Pr
     assert response.status == 404
     await at_both_widths(page)
     await page.context.close()
+
+
+async def test_a_jobs_own_page(browser: Browser, product: Product) -> None:
+    page = await logged_in_page(browser, product)
+    await start_batch_of_all_matching(page, 60)
+    await expect(card(page)).to_have_attribute("data-status", "completed", timeout=60_000)
+    job_id = await card(page).get_attribute("data-job-id")
+    await page.goto(f"/jobs/{job_id}")
+    await expect(page.locator("[data-items-body] tr")).to_have_count(50)
+    await expect(page.locator("[data-items-table]")).not_to_have_attribute("aria-busy", "true")
+    await at_both_widths(page)
+    await page.context.close()
