@@ -86,15 +86,16 @@ async def test_a_finished_jobs_page_shows_every_order_in_words_filters_pages_and
         await page.screenshot(path="/tmp/shots/job-390.png", full_page=True)
         await page.set_viewport_size({"width": 1280, "height": 900})
 
-        await page.get_by_role("button", name=f"Retry {failed} orders").click()
+        await page.get_by_role("button", name="Retry failed orders").click()
         retried_as = page.locator("[data-chain-retried-as] a")
         await expect(retried_as).to_be_focused()
         await expect(page.get_by_role("button", name=re.compile("^Retry"))).to_be_hidden()
         await retried_as.click()
-        await expect(page.get_by_role("heading", level=1)).to_have_text(f"Retrying {failed} orders")
+        # The id that names no order is left out: nothing could invoice it.
+        await expect(page.get_by_role("heading", level=1)).to_have_text(f"Retrying {failed - 1} orders")
         await expect(page.locator("[data-chain-retry-of] a")).to_have_attribute("href", f"/jobs/{job['id']}")
         await expect(fact(page, "status")).to_have_text("Completed", timeout=60_000)
-        await expect(fact(page, "failed_items")).to_have_attribute("data-value", str(failed))
+        await expect(fact(page, "failed_items")).to_have_attribute("data-value", str(failed - 1))
 
         await page.locator("[data-chain-retry-of] a").click()
         await expect(page).to_have_url(f"{product.server.http}/jobs/{job['id']}")

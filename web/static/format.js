@@ -91,3 +91,13 @@ export function percentOf(done, total) {
   // Floor: 100 % only when everything is processed.
   return Math.min(100, Math.floor((done * 100) / total));
 }
+
+/**
+ * What a Retry button says. A retry takes the job's orders that still have no invoice and that
+ * no running job holds, so the count is the server's to say (the new job's card shows it).
+ */
+export function retryLabel(job) {
+  return job.failed_items > 0 && job.cancelled_items === 0 && job.status === "completed"
+    ? "Retry failed orders"
+    : "Retry unfinished orders";
+}

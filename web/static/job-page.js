@@ -125,7 +125,7 @@ function render() {
   view.cancel.disabled = state.busy || Boolean(job.cancel_requested);
   view.retry.hidden = !finished() || Boolean(job.retried_as) || uninvoiced(job) === 0;
   view.retry.disabled = state.busy;
-  setText(view.retry, `Retry ${fmt.plural(uninvoiced(job), "order", "orders")}`);
+  setText(view.retry, fmt.retryLabel(job));
 }
 
 async function refresh() {

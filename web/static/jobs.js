@@ -70,7 +70,7 @@ function retryButton(job) {
   const button = el("button", {
     className: "button button--small",
     text: "Retry",
-    attrs: { type: "button", "aria-label": `Retry ${fmt.plural(uninvoiced, "order", "orders")} of this job` },
+    attrs: { type: "button", "aria-label": `${fmt.retryLabel(job)} of this job` },
   });
   button.addEventListener("click", async () => {
     button.disabled = true;

@@ -215,7 +215,7 @@ export class ProgressCard {
     const uninvoiced = this.uninvoiced();
     this.retried = this.retried || Boolean(job.retried_as);
     this.retryButton.hidden = !this.finished || this.gone || this.retried || uninvoiced === 0;
-    setText(this.retryButton, `Retry ${fmt.plural(uninvoiced, "order", "orders")}`);
+    setText(this.retryButton, fmt.retryLabel(job));
     if (this.finished) this.noteEl.hidden = true;
     this.renderFailures();
   }
