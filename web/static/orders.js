@@ -390,7 +390,12 @@ function bannerAction() {
 
 // ---- batch jobs --------------------------------------------------------------------
 
-const cards = new CardList(document.querySelector("[data-job-cards]"));
+// The cards' section (its heading keeps h1 → h2 → h3 in order) shows while it has cards.
+const cards = new CardList($("[data-job-cards]"), {
+  onChange: (list) => {
+    $("[data-jobs-section]").hidden = list.cards.size === 0;
+  },
+});
 let refreshTimer = null;
 
 function onJobFinished() {
