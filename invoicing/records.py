@@ -171,6 +171,22 @@ class SalesOrderSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerSummary:
+    """A customer as a filter offers it: who, and the currency its orders are in."""
+
+    id: UUID
+    name: str
+    currency: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> CustomerSummary:
+        return cls(id=row["id"], name=row["name"], currency=row["currency"].strip())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": str(self.id), "name": self.name, "currency": self.currency}
+
+
+@dataclass(frozen=True, slots=True)
 class Invoice:
     id: UUID
     organization_id: UUID

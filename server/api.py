@@ -14,11 +14,19 @@ from invoicing.domain.jobs import ItemStatus, JobStatus, parse_batch_request
 from invoicing.domain.order_filters import FILTER_FIELDS, OrderFilter, parse_order_filter
 from invoicing.errors import BadRequest, NotFound
 from invoicing.principal import Principal
-from invoicing.records import BatchJob, BatchJobItem, Invoice, SalesOrderSummary, money_text
-from invoicing.storage import accounts, invoices, jobs, orders
+from invoicing.records import BatchJob, BatchJobItem, CustomerSummary, Invoice, SalesOrderSummary, money_text
+from invoicing.storage import accounts, customers, invoices, jobs, orders
 from server import state
 from server.auth import authenticate
-from server.paging import int_cursor, limit_of, page, text_id_cursor, time_id_cursor, time_text_cursor
+from server.paging import (
+    int_cursor,
+    limit_of,
+    page,
+    text_id_cursor,
+    time_id_cursor,
+    time_text_cursor,
+    uuid_cursor,
+)
 from server.requests import path_uuid, query_choice, query_uuid, read_json, reject_unknown_query
 
 JOB_NOT_FOUND = NotFound("Batch job not found.", code="job_not_found")
@@ -102,6 +110,18 @@ async def sales_order_totals(request: Request) -> Response:
             "without_total": totals.without_total,
         }
     )
+
+
+async def list_customers(request: Request) -> Response:
+    """The organization's customers by name, for the order list's customer filter."""
+    principal = await _principal(request)
+    reject_unknown_query(request, {"limit", "cursor"})
+    limit = limit_of(request)
+    async with state.database(request).scoped(principal.organization_id) as connection:
+        found = await customers.list_customers(
+            connection, principal.organization_id, limit=limit + 1, after=uuid_cursor(request)
+        )
+    return page(found, limit, CustomerSummary.to_json, lambda c: (str(c.id),))
 
 
 async def invoice_sales_order(request: Request) -> Response:
@@ -253,6 +273,7 @@ async def me(request: Request) -> Response:
 
 routes = [
     Route("/api/me", me, methods=["GET"]),
+    Route("/api/customers", list_customers, methods=["GET"]),
     Route("/api/sales-orders", list_sales_orders, methods=["GET"]),
     Route("/api/sales-orders/totals", sales_order_totals, methods=["GET"]),
     Route("/api/sales-orders/{order_id}/invoice", invoice_sales_order, methods=["POST"]),

@@ -254,6 +254,15 @@ def _token_paths() -> dict[str, Any]:
 def _paths() -> dict[str, Any]:
     return {
         "/api/me": {"get": api("getMe", "Who the caller is.", ok("The caller.", "Me"))},
+        "/api/customers": {
+            "get": api(
+                "listCustomers",
+                "The organization's customers by name (the order list's customer filter).",
+                ok("A page of customers.", "CustomerPage"),
+                400,
+                parameters=PAGING,
+            ),
+        },
         "/api/sales-orders": {
             "get": api(
                 "listSalesOrders",

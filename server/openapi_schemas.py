@@ -206,6 +206,8 @@ def order_and_invoice_schemas() -> dict[str, Schema]:
                 },
             }
         ),
+        "Customer": closed_object({"id": UUID, "name": TEXT, "currency": CURRENCY}),
+        "CustomerPage": paged("Customer"),
         "SalesOrderPage": paged(
             "SalesOrder",
             total={**COUNT, "description": "With `include_total=true`: every matching order."},

@@ -76,6 +76,12 @@ def text_id_cursor(request: Request) -> tuple[str, UUID] | None:
     return None if values is None else (_text(values[0]), _uuid(values[1]))
 
 
+def uuid_cursor(request: Request) -> UUID | None:
+    """An id cursor: the last row of the previous page, whose other sort keys the query reads."""
+    values = _cursor(request, 1)
+    return None if values is None else _uuid(values[0])
+
+
 def int_cursor(request: Request, maximum: int = MAX_POSITION) -> int | None:
     """A position cursor, such as a batch item's (or an id up to ``maximum``)."""
     values = _cursor(request, 1)

@@ -12,7 +12,7 @@ from invoicing import keys
 from invoicing.queue import JobQueue
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
-from tests.support.app import error_of
+from tests.support.app import error_of, walk
 from tests.support.factories import Organization, create_mixed_orders, create_orders, create_organization
 from tests.support.workers import drain_queue
 
@@ -34,22 +34,6 @@ async def submit(
     assert response.status_code == 202, response.text
     job: dict[str, Any] = response.json()
     return job
-
-
-async def walk(
-    client: httpx.AsyncClient, path: str, headers: dict[str, str], **params: str
-) -> list[list[Any]]:
-    """Every page of a list, following ``next_cursor`` until it is null."""
-    pages: list[list[Any]] = []
-    cursor: str | None = None
-    while True:
-        query = params if cursor is None else {**params, "cursor": cursor}
-        response = await client.get(path, params=query, headers=headers)
-        assert response.status_code == 200, response.text
-        pages.append(response.json()["items"])
-        cursor = response.json()["next_cursor"]
-        if cursor is None:
-            return pages
 
 
 # --- Submitting -------------------------------------------------------------------------------------

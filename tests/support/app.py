@@ -44,3 +44,19 @@ def error_of(response: httpx.Response) -> tuple[int, str]:
     assert isinstance(body["error"]["message"], str), body
     assert body["error"]["message"], body
     return response.status_code, body["error"]["code"]
+
+
+async def walk(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str], **params: str
+) -> list[list[Any]]:
+    """Every page of a list, following ``next_cursor`` until it is null."""
+    pages: list[list[Any]] = []
+    cursor: str | None = None
+    while True:
+        query = params if cursor is None else {**params, "cursor": cursor}
+        response = await client.get(path, params=query, headers=headers)
+        assert response.status_code == 200, response.text
+        pages.append(response.json()["items"])
+        cursor = response.json()["next_cursor"]
+        if cursor is None:
+            return pages

@@ -1,11 +1,13 @@
 // JSON API calls: same-origin cookie auth, one error shape, 401 ends the session.
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details = {}) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    // The error's other fields, such as `count` and `jobs` of orders_in_active_job.
+    this.details = details;
   }
 }
 
@@ -23,16 +25,19 @@ function sessionEnded() {
 async function errorOf(response) {
   let code = "http_" + response.status;
   let message = `The server answered ${response.status}.`;
+  let details = {};
   try {
     const body = await response.json();
     if (body && body.error) {
-      code = body.error.code || code;
-      message = body.error.message || message;
+      const { code: given, message: said, ...rest } = body.error;
+      code = given || code;
+      message = said || message;
+      details = rest;
     }
   } catch {
     // Not JSON (a proxy's error page): keep the generic message.
   }
-  return new ApiError(response.status, code, message);
+  return new ApiError(response.status, code, message, details);
 }
 
 /** Sends a request and returns the Response (304 included); throws ApiError on 4xx/5xx. */

@@ -21,7 +21,8 @@ export function money(amount, currency) {
     }
     moneyFormats.set(currency, format);
   }
-  return format.format(Number(amount));
+  // Intl formats a decimal string exactly; a Number would round amounts past 2^53 minor units.
+  return format.format(typeof amount === "string" ? amount : Number(amount));
 }
 
 export function isoDate(text) {
@@ -100,4 +101,30 @@ export function retryLabel(job) {
   return job.failed_items > 0 && job.cancelled_items === 0 && job.status === "completed"
     ? "Retry failed orders"
     : "Retry unfinished orders";
+}
+
+/**
+ * An amount string with exactly its currency's minor digits ("1234.50", "-3", "12.345") as
+ * integer minor units: { minor: BigInt, digits }. Null for anything else. No floating point.
+ */
+export function toMinor(text) {
+  const match = /^(-?)(\d+)(?:\.(\d+))?$/.exec(String(text ?? ""));
+  if (!match) return null;
+  const [, sign, whole, fraction = ""] = match;
+  const minor = BigInt(whole + fraction);
+  return { minor: sign ? -minor : minor, digits: fraction.length };
+}
+
+/** Integer minor units back to an exact decimal string ("123450", 2 → "1234.50"). */
+export function minorText(minor, digits) {
+  const negative = minor < 0n;
+  const text = (negative ? -minor : minor).toString().padStart(digits + 1, "0");
+  const whole = digits ? text.slice(0, -digits) : text;
+  const fraction = digits ? `.${text.slice(-digits)}` : "";
+  return `${negative ? "-" : ""}${whole}${fraction}`;
+}
+
+/** A sum in minor units, formatted for its currency from the exact decimal string. */
+export function moneyOfMinor(minor, digits, currency) {
+  return money(minorText(minor, digits), currency);
 }
