@@ -1,0 +1,159 @@
+"""Review of bc0e846 (order list at month-end size): cases that fail on that commit.
+
+Each test names the claim of the change it checks. They are written to pass once the product
+is fixed; on bc0e846 they fail.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import httpx
+
+from invoicing.domain.order_filters import OrderFilter
+from invoicing.settings import Settings
+from invoicing.storage import orders
+from invoicing.storage.database import Database
+from tests.support.app import api_client
+from tests.support.factories import Line, Organization, create_orders
+
+MONTH_END = OrderFilter(status="confirmed", invoiced=False)
+#: numeric(18, 4)'s largest value: a quantity and a unit price PostgreSQL accepts.
+LARGEST = Decimal("99999999999999.9999")
+
+
+# --- Totals: one order PostgreSQL accepts must not take the list down --------------------------
+
+
+async def test_an_order_with_an_astronomical_total_does_not_break_the_list_or_the_totals(
+    settings: Settings, database: Database, organization: Organization
+) -> None:
+    """Lines at numeric(18, 4)'s limits make a total of 29 integer digits. ``order_total`` computes
+    it exactly, but ``money_text`` quantizes in the default decimal context (28 digits):
+    InvalidOperation, a 500 for every page holding the order and for /totals. The invoice would
+    be refused (amount_out_of_range); the list must still answer."""
+    await create_orders(database, organization, 2)
+    line = Line(quantity=LARGEST, unit_price=LARGEST, tax_rate_percent=Decimal(100))
+    await create_orders(database, organization, 1, lines=(line,), prefix="HUGE")
+    async with api_client(settings) as client:
+        for path in ("/api/sales-orders", "/api/sales-orders/totals"):
+            try:
+                response = await client.get(
+                    path,
+                    params={"status": "confirmed", "invoiced": "false"},
+                    headers=organization.member.headers,
+                )
+            except Exception as error:  # the in-process transport re-raises what a server sends as 500
+                raise AssertionError(f"{path} failed: {error!r}") from error
+            assert response.status_code == 200, (path, response.text)
+
+
+# --- Totals: what the endpoint says it counts ------------------------------------------------------
+
+
+async def test_totals_without_parameters_count_what_a_filter_batch_without_fields_would_take(
+    client: httpx.AsyncClient, database: Database, organization: Organization
+) -> None:
+    """OpenAPI: /api/sales-orders/totals is "what a batch of every matching order would invoice
+    now" and ``orders`` is "Orders a filter batch would take now". The endpoint parses the filter
+    with the list's defaults (any status, invoiced or not) while a batch's ``{"filter": {}}``
+    defaults to confirmed and not invoiced: drafts, cancelled and invoiced orders are summed."""
+    await create_orders(database, organization, 2)
+    await create_orders(database, organization, 3, status="draft", prefix="DRAFT")
+    headers = organization.member.headers
+    totals = (await client.get("/api/sales-orders/totals", headers=headers)).json()
+    batch = await client.post("/api/batch-jobs", json={"filter": {}}, headers=headers)
+    assert batch.status_code == 202, batch.text
+    assert totals["orders"] == batch.json()["total_items"], totals
+
+
+# --- Plans with stale statistics (claim 1: fast at any size with RLS on) -------------------------
+
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [plan]
+    for child in plan.get("Plans", []):
+        found += _nodes(child)
+    return found
+
+
+async def _explain(
+    database: Database, organization_id: UUID, query: str, *values: Any
+) -> tuple[int, float, list[Any]]:
+    """EXPLAIN ANALYZE as the application role (row-level security on): the rows read only to be
+    thrown away by a filter or join filter (over all loops), the time, and the scans."""
+    async with database.scoped(organization_id) as connection:
+        raw = await connection.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {query}", *values)
+    plan = json.loads(raw)[0]
+    nodes = _nodes(plan["Plan"])
+    wasted = sum(
+        round(
+            (node.get("Rows Removed by Filter", 0) + node.get("Rows Removed by Join Filter", 0))
+            * node.get("Actual Loops", 1)
+        )
+        for node in nodes
+    )
+    scans = [
+        (node["Node Type"], node["Relation Name"], node.get("Index Name"), node.get("Actual Loops"))
+        for node in nodes
+        if "Relation Name" in node
+    ]
+    return wasted, plan["Execution Time"], scans
+
+
+async def _month_end_with_running_jobs(
+    settings: Settings, database: Database, organization: Organization, orders_count: int, held: int
+) -> list[UUID]:
+    """``orders_count`` month-end orders written in bulk (no ANALYZE since), ``held`` of them in a
+    running job (no worker runs, so its items stay pending)."""
+    order_ids = await create_orders(database, organization, orders_count)
+    async with api_client(settings) as client:
+        response = await client.post(
+            "/api/batch-jobs",
+            json={"order_ids": [str(order_id) for order_id in order_ids[:held]]},
+            headers=organization.admin.headers,
+        )
+    assert response.status_code == 202, response.text
+    return order_ids
+
+
+async def test_counting_held_orders_looks_each_item_up_by_key_after_bulk_writes(
+    settings: Settings, database: Database, organization: Organization
+) -> None:
+    """``COUNT_IN_ACTIVE_JOBS`` (every ``include_total=true`` of the month-end list): without
+    statistics the planner looks each pending item's order up in ``sales_orders_to_invoice_idx``
+    by organization (its predicate matches, ``id`` is only its third column), so every item walks
+    the organization's whole month-end index: items × orders. On 100,000 orders with 20,000
+    pending items that was 91 s (70 s with a generic plan), far past DB_READ_TIMEOUT_SECONDS."""
+    await _month_end_with_running_jobs(settings, database, organization, 12_000, 3_000)
+    conditions, values = orders._conditions(organization.id, MONTH_END)
+    query = orders.COUNT_IN_ACTIVE_JOBS.format(conditions=" AND ".join(conditions))
+    wasted, milliseconds, scans = await _explain(database, organization.id, query, *values)
+    # Each pending item's order by its key, not by a walk of the organization's month-end index
+    # (``id = item.order_id`` is then an index condition on its third column, so EXPLAIN shows no
+    # rows removed, but each loop reads every entry of the organization).
+    order_lookups = [scan for scan in scans if scan[1] == "sales_orders"]
+    assert order_lookups, scans
+    assert all(index == "sales_orders_pkey" for _, _, index, _ in order_lookups), (
+        wasted,
+        milliseconds,
+        scans,
+    )
+
+
+async def test_a_retry_that_names_held_orders_reads_them_by_key_after_bulk_writes(
+    settings: Settings, database: Database, organization: Organization
+) -> None:
+    """``NOT_HELD`` (a retry, under the organization's submit lock): without statistics each
+    wanted id rescans the organization's pending items (a bitmap scan per id): 5,000 ids against
+    20,000 pending items took 8 s, while every submit of the organization waits."""
+    order_ids = await _month_end_with_running_jobs(settings, database, organization, 12_000, 3_000)
+    wasted, milliseconds, scans = await _explain(
+        database, organization.id, orders.NOT_HELD, order_ids[:3_000], organization.id
+    )
+    # 3,000 ids, 3,000 pending items: a nested-loop anti join over the materialized items
+    # compares them all (9,000,000 rows removed by its join filter).
+    assert wasted < 30_000, (wasted, milliseconds, scans)
