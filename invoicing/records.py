@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from invoicing.domain.jobs import JobStatus, progress_metrics
-from invoicing.domain.money import minor_unit
+from invoicing.domain.money import round_money
 
 #: Who started a job when they are no longer a member of its organization: never their id.
 FORMER_MEMBER = "a former member"
@@ -21,7 +21,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 def money_text(amount: Decimal, currency: str) -> str:
     """An amount as a string with exactly the currency's minor digits (JSON has no decimals)."""
-    return str(amount.quantize(Decimal(1).scaleb(-minor_unit(currency))))
+    return str(round_money(amount, currency))
 
 
 def _plain(number: Decimal) -> str:

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from invoicing import batches, limits, processing
 from invoicing.domain.jobs import ItemStatus, JobStatus, parse_batch_request
-from invoicing.domain.order_filters import FILTER_FIELDS, OrderFilter, parse_order_filter
+from invoicing.domain.order_filters import BATCH_DEFAULTS, FILTER_FIELDS, OrderFilter, parse_order_filter
 from invoicing.errors import BadRequest, NotFound
 from invoicing.principal import Principal
 from invoicing.records import BatchJob, BatchJobItem, CustomerSummary, Invoice, SalesOrderSummary, money_text
@@ -42,6 +42,9 @@ def _job_response(job: BatchJob, status_code: int = 200) -> JSONResponse:
     return JSONResponse(job.to_json(), status_code=status_code)
 
 
+ANY_ORDER = OrderFilter()
+
+
 def _reading(request: Request, principal: Principal) -> AbstractAsyncContextManager[asyncpg.Connection]:
     """A scoped transaction for a read that may be long (a count, a sum): it stops in
     PostgreSQL after ``DB_READ_TIMEOUT_SECONDS``, whether or not its client is still there."""
@@ -49,14 +52,15 @@ def _reading(request: Request, principal: Principal) -> AbstractAsyncContextMana
     return state.database(request).scoped(principal.organization_id, statement_timeout=timeout)
 
 
-def _order_filter(request: Request) -> OrderFilter:
-    """The list's filters from the query string; a field left out means "any"."""
+def _order_filter(request: Request, defaults: OrderFilter = ANY_ORDER) -> OrderFilter:
+    """The filters of the query string; a field left out keeps its default ("any" unless
+    ``defaults`` says otherwise)."""
     values: dict[str, object] = {
         name: request.query_params[name] for name in FILTER_FIELDS if request.query_params.get(name)
     }
     if "invoiced" in values:
         values["invoiced"] = {"true": True, "false": False}.get(str(values["invoiced"]), values["invoiced"])
-    return parse_order_filter(values, defaults=OrderFilter(), refuse=_invalid_parameter)
+    return parse_order_filter(values, defaults=defaults, refuse=_invalid_parameter)
 
 
 def _invalid_parameter(message: str) -> BadRequest:
@@ -87,10 +91,11 @@ async def list_sales_orders(request: Request) -> Response:
 
 
 async def sales_order_totals(request: Request) -> Response:
-    """What "every matching order" would invoice, per currency, by the invoice rules."""
+    """What a batch of "every matching order" would invoice, per currency, by the invoice rules:
+    a field left out means what it means in a batch's filter (confirmed, not invoiced)."""
     principal = await _principal(request)
     reject_unknown_query(request, set(FILTER_FIELDS))
-    order_filter = _order_filter(request)
+    order_filter = _order_filter(request, defaults=BATCH_DEFAULTS)
     settings = state.settings(request)
     async with _reading(request, principal) as connection:
         totals = await orders.selection_totals(

@@ -143,17 +143,19 @@ def invoice_amounts(lines: Sequence[OrderLine], currency: str) -> InvoiceAmounts
 
 def order_total(order: SalesOrder) -> Decimal | None:
     """The total the order's invoice will have, or None while its lines or currency cannot be
-    invoiced (no lines, an invalid line, an unknown currency).
+    invoiced (no lines, an invalid line, an unknown currency) or no invoice could hold it
+    (``amount_out_of_range``).
 
-    Whatever else may still refuse the invoice (the customer's billing details, a currency that
-    differs from the customer's, a total too large to store) does not change its amount.
+    What else may still refuse the invoice (the customer's billing details, a currency that
+    differs from the customer's) does not change its amount.
     """
     if not order.lines or not is_valid_currency(order.currency):
         return None
     lines = tuple(sorted(order.lines, key=_position))
     if any(_line_problem(line) is not None for line in lines):
         return None
-    return invoice_amounts(lines, order.currency).total
+    total = invoice_amounts(lines, order.currency).total
+    return None if total >= MAX_AMOUNT else total
 
 
 def _check_order(order: SalesOrder, *, already_invoiced: bool) -> None:

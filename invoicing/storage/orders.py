@@ -13,6 +13,7 @@ import asyncpg
 
 from invoicing.domain.invoice_rules import order_total
 from invoicing.domain.models import SalesOrder
+from invoicing.domain.money import exact_arithmetic
 from invoicing.domain.order_filters import ORDER_STATUSES, OrderFilter
 from invoicing.records import SalesOrderSummary
 from invoicing.storage.invoices import order_lines
@@ -23,60 +24,66 @@ from invoicing.storage.invoices import order_lines
 # is looked up by key (LATERAL … OFFSET 0 keeps them lookups). The invoice and the running job
 # are found from the order itself (migrations/0009), never by joining the organization's
 # invoices, which under row-level security cost a nested loop of millions of rows.
-LIST_ORDERS = """
+# Whether a running job holds the order ``{order}`` (of organization ``$1``): one probe of the
+# pending items' index. As a LATERAL subquery with a LIMIT it stays a probe per row; a NOT
+# EXISTS in a WHERE clause may become an anti join over every pending item, which with stale
+# statistics the planner ran as a nested loop over all of them for every order (minutes).
+HELD_BY = """
+LEFT JOIN LATERAL (
+    SELECT item.job_id FROM batch_job_items item
+    WHERE item.order_id = {order} AND item.status = 'pending' AND item.organization_id = $1
+    LIMIT 1
+) AS held ON true
+"""
+
+LIST_ORDERS = f"""
 SELECT o.id, o.number, o.status, o.customer_id, c.name AS customer_name, o.currency, o.order_date,
        o.invoice_id, held.job_id AS active_job_id, invoice.total AS invoice_total
 FROM (
-    SELECT * FROM sales_orders o WHERE {conditions} ORDER BY o.number, o.id LIMIT ${limit}
+    SELECT * FROM sales_orders o WHERE {{conditions}} ORDER BY o.number, o.id LIMIT ${{limit}}
 ) AS o
 CROSS JOIN LATERAL (SELECT name FROM customers WHERE id = o.customer_id OFFSET 0) AS c
 LEFT JOIN LATERAL (SELECT total FROM invoices WHERE id = o.invoice_id OFFSET 0) AS invoice ON true
-LEFT JOIN LATERAL (
-    SELECT job_id FROM batch_job_items WHERE order_id = o.id AND status = 'pending' LIMIT 1
-) AS held ON true
+{HELD_BY.format(order="o.id")}
 ORDER BY o.number, o.id
 """
-
-NOT_IN_ACTIVE_JOB = (
-    "NOT EXISTS (SELECT 1 FROM batch_job_items item WHERE item.order_id = o.id AND item.status = 'pending')"
-)
 
 # One pass over the matching orders' index entries; each asks the pending items' index whether
 # a running job holds it. (Driving it from the jobs' pending items instead needs a lookup of
 # each item's order, and a filter inside that lookup lets the planner choose the month-end
 # partial index there, walking all of its entries for every item: minutes.)
-COUNT_ORDERS = """
-SELECT count(*) AS total, count(*) FILTER (WHERE NOT {not_in_active_job}) AS in_active_jobs
+COUNT_ORDERS = f"""
+SELECT count(*) AS total, count(held.job_id) AS in_active_jobs
 FROM sales_orders o
-WHERE {conditions}
+{HELD_BY.format(order="o.id")}
+WHERE {{conditions}}
 """
 
 
-MATCHING_ORDERS = """
+MATCHING_ORDERS = f"""
 SELECT o.id, o.number, o.customer_id, o.status, o.currency, o.order_date
 FROM sales_orders o
-WHERE {conditions} AND {not_in_active_job}
+{HELD_BY.format(order="o.id")}
+WHERE {{conditions}} AND held.job_id IS NULL
 ORDER BY o.number, o.id
-LIMIT ${limit}
+LIMIT ${{limit}}
 """
 
 # Which running jobs hold which of the given orders (one pending item each).
-HOLDING_JOBS = """
-SELECT item.job_id, count(*) AS orders
-FROM unnest($1::uuid[]) AS wanted(id)
-JOIN batch_job_items item ON item.order_id = wanted.id AND item.status = 'pending'
-WHERE item.organization_id = $2
-GROUP BY item.job_id
-ORDER BY count(*) DESC, item.job_id
+HOLDING_JOBS = f"""
+SELECT held.job_id, count(*) AS orders
+FROM unnest($2::uuid[]) AS wanted(id)
+{HELD_BY.format(order="wanted.id")}
+WHERE held.job_id IS NOT NULL
+GROUP BY held.job_id
+ORDER BY count(*) DESC, held.job_id
 """
 
-NOT_HELD = """
+NOT_HELD = f"""
 SELECT wanted.id
-FROM unnest($1::uuid[]) WITH ORDINALITY AS wanted(id, position)
-WHERE NOT EXISTS (
-    SELECT 1 FROM batch_job_items item
-    WHERE item.order_id = wanted.id AND item.status = 'pending' AND item.organization_id = $2
-)
+FROM unnest($2::uuid[]) WITH ORDINALITY AS wanted(id, position)
+{HELD_BY.format(order="wanted.id")}
+WHERE held.job_id IS NULL
 ORDER BY wanted.position
 """
 
@@ -162,7 +169,7 @@ async def count_orders(
     connection: asyncpg.Connection, organization_id: UUID, order_filter: OrderFilter
 ) -> OrderCount:
     conditions, values = _conditions(organization_id, order_filter)
-    query = COUNT_ORDERS.format(conditions=" AND ".join(conditions), not_in_active_job=NOT_IN_ACTIVE_JOB)
+    query = COUNT_ORDERS.format(conditions=" AND ".join(conditions))
     row = await connection.fetchrow(query, *values)
     return OrderCount(total=int(row["total"]), in_active_jobs=int(row["in_active_jobs"]))
 
@@ -172,9 +179,7 @@ async def _matching_orders(
 ) -> list[Any]:
     conditions, values = _conditions(organization_id, order_filter)
     values.append(limit)
-    query = MATCHING_ORDERS.format(
-        conditions=" AND ".join(conditions), not_in_active_job=NOT_IN_ACTIVE_JOB, limit=len(values)
-    )
+    query = MATCHING_ORDERS.format(conditions=" AND ".join(conditions), limit=len(values))
     return list(await connection.fetch(query, *values))
 
 
@@ -221,7 +226,8 @@ async def selection_totals(
                 without_total += 1
                 continue
             count, amount = sums.get(order.currency, (0, Decimal(0)))
-            sums[order.currency] = (count + 1, amount + total)
+            with exact_arithmetic():
+                sums[order.currency] = (count + 1, amount + total)
     currencies = [CurrencyTotal(currency, count, amount) for currency, (count, amount) in sums.items()]
     currencies.sort(key=lambda entry: (-entry.orders, entry.currency))
     return SelectionTotals(currencies, without_total)
@@ -235,7 +241,7 @@ async def jobs_holding(
     connection: asyncpg.Connection, organization_id: UUID, order_ids: Sequence[UUID]
 ) -> dict[str, int]:
     """Running jobs holding any of ``order_ids`` → how many of them each holds."""
-    rows = await connection.fetch(HOLDING_JOBS, list(order_ids), organization_id)
+    rows = await connection.fetch(HOLDING_JOBS, organization_id, list(order_ids))
     return {str(row["job_id"]): int(row["orders"]) for row in rows}
 
 
@@ -243,4 +249,4 @@ async def not_held(
     connection: asyncpg.Connection, organization_id: UUID, order_ids: Sequence[UUID]
 ) -> list[UUID]:
     """``order_ids`` but those a running job holds, in their order."""
-    return [row["id"] for row in await connection.fetch(NOT_HELD, list(order_ids), organization_id)]
+    return [row["id"] for row in await connection.fetch(NOT_HELD, organization_id, list(order_ids))]

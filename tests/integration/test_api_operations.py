@@ -81,7 +81,8 @@ async def test_failures_count_orders_once_however_often_they_failed(
 
     invalid = len(orders.invalid)
     day = stats["last_24h"]
-    assert (day["items_succeeded"], day["items_failed"]) == (3, invalid + invalid + 3)
+    # The retry leaves out the id that names no order.
+    assert (day["items_succeeded"], day["items_failed"]) == (3, invalid + invalid - 1 + 3)
     assert (day["orders_processed"], day["orders_invoiced"]) == (3 + invalid, 3)
     assert day["success_rate"] == round(3 / (3 + invalid), 4)
     patterns = {p["code"]: p["count"] for p in stats["error_patterns"]}
