@@ -41,11 +41,6 @@ async def test_the_orders_page(browser: Browser, product: Product) -> None:
     await page.context.close()
 
 
-@pytest.mark.xfail(
-    reason="progress-card.js/orders.html (not ours): the card's title skips a heading level "
-    "on Orders (heading-order)",
-    strict=False,
-)
 async def test_the_orders_page_with_a_job_card(browser: Browser, product: Product) -> None:
     page = await logged_in_page(browser, product)
     await start_batch_of_all_matching(page, 60)

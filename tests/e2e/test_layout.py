@@ -34,7 +34,11 @@ COVERED_CONTROLS = """() => [...document.querySelectorAll("main button, main a, 
     const top = document.elementFromPoint(x, y);
     const scroller = document.querySelector(".app__scroll");
     const clipped = y > scroller.getBoundingClientRect().bottom;  // scrolled out of the page's area
-    return !clipped && !(top === node || node.contains(top) || top?.contains(node));
+    // Rows scrolled under a sticky toolbar are out of sight, not covered (focus scrolls them
+    // clear of it: scroll-padding).
+    const sticky = top?.closest("[data-selection-bar]");
+    const underToolbar = sticky && getComputedStyle(sticky).position === "sticky" && !sticky.contains(node);
+    return !clipped && !underToolbar && !(top === node || node.contains(top) || top?.contains(node));
   })
   .map((node) => node.outerHTML.slice(0, 80))"""
 
