@@ -48,10 +48,7 @@ LEFT JOIN LATERAL (SELECT total FROM invoices WHERE id = o.invoice_id OFFSET 0) 
 ORDER BY o.number, o.id
 """
 
-# One pass over the matching orders' index entries; each asks the pending items' index whether
-# a running job holds it. (Driving it from the jobs' pending items instead needs a lookup of
-# each item's order, and a filter inside that lookup lets the planner choose the month-end
-# partial index there, walking all of its entries for every item: minutes.)
+# Without a running job nothing is held: the count is the month-end index's alone.
 COUNT_ONLY = "SELECT count(*) AS total, 0 AS in_active_jobs FROM sales_orders o WHERE {conditions}"
 
 ANY_RUNNING_JOB = """
@@ -60,11 +57,20 @@ SELECT EXISTS (
 )
 """
 
-COUNT_ORDERS = f"""
-SELECT count(*) AS total, count(held.job_id) AS in_active_jobs
+# One pass over the matching orders' index entries; each asks the pending items' index whether
+# a running job holds it. A sublink in an aggregate's FILTER is never turned into a join, so it
+# stays one probe per order (and costs a third less than a LATERAL join). Driving it from the
+# jobs' pending items instead needs a lookup of each item's order, and a filter inside that
+# lookup let the planner choose the month-end partial index there, walking all of its entries
+# for every item: minutes.
+COUNT_ORDERS = """
+SELECT count(*) AS total,
+       count(*) FILTER (WHERE EXISTS (
+           SELECT 1 FROM batch_job_items item
+           WHERE item.order_id = o.id AND item.status = 'pending' AND item.organization_id = $1
+       )) AS in_active_jobs
 FROM sales_orders o
-{HELD_BY.format(order="o.id")}
-WHERE {{conditions}}
+WHERE {conditions}
 """
 
 
@@ -177,7 +183,6 @@ async def count_orders(
     connection: asyncpg.Connection, organization_id: UUID, order_filter: OrderFilter
 ) -> OrderCount:
     conditions, values = _conditions(organization_id, order_filter)
-    # Without a running job nothing is held: the count is the index's alone.
     running = await connection.fetchval(ANY_RUNNING_JOB, organization_id)
     query = (COUNT_ORDERS if running else COUNT_ONLY).format(conditions=" AND ".join(conditions))
     row = await connection.fetchrow(query, *values)
