@@ -13,13 +13,11 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from invoicing.storage.database import Database
-from tests.support.browser import Product, logged_in_page, running_product
+from tests.support.browser import NO_SIDEWAYS_SCROLL, Product, logged_in_page, running_product
 from tests.support.factories import Organization, create_mixed_orders, create_orders, create_organization
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
-
-NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
 
 
 async def submit(product: Product, order_ids: list[UUID], organization: Organization | None = None) -> str:
@@ -166,3 +164,17 @@ async def test_a_finished_card_stays_while_read_and_links_to_the_page_and_foreig
             assert response is not None
             assert response.status == 404, path
             await expect(page.get_by_role("heading", level=1)).to_have_text("No such job")
+
+
+async def test_the_operations_page_links_each_job_to_its_page(
+    browser: Browser, database_url: str, redis_url: str, database: Database, tmp_path: Path
+) -> None:
+    async with running_product(database_url, redis_url, database, tmp_path, orders=0) as product:
+        job_id = await submit(product, await create_orders(database, product.organization, 3))
+        await finished(product, job_id)
+        page = await logged_in_page(browser, product)
+        await page.goto("/operations")
+        created = page.locator("[data-audit-body] tr", has_text="Created a job")
+        await created.locator(f'[data-job-link="{job_id}"]').click()
+        await expect(page).to_have_url(f"{product.server.http}/jobs/{job_id}")
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Invoicing 3 orders")

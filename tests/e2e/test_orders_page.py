@@ -18,12 +18,11 @@ import pytest
 from playwright.async_api import Browser, Page, Route, expect
 
 from invoicing.storage.database import Database
-from tests.support.browser import Product, logged_in_page, running_product
+from tests.support.browser import NO_SIDEWAYS_SCROLL, Product, logged_in_page, running_product
 from tests.support.factories import create_orders
 
 pytestmark = pytest.mark.slow
 
-NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
 ROWS = "[data-orders-body] tr"
 UNINVOICED = {"status": "confirmed", "invoiced": "false"}
 

@@ -76,3 +76,10 @@ def card(page: Page) -> Any:
 async def wait_until_mid_job(page: Page) -> None:
     processed = card(page).locator('[data-field="processed"]')
     await expect(processed).not_to_have_attribute("data-value", "0", timeout=30_000)
+
+
+#: Nothing scrolls sideways: neither the window nor the page's own scroller (.app__scroll), nor
+#: any element inside it wider than its box.
+NO_SIDEWAYS_SCROLL = """() => [document.documentElement, document.querySelector(".app__scroll"),
+  ...document.querySelectorAll(".table-wrap")]
+  .filter(Boolean).every((node) => node.scrollWidth <= node.clientWidth)"""

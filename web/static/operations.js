@@ -3,6 +3,7 @@
 
 import { getJSON, postJSON, withQuery } from "./api.js";
 import * as fmt from "./format.js";
+import { jobLink } from "./job-link.js";
 import { reasonLabel } from "./reasons.js";
 import { el, errorMessage, setText, toast } from "./ui.js";
 
@@ -54,7 +55,7 @@ function renderStats(stats) {
   view.stuckList.replaceChildren(
     ...stats.stuck_jobs.map(({ reason, job }) =>
       el("li", { dataset: { jobId: job.id } }, [
-        el("strong", { text: `${fmt.plural(job.total_items, "order", "orders")}, started ${fmt.dateTime(job.created_at)}` }),
+        jobLink(job.id, `${fmt.plural(job.total_items, "order", "orders")}, started ${fmt.dateTime(job.created_at)}`),
         document.createTextNode(`: ${STUCK_TEXT[reason] || reason}.`),
       ]),
     ),
@@ -101,7 +102,7 @@ function auditRow(entry) {
     el("td", { text: fmt.dateTime(entry.created_at), dataset: { label: "When" } }),
     el("td", { text: entry.user_email || "the system", dataset: { label: "Who" } }),
     el("td", { text: ACTION_TEXT[entry.action] || entry.action, dataset: { label: "What" } }),
-    el("td", { className: "mono", text: entry.job_id ? entry.job_id.slice(0, 8) : "—", attrs: { title: entry.job_id || "" }, dataset: { label: "Job" } }),
+    el("td", { dataset: { label: "Job" } }, [entry.job_id ? jobLink(entry.job_id) : document.createTextNode("—")]),
     el("td", { text: detailText(entry), dataset: { label: "Detail" } }),
   ]);
 }
