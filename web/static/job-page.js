@@ -121,8 +121,11 @@ function render() {
   field("failed_items").classList.toggle("is-bad", job.failed_items > 0);
   chainLink(field("retry_of"), view.retryOf, job.retry_of);
   chainLink(field("retried_as"), view.retriedAs, job.retried_as);
+  const hadFocus = document.activeElement === view.cancel;
   view.cancel.hidden = finished();
   view.cancel.disabled = state.busy || Boolean(job.cancel_requested);
+  // The job ended under a focused Cancel: the focus goes to the page's heading, not the body.
+  if (hadFocus && (view.cancel.hidden || view.cancel.disabled) && !state.busy) view.title.focus();
   view.retry.hidden = !finished() || Boolean(job.retried_as) || uninvoiced(job) === 0;
   view.retry.disabled = state.busy;
   setText(view.retry, fmt.retryLabel(job));

@@ -228,7 +228,17 @@ function orderRow(order) {
 }
 
 function renderOrders() {
+  // The rows are rebuilt (a count arriving, a job ending, a refresh): whatever in a row had
+  // the keyboard focus gets it back in that order's new row, or the heading if it is gone.
+  const focused = document.activeElement;
+  const row = view.body.contains(focused) ? focused.closest("tr[data-order-id]") : null;
+  const where = row && { orderId: row.dataset.orderId, tag: focused.tagName, index: [...row.querySelectorAll(focused.tagName)].indexOf(focused) };
   view.body.replaceChildren(...state.items.map(orderRow));
+  if (where) {
+    const again = view.body.querySelector(`tr[data-order-id="${CSS.escape(where.orderId)}"]`);
+    const target = again && again.querySelectorAll(where.tag)[where.index];
+    (target && !target.disabled ? target : view.title).focus();
+  }
   renderError();
   const filtered = Object.keys(filters.filter).length > 0;
   setText(view.empty, filtered ? "No orders match these filters." : "No confirmed orders are waiting to be invoiced.");

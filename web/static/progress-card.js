@@ -209,8 +209,11 @@ export class ProgressCard {
     setText(this.etaEl, this.finished ? "—" : job.status === "pending" ? "—" : fmt.eta(job.eta_seconds));
     this.summaryEl.hidden = !this.finished;
     if (this.finished) setText(this.summaryEl, summaryOf(job));
+    const hadFocus = document.activeElement === this.cancelButton;
     this.cancelButton.disabled = this.finished || Boolean(job.cancel_requested) || this.gone;
     this.cancelButton.hidden = this.finished;
+    // The job ended (or went) under a focused Cancel: the focus stays in the card.
+    if (hadFocus && (this.cancelButton.hidden || this.cancelButton.disabled)) this.focusTitle();
     this.dismissButton.hidden = !this.finished && !this.gone;
     const uninvoiced = this.uninvoiced();
     this.retried = this.retried || Boolean(job.retried_as);

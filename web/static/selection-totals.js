@@ -30,7 +30,8 @@ export function sumOrders(orders) {
 export function totalsText({ currencies, withoutTotal }) {
   const parts = currencies.map((entry) => fmt.money(entry.total, entry.currency));
   if (withoutTotal) {
-    parts.push(`${fmt.plural(withoutTotal, "order", "orders")} without a total (lines cannot be invoiced)`);
+    const them = withoutTotal === 1 ? "it" : "they";
+    parts.push(`${fmt.plural(withoutTotal, "order", "orders")} without a total: ${them} will fail as ${them} stand (their lines cannot be invoiced)`);
   }
   return parts.join(" · ");
 }
