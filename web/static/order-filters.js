@@ -5,6 +5,8 @@
 import { getJSON, withQuery } from "./api.js";
 import { el } from "./ui.js";
 
+const HISTORY_PAUSE_MS = 2000;
+
 export const FILTER_FIELDS = ["order_date_from", "order_date_to", "customer_id", "currency"];
 const CUSTOMER_PAGE = 500;
 const MOST_CUSTOMERS = 2000;
@@ -85,7 +87,14 @@ export class FilterBar {
     if (sameFilter(filter, this.filter)) return;
     this.filter = filter;
     this.bound();
-    window.history.pushState(null, "", withQuery(window.location.pathname, filter));
+    // One history entry per pause: arrowing through a select's choices (a change each) within
+    // a couple of seconds replaces the entry instead of adding one per step, so Back returns
+    // to the filter before, not to every choice passed over.
+    const now = Date.now();
+    const url = withQuery(window.location.pathname, filter);
+    if (now - (this.lastPush || 0) < HISTORY_PAUSE_MS) window.history.replaceState(null, "", url);
+    else window.history.pushState(null, "", url);
+    this.lastPush = now;
     this.onChange(this.filter);
   }
 
