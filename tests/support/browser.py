@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -75,7 +76,8 @@ def card(page: Page) -> Any:
 
 async def wait_until_mid_job(page: Page) -> None:
     processed = card(page).locator('[data-field="processed"]')
-    await expect(processed).not_to_have_attribute("data-value", "0", timeout=30_000)
+    # A count above zero (a card not yet rendered has no value at all).
+    await expect(processed).to_have_attribute("data-value", re.compile(r"^[1-9][0-9]*$"), timeout=30_000)
 
 
 #: Nothing scrolls sideways: neither the window nor the page's own scroller (.app__scroll), nor
