@@ -58,7 +58,10 @@ SELECT EXISTS (
 """
 
 # One pass over the matching orders' index entries; each asks the pending items' index whether
-# a running job holds it. A sublink in an aggregate's FILTER is never turned into a join, so it
+# a running job holds it. The total and the held orders come from one statement, so from one
+# snapshot: while a job runs it takes orders out of both, and only counts read together give
+# the free orders (total − held) right; counted apart they were off by whatever the job did
+# in between. A sublink in an aggregate's FILTER is never turned into a join, so it
 # stays one probe per order (and costs a third less than a LATERAL join). Driving it from the
 # jobs' pending items instead needs a lookup of each item's order, and a filter inside that
 # lookup let the planner choose the month-end partial index there, walking all of its entries
