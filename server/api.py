@@ -85,7 +85,11 @@ async def list_sales_orders(request: Request) -> Response:
         # on request, as it costs a scan of the matching orders' index entries.
         count = None
         if include_total:
-            count = await orders.count_orders(connection, principal.organization_id, order_filter)
+            settings = state.settings(request)
+            most_held = settings.max_active_jobs_per_org * settings.max_batch_size
+            count = await orders.count_orders(
+                connection, principal.organization_id, order_filter, most_held=most_held
+            )
     extra = {} if count is None else {"total": count.total, "in_active_jobs": count.in_active_jobs}
     return page(found, limit, SalesOrderSummary.to_json, lambda o: (o.number, str(o.id)), **extra)
 
