@@ -21,9 +21,9 @@ import asyncpg
 from invoicing.domain.invoice_rules import build_invoice_draft
 from invoicing.domain.jobs import ORDER_LOCKED, PROCESSING_ERROR, STORAGE_REJECTED, ItemStatus
 from invoicing.domain.models import InvoiceDraft
-from invoicing.errors import InvoiceRuleError, OrderLocked
+from invoicing.errors import InvoiceRuleError, OrderLocked, OrdersInActiveJob
 from invoicing.records import BatchJob, Invoice
-from invoicing.storage import invoices, progress
+from invoicing.storage import invoices, orders, progress
 from invoicing.storage.database import Database
 from invoicing.storage.invoices import InvoiceRows, OrdersToInvoice
 from invoicing.storage.progress import ItemResult
@@ -274,6 +274,10 @@ async def _invoice_single_order_now(
         loaded = await invoices.lock_orders_for_invoicing(
             connection, organization_id, [order_id], on_locked="fail"
         )
+        # An order a running job holds is that job's to invoice (its outcome is reported there).
+        held = await orders.jobs_holding(connection, organization_id, [order_id])
+        if held:
+            raise OrdersInActiveJob(held)
         decision = decide([order_id], loaded, today())[0]
         if isinstance(decision, InvoiceRuleError):
             raise decision

@@ -359,3 +359,23 @@ async def test_an_invoice_marks_its_order_whoever_writes_it(
         marked = await connection.fetchval("SELECT invoice_id FROM sales_orders WHERE id = $1", order_id)
     assert str(marked) == response.json()["id"]
     assert await listed(client, organization.member.headers, **UNINVOICED) == []
+
+
+async def test_an_order_a_running_job_holds_is_not_invoiced_on_its_own(
+    client: httpx.AsyncClient, database: Database, organization: Organization
+) -> None:
+    order_ids = await create_orders(database, organization, 2)
+    headers = organization.member.headers
+    job = await client.post("/api/batch-jobs", json={"order_ids": [str(order_ids[0])]}, headers=headers)
+
+    held = await client.post(f"/api/sales-orders/{order_ids[0]}/invoice", headers=headers)
+    free = await client.post(f"/api/sales-orders/{order_ids[1]}/invoice", headers=headers)
+
+    assert error_of(held) == (409, "orders_in_active_job")
+    assert held.json()["error"]["jobs"] == [{"id": job.json()["id"], "orders": 1}]
+    assert free.status_code == 201
+    async with database.system() as connection:
+        invoiced = await connection.fetch(
+            "SELECT sales_order_id FROM invoices WHERE organization_id = $1", organization.id
+        )
+    assert [row["sales_order_id"] for row in invoiced] == [order_ids[1]]
