@@ -1,8 +1,6 @@
-"""Review of bc0e846 (order list at month-end size): cases that fail on that commit.
-
-Each test names the claim of the change it checks. They are written to pass once the product
-is fixed; on bc0e846 they fail.
-"""
+"""The order list at its edges: totals at the limits of what PostgreSQL stores, what the totals
+endpoint counts, and plans that stay index scans and hashes when the statistics are stale
+(bulk writes, many organizations, running jobs)."""
 
 from __future__ import annotations
 
@@ -31,10 +29,9 @@ LARGEST = Decimal("99999999999999.9999")
 async def test_an_order_with_an_astronomical_total_does_not_break_the_list_or_the_totals(
     settings: Settings, database: Database, organization: Organization
 ) -> None:
-    """Lines at numeric(18, 4)'s limits make a total of 29 integer digits. ``order_total`` computes
-    it exactly, but ``money_text`` quantizes in the default decimal context (28 digits):
-    InvalidOperation, a 500 for every page holding the order and for /totals. The invoice would
-    be refused (amount_out_of_range); the list must still answer."""
+    """Lines at numeric(18, 4)'s limits make a total of 29 integer digits, past the default
+    decimal context (28): no invoice could hold it (``amount_out_of_range``), so it has no
+    total, and the list and the totals still answer."""
     await create_orders(database, organization, 2)
     line = Line(quantity=LARGEST, unit_price=LARGEST, tax_rate_percent=Decimal(100))
     await create_orders(database, organization, 1, lines=(line,), prefix="HUGE")
@@ -57,10 +54,9 @@ async def test_an_order_with_an_astronomical_total_does_not_break_the_list_or_th
 async def test_totals_without_parameters_count_what_a_filter_batch_without_fields_would_take(
     client: httpx.AsyncClient, database: Database, organization: Organization
 ) -> None:
-    """OpenAPI: /api/sales-orders/totals is "what a batch of every matching order would invoice
-    now" and ``orders`` is "Orders a filter batch would take now". The endpoint parses the filter
-    with the list's defaults (any status, invoiced or not) while a batch's ``{"filter": {}}``
-    defaults to confirmed and not invoiced: drafts, cancelled and invoiced orders are summed."""
+    """/api/sales-orders/totals is "what a batch of every matching order would invoice now": a
+    field left out means what it means in a batch's filter (confirmed, not invoiced), so drafts,
+    cancelled and invoiced orders are not summed."""
     await create_orders(database, organization, 2)
     await create_orders(database, organization, 3, status="draft", prefix="DRAFT")
     headers = organization.member.headers
@@ -154,7 +150,8 @@ async def test_counting_held_orders_looks_each_item_up_by_key_after_bulk_writes(
 async def test_a_retry_that_names_held_orders_reads_them_by_key_after_bulk_writes(
     settings: Settings, database: Database, organization: Organization
 ) -> None:
-    """``NOT_HELD`` (a retry, under the organization's submit lock): without statistics each
+    """``NOT_HELD`` (a retry, under the organization's submit lock) probes each id: as an anti
+    join over the materialized pending items, without statistics each
     wanted id rescans the organization's pending items (a bitmap scan per id): 5,000 ids against
     20,000 pending items took 8 s, while every submit of the organization waits."""
     order_ids = await _month_end_with_running_jobs(settings, database, organization, 12_000, 3_000)
