@@ -183,18 +183,24 @@ def _line_problem(line: OrderLine) -> str | None:
     """Describe the first thing wrong with ``line``, or return ``None`` if it can be invoiced."""
     if not line.description.strip():
         return "description must not be empty"
-    numbers = (line.quantity, line.unit_price, line.discount_percent, line.tax_rate_percent)
+    quantity, unit_price = line.quantity, line.unit_price
+    discount, tax_rate = line.discount_percent, line.tax_rate_percent
     # Checked first: comparing a NaN raises InvalidOperation instead of answering.
-    for name, value in zip(_NUMBER_NAMES, numbers, strict=True):
-        if not value.is_finite():
-            return f"{name} must be a finite number"
-    if line.quantity <= 0:
+    if not (
+        quantity.is_finite() and unit_price.is_finite() and discount.is_finite() and tax_rate.is_finite()
+    ):
+        numbers = (quantity, unit_price, discount, tax_rate)
+        name = next(name for name, value in zip(_NUMBER_NAMES, numbers, strict=True) if not value.is_finite())
+        return f"{name} must be a finite number"
+    # Against Decimal constants: comparing a Decimal with an int converts the int every time
+    # (this runs for every line of every order, in the worker and in the order list).
+    if quantity <= _ZERO:
         return "quantity must be greater than zero"
-    if line.unit_price < 0:
+    if unit_price < _ZERO:
         return "unit price must not be negative"
-    if not 0 <= line.discount_percent <= _HUNDRED:
+    if not _ZERO <= discount <= _HUNDRED:
         return "discount must be between 0 and 100 percent"
-    if not 0 <= line.tax_rate_percent <= _HUNDRED:
+    if not _ZERO <= tax_rate <= _HUNDRED:
         return "tax rate must be between 0 and 100 percent"
     return None
 
