@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from uuid import UUID
 
 import asyncpg
 
@@ -31,23 +32,32 @@ class SweepResult:
         return {"enqueued": self.enqueued, "resumed": self.resumed, "failed": self.failed}
 
 
-async def sweep(database: Database, queue: JobQueue, settings: Settings) -> SweepResult:
+async def sweep(
+    database: Database, queue: JobQueue, settings: Settings, organization_id: UUID | None = None
+) -> SweepResult:
     """Take back jobs whose worker stopped (failing those that keep stopping at the same
     place), and make sure every job that may run has a message in the queue.
+
+    With ``organization_id`` (an admin's "process pending"), only that organization's jobs are
+    touched and counted; ending lapsed workers' sessions, which spans organizations, is left
+    to the workers' own sweeps.
 
     Safe to run from several places at once (every worker, the CLI, the admin API):
     an advisory lock lets one run and the others return at once with ``skipped``. It never
     waits on a job another transaction holds (a frozen worker's commit, say): it skips that
     one, handles every other job, and the next sweep comes back to it.
     """
-    await _end_lapsed_sessions(database, settings)
+    if organization_id is None:
+        await _end_lapsed_sessions(database, settings)
     async with database.system() as connection:
         if not await leases.try_sweep_lock(connection):
             return SweepResult(0, 0, 0, skipped=True)
         crashed = await leases.record_crashed_runs(
-            connection, RetryPolicy.from_settings(settings), WORKER_CRASHED, CRASH_MESSAGE
+            connection, RetryPolicy.from_settings(settings), WORKER_CRASHED, CRASH_MESSAGE, organization_id
         )
-        runnable = await leases.runnable_jobs(connection, settings.sweep_pending_after_seconds)
+        runnable = await leases.runnable_jobs(
+            connection, settings.sweep_pending_after_seconds, organization_id
+        )
     failed = 0
     resumed = 0
     for outcome in crashed:

@@ -28,8 +28,10 @@ async def _admin(request: Request) -> Principal:
 
 
 async def process_pending(request: Request) -> Response:
-    await _admin(request)
-    result = await sweep(state.database(request), state.queue(request), state.settings(request))
+    """The sweep, now, for the caller's organization only (the workers sweep every one)."""
+    principal = await _admin(request)
+    database, queue, settings = state.database(request), state.queue(request), state.settings(request)
+    result = await sweep(database, queue, settings, principal.organization_id)
     body: dict[str, Any] = result.to_json()
     return JSONResponse(body)
 

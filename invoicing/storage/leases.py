@@ -81,6 +81,7 @@ SELECT id, stalled_attempts, cancel_requested,
        processed_items + cancelled_items > claimed_progress AS progressed
 FROM batch_job_queue
 WHERE status = 'processing' AND lease_owner IS NOT NULL AND lease_expires_at < now()
+  AND ($1::uuid IS NULL OR organization_id = $1)
 ORDER BY lease_expires_at
 FOR UPDATE SKIP LOCKED
 """
@@ -130,8 +131,9 @@ RETURNING {JOB}
 # sweep checks each one's arq message and sends a new one where it is missing or stuck.
 RUNNABLE_JOBS = """
 SELECT id, enqueue_generation FROM batch_job_queue
-WHERE (status = 'pending' AND created_at < now() - make_interval(secs => $1))
-   OR (status = 'processing' AND lease_owner IS NULL AND lease_expires_at <= now())
+WHERE ((status = 'pending' AND created_at < now() - make_interval(secs => $1))
+       OR (status = 'processing' AND lease_owner IS NULL AND lease_expires_at <= now()))
+  AND ($2::uuid IS NULL OR organization_id = $2)
 ORDER BY created_at
 """
 
@@ -234,12 +236,16 @@ async def record_failed_run(
 
 
 async def record_crashed_runs(
-    connection: asyncpg.Connection, policy: RetryPolicy, code: str, message: str
+    connection: asyncpg.Connection,
+    policy: RetryPolicy,
+    code: str,
+    message: str,
+    organization_id: UUID | None = None,
 ) -> list[FailureOutcome]:
-    """The sweep's part: every job whose worker stopped renewing its lease."""
-    return [
-        await _settle(connection, row, policy, code, message) for row in await connection.fetch(CRASHED_JOBS)
-    ]
+    """The sweep's part: every job (of ``organization_id`` if given) whose worker stopped
+    renewing its lease."""
+    rows = await connection.fetch(CRASHED_JOBS, organization_id)
+    return [await _settle(connection, row, policy, code, message) for row in rows]
 
 
 async def _settle(
@@ -301,8 +307,11 @@ async def try_sweep_lock(connection: asyncpg.Connection) -> bool:
     return bool(await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", SWEEP_LOCK_KEY))
 
 
-async def runnable_jobs(connection: asyncpg.Connection, pending_after_seconds: float) -> list[EnqueueTicket]:
-    rows = await connection.fetch(RUNNABLE_JOBS, pending_after_seconds)
+async def runnable_jobs(
+    connection: asyncpg.Connection, pending_after_seconds: float, organization_id: UUID | None = None
+) -> list[EnqueueTicket]:
+    """Jobs (of ``organization_id`` if given) that may run and should have a queue message."""
+    rows = await connection.fetch(RUNNABLE_JOBS, pending_after_seconds, organization_id)
     return [EnqueueTicket(r["id"], r["enqueue_generation"]) for r in rows]
 
 

@@ -336,3 +336,30 @@ async def test_process_pending_enqueues_a_job_redis_lost(
     assert response.json()["resumed"] == 0
     # Under a fresh arq id: arq refuses one it still knows (see test_worker_processes).
     assert await queue.redis.zscore(settings.queue_name, keys.arq_job_id(UUID(job["id"]), 1)) is not None
+
+
+async def test_process_pending_acts_on_and_reports_the_callers_organization_only(
+    client: httpx.AsyncClient,
+    database: Database,
+    organization: Organization,
+    queue: JobQueue,
+    settings: Settings,
+) -> None:
+    other = await create_organization(database)
+    jobs = {}
+    for owner in (organization, other):
+        job = await submit(client, owner.member.headers, [uuid4()])
+        arq_job_id = keys.arq_job_id(UUID(job["id"]), 0)
+        await queue.redis.delete(job_key_prefix + arq_job_id)
+        await queue.redis.zrem(settings.queue_name, arq_job_id)
+        jobs[owner.id] = job["id"]
+
+    response = await client.post("/api/admin/process-pending", headers=organization.admin.headers)
+
+    assert response.json() == {"enqueued": 1, "resumed": 0, "failed": 0}
+    for owner, generation in ((organization, 1), (other, 0)):
+        async with database.system() as connection:
+            found = await connection.fetchval(
+                "SELECT enqueue_generation FROM batch_job_queue WHERE id = $1", UUID(jobs[owner.id])
+            )
+        assert found == generation
