@@ -14,11 +14,8 @@ from invoicing.sweep import sweep
 from server import state
 from server.auth import authenticate
 from server.pages import account_context, principal_or_none, render_page
-from server.paging import int_cursor, limit_of, page
+from server.paging import limit_of, page, uuid_cursor
 from server.requests import reject_unknown_query
-
-#: Audit entry ids are PostgreSQL bigints.
-MAX_AUDIT_ID = 2**63 - 1
 
 
 async def _admin(request: Request) -> Principal:
@@ -54,10 +51,10 @@ async def audit_log(request: Request) -> Response:
         entries = await operations.audit_entries(
             connection,
             principal.organization_id,
-            before_id=int_cursor(request, maximum=MAX_AUDIT_ID),
+            before_id=uuid_cursor(request),
             limit=limit + 1,
         )
-    return page(entries, limit, operations.AuditEntry.to_json, lambda e: (e.id,))
+    return page(entries, limit, operations.AuditEntry.to_json, lambda e: (str(e.id),))
 
 
 async def operations_page(request: Request) -> Response:

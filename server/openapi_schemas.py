@@ -289,7 +289,7 @@ def admin_schemas() -> dict[str, Schema]:
         ),
         "AuditEntry": closed_object(
             {
-                "id": {"type": "integer", "minimum": 1},
+                "id": {**UUID, "description": "Random: it reveals nothing of other organizations' activity."},
                 "created_at": INSTANT,
                 "action": enum(["job_created", "job_cancel_requested", "job_retried"]),
                 "job_id": NULLABLE_UUID,

@@ -97,11 +97,18 @@ ORDER BY created_at
 LIMIT {MAX_STUCK_JOBS}
 """
 
+# Paged by the last entry's public id: the internal one, a global sequence, would tell an
+# organization how busy the others are. A cursor naming no entry of this organization is no
+# entry at all (the subquery is NULL, and nothing is below NULL): an empty page.
 AUDIT_ENTRIES = """
-SELECT entry.id, entry.created_at, entry.action, entry.job_id, entry.detail, u.email AS user_email
+SELECT entry.public_id AS id, entry.created_at, entry.action, entry.job_id, entry.detail,
+       u.email AS user_email
 FROM audit_log entry
 LEFT JOIN users u ON u.id = entry.user_id
-WHERE entry.organization_id = $1 AND ($2::bigint IS NULL OR entry.id < $2)
+WHERE entry.organization_id = $1
+  AND ($2::uuid IS NULL OR entry.id < (
+      SELECT before.id FROM audit_log before WHERE before.public_id = $2 AND before.organization_id = $1
+  ))
 ORDER BY entry.id DESC
 LIMIT $3
 """
@@ -172,7 +179,7 @@ class OperationalStats:
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
-    id: int
+    id: UUID  # the public id
     created_at: datetime
     action: str
     job_id: UUID | None
@@ -181,7 +188,7 @@ class AuditEntry:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id,
+            "id": str(self.id),
             "created_at": self.created_at.isoformat(),
             "action": self.action,
             "job_id": None if self.job_id is None else str(self.job_id),
@@ -208,7 +215,7 @@ async def operational_stats(connection: asyncpg.Connection, organization_id: UUI
 
 
 async def audit_entries(
-    connection: asyncpg.Connection, organization_id: UUID, *, before_id: int | None, limit: int
+    connection: asyncpg.Connection, organization_id: UUID, *, before_id: UUID | None, limit: int
 ) -> list[AuditEntry]:
     """Newest first; ``before_id`` is the last entry of the previous page."""
     rows = await connection.fetch(AUDIT_ENTRIES, organization_id, before_id, limit)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 from typing import Any
+from uuid import UUID
 
 import httpx
 
+from invoicing.domain.paging import encode_cursor
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from tests.integration.test_api_jobs import submit, walk
@@ -168,3 +171,29 @@ async def test_the_audit_log_holds_only_the_organizations_own_entries(
     response = await client.get("/api/admin/audit-log", headers=organization.admin.headers)
 
     assert response.json() == {"items": [], "next_cursor": None}
+
+
+async def test_audit_ids_and_cursors_reveal_nothing_of_other_organizations(
+    client: httpx.AsyncClient, database: Database, organization: Organization
+) -> None:
+    """A global counter in ids or cursors would tell an organization how busy the others are."""
+    other = await create_organization(database)
+    for owner in (organization, other, organization):
+        await submit(client, owner.member.headers, await create_orders(database, owner, 1))
+    mine = (
+        await client.get("/api/admin/audit-log", params={"limit": "1"}, headers=organization.admin.headers)
+    ).json()
+    theirs = (await client.get("/api/admin/audit-log", headers=other.admin.headers)).json()
+
+    assert all(UUID(entry["id"]).version == 4 for entry in mine["items"] + theirs["items"])
+    assert str(theirs["items"][0]["id"]) not in base64.urlsafe_b64decode(mine["next_cursor"] + "==").decode()
+    # Another organization's entry as a cursor names nothing here: an empty page, not theirs.
+    foreign = encode_cursor([theirs["items"][0]["id"]])
+    response = await client.get(
+        "/api/admin/audit-log", params={"cursor": foreign}, headers=organization.admin.headers
+    )
+    assert response.json() == {"items": [], "next_cursor": None}
+    second = await client.get(
+        "/api/admin/audit-log", params={"cursor": mine["next_cursor"]}, headers=organization.admin.headers
+    )
+    assert len(second.json()["items"]) == 1
