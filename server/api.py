@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import asyncpg
 from starlette.requests import Request
@@ -45,11 +46,26 @@ def _job_response(job: BatchJob, status_code: int = 200) -> JSONResponse:
 ANY_ORDER = OrderFilter()
 
 
-def _reading(request: Request, principal: Principal) -> AbstractAsyncContextManager[asyncpg.Connection]:
+#: A page larger than this is a heavy read (it takes its organization's turn, see read_gate).
+HEAVY_PAGE = 100
+
+
+@asynccontextmanager
+async def _reading(
+    request: Request, principal: Principal, *, heavy: bool
+) -> AsyncIterator[asyncpg.Connection]:
     """A scoped transaction for a read that may be long (a count, a sum): it stops in
-    PostgreSQL after ``DB_READ_TIMEOUT_SECONDS``, whether or not its client is still there."""
+    PostgreSQL after ``DB_READ_TIMEOUT_SECONDS``, whether or not its client is still there. A
+    ``heavy`` one first waits for one of its organization's heavy-read turns, without a
+    connection, so that one organization cannot fill the pool with them."""
     timeout = state.settings(request).db_read_timeout_seconds
-    return state.database(request).scoped(principal.organization_id, statement_timeout=timeout)
+    database = state.database(request)
+    async with AsyncExitStack() as stack:
+        if heavy:
+            await stack.enter_async_context(state.read_gate(request).heavy(principal.organization_id))
+        yield await stack.enter_async_context(
+            database.scoped(principal.organization_id, statement_timeout=timeout)
+        )
 
 
 def _order_filter(request: Request, defaults: OrderFilter = ANY_ORDER) -> OrderFilter:
@@ -73,7 +89,7 @@ async def list_sales_orders(request: Request) -> Response:
     order_filter = _order_filter(request)
     include_total = query_choice(request, "include_total", ("true", "false")) == "true"
     limit = limit_of(request)
-    async with _reading(request, principal) as connection:
+    async with _reading(request, principal, heavy=include_total or limit > HEAVY_PAGE) as connection:
         found = await orders.list_orders(
             connection,
             principal.organization_id,
@@ -101,7 +117,7 @@ async def sales_order_totals(request: Request) -> Response:
     reject_unknown_query(request, set(FILTER_FIELDS))
     order_filter = _order_filter(request, defaults=BATCH_DEFAULTS)
     settings = state.settings(request)
-    async with _reading(request, principal) as connection:
+    async with _reading(request, principal, heavy=True) as connection:
         totals = await orders.selection_totals(
             connection, principal.organization_id, order_filter, limit=settings.max_batch_size
         )

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from invoicing import collector
 from invoicing.errors import InvoicingError
 from invoicing.queue import JobQueue, connect_redis
+from invoicing.read_gate import ReadGate
 from invoicing.settings import Settings
 from invoicing.storage.database import APP_ROLE, Database, SessionLimits
 from invoicing.write_gate import WriteGate
@@ -82,6 +83,7 @@ def create_app(settings: Settings) -> Starlette:
                 "hub": hub,
                 "templates": pages.templates(),
                 "write_gate": WriteGate.for_pool(settings.db_pool_size),
+                "read_gate": ReadGate.for_pool(settings.db_pool_size),
             }
         finally:
             await hub.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import HTTPConnection
 
 from invoicing.queue import JobQueue
+from invoicing.read_gate import ReadGate
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from invoicing.write_gate import WriteGate
@@ -27,4 +28,9 @@ def settings(connection: HTTPConnection) -> Settings:
 
 def write_gate(connection: HTTPConnection) -> WriteGate:
     found: WriteGate = connection.state.write_gate
+    return found
+
+
+def read_gate(connection: HTTPConnection) -> ReadGate:
+    found: ReadGate = connection.state.read_gate
     return found
