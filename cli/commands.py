@@ -41,18 +41,40 @@ def serve(settings: Settings, *, host: str, port: int, processes: int = 1) -> in
         ws_ping_interval=20,
         ws_ping_timeout=20,
         timeout_graceful_shutdown=5,
-        # uvicorn believes X-Forwarded-For/-Proto from these peers (the scheme matters: the
-        # login's same-origin check and the Secure cookie need the browser's https).
-        forwarded_allow_ips=forwarded_allow_ips(settings),
+        **uvicorn_security_options(settings),
     )
     return 0
 
 
+def uvicorn_security_options(settings: Settings) -> dict[str, Any]:
+    """What uvicorn accepts from clients: WebSocket frame size, and whose forwarded headers.
+
+    * ``ws_max_size``: a frame (or message) over ``MAX_CLIENT_FRAME_BYTES`` closes the socket
+      with 1009 as soon as its header announces it, instead of uvicorn buffering up to its
+      default 16 MiB per frame before the app's own 4096-character check.
+    * Forwarded headers only from ``TRUSTED_PROXIES``: uvicorn's default would believe
+      X-Forwarded-For (and -Proto) from any loopback peer, letting a client of a proxy-less
+      deployment choose its own address. With none configured uvicorn reads no forwarded
+      header at all; with some, it believes X-Forwarded-Proto from them (the login's
+      same-origin check and the Secure cookie need the browser's https) and
+      ``server/addresses.py`` still decides the client address.
+    """
+    from server.ws import MAX_CLIENT_FRAME_BYTES
+
+    allowed = forwarded_allow_ips(settings)
+    return {
+        "ws_max_size": MAX_CLIENT_FRAME_BYTES,
+        "proxy_headers": allowed is not None,
+        "forwarded_allow_ips": allowed if allowed is not None else "",
+    }
+
+
 def forwarded_allow_ips(settings: Settings) -> str | None:
-    """Local proxies plus ``TRUSTED_PROXIES``; None keeps uvicorn's default (and its env var)."""
+    """``TRUSTED_PROXIES`` for uvicorn; None when there are none (uvicorn then reads no
+    forwarded header: neither its loopback default nor its ``FORWARDED_ALLOW_IPS``)."""
     if not settings.trusted_proxies:
         return None
-    return ",".join(["127.0.0.1", "::1", *(str(network) for network in settings.trusted_proxies)])
+    return ",".join(str(network) for network in settings.trusted_proxies)
 
 
 def work(settings: Settings, *, burst: bool) -> int:

@@ -13,13 +13,18 @@ Both close the connection afterwards (``Connection: close``). Draining is bounde
 (``DRAIN_BYTES``, ``DRAIN_SECONDS``): past either the connection is closed as it is, since a
 client sending that much more than any route accepts is owed no answer. A client that sent
 ``Expect: 100-continue`` has not sent its body yet; it is answered at once.
+
+A client that goes away before its body is complete (Starlette's ``ClientDisconnect``) is
+not an error: one DEBUG line, no answer (there is no one to read it) and no traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.errors import error_response
@@ -28,6 +33,8 @@ from server.requests import MAX_BODY_BYTES, too_large_message
 #: Read and thrown away to let the client read a refusal; beyond, the connection is cut.
 DRAIN_BYTES = 64 * 1024 * 1024
 DRAIN_SECONDS = 20.0
+
+logger = logging.getLogger(__name__)
 
 
 class _Body:
@@ -89,7 +96,15 @@ class BodyLimit:
                 MutableHeaders(scope=message)["Connection"] = "close"
             await send(message)
 
-        await self.app(scope, body.receive, send_once_read)
+        try:
+            await self.app(scope, body.receive, send_once_read)
+        except ClientDisconnect:
+            logger.debug(
+                "client went away during the body of %s %s (%d bytes read)",
+                scope.get("method"),
+                scope.get("path"),
+                body.read,
+            )
 
 
 def _declared_length(headers: Headers) -> int | None:

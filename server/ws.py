@@ -27,6 +27,9 @@ from server.errors import database_failures_translated, response_for
 from server.hub import Event, Subscription
 
 MAX_CLIENT_MESSAGE = 4096
+#: uvicorn's ``ws_max_size``: 4096 characters are at most 16 KiB of UTF-8. A bigger frame closes
+#: the socket with 1009 (message too big) before it is buffered.
+MAX_CLIENT_FRAME_BYTES = 4 * MAX_CLIENT_MESSAGE
 #: Close codes in the private range, mirroring HTTP statuses.
 CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
 #: RFC 6455's "Try Again Later": the database is unavailable; poll, or reconnect in a while.
@@ -119,7 +122,7 @@ class JobWatcher:
             raise BadRequest("Message too large.", code="message_too_large")
         try:
             message = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
             raise BadRequest("Messages must be JSON objects.", code="invalid_message") from None
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise BadRequest('Messages must be JSON objects with a "type".', code="invalid_message")

@@ -6,67 +6,26 @@ reads exactly what an operator would see on its stderr.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from invoicing.embedded import free_port
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from tests.support.factories import Organization, create_orders
-from tests.support.live_server import LiveServer
+from tests.support.server_process import ServerProcess, running_server
 from tests.support.sockets import job_socket, messages_until_closed, receive, submit
-from tests.support.workers import ROOT, drain_queue, environment_of
+from tests.support.workers import drain_queue
 
 pytestmark = pytest.mark.slow
 
 
-@dataclass
-class ServerProcess:
-    server: LiveServer
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> str:
-        """SIGTERM, wait for the exit, and return everything the server wrote."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-        return self.log.read_text(errors="replace")
-
-
 @pytest.fixture
 def server_process(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
-    port, log = free_port(), tmp_path / "server.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cli", "server", "--port", str(port)],
-            env=environment_of(settings),
-            cwd=ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    running = ServerProcess(LiveServer(f"127.0.0.1:{port}"), process, log)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "the server did not answer"
-                time.sleep(0.05)
+    with running_server(settings, tmp_path / "server.log") as running:
         yield running
-    finally:
-        running.stop()
 
 
 async def test_normal_closes_from_either_side_log_no_error(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
+from cli.commands import uvicorn_security_options
 from invoicing.embedded import free_port
 from invoicing.settings import Settings
 from server.app import create_app
@@ -39,6 +40,7 @@ async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
         ws_per_message_deflate=False,
         ws_ping_interval=5,
         ws_ping_timeout=5,
+        **uvicorn_security_options(settings),
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

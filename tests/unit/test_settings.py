@@ -6,7 +6,7 @@ from ipaddress import ip_network
 
 import pytest
 
-from cli.commands import forwarded_allow_ips
+from cli.commands import forwarded_allow_ips, uvicorn_security_options
 from invoicing.errors import ConfigurationError
 from invoicing.settings import Settings
 
@@ -39,10 +39,22 @@ def test_a_malformed_trusted_proxy_stops_the_start_naming_the_variable(value: st
         Settings.from_env({"TRUSTED_PROXIES": value})
 
 
-def test_uvicorn_keeps_its_default_proxies_when_none_are_configured() -> None:
+def test_uvicorn_reads_no_forwarded_header_when_no_proxy_is_configured() -> None:
+    # Not even from loopback, uvicorn's default: a proxy-less client would pick its address.
     assert forwarded_allow_ips(Settings.from_env({})) is None
+    assert uvicorn_security_options(Settings.from_env({}))["proxy_headers"] is False
 
 
-def test_uvicorn_believes_forwarded_headers_from_the_trusted_proxies_and_the_local_host() -> None:
-    settings = Settings.from_env({"TRUSTED_PROXIES": "10.0.0.0/8"})
-    assert forwarded_allow_ips(settings) == "127.0.0.1,::1,10.0.0.0/8"
+def test_uvicorn_believes_forwarded_headers_from_the_trusted_proxies_only() -> None:
+    settings = Settings.from_env({"TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1"})
+    assert forwarded_allow_ips(settings) == "10.0.0.0/8,127.0.0.1/32"
+    options = uvicorn_security_options(settings)
+    assert options["proxy_headers"] is True
+    assert options["forwarded_allow_ips"] == "10.0.0.0/8,127.0.0.1/32"
+
+
+def test_uvicorn_refuses_websocket_frames_past_the_message_limit() -> None:
+    from server.ws import MAX_CLIENT_FRAME_BYTES, MAX_CLIENT_MESSAGE
+
+    assert uvicorn_security_options(Settings.from_env({}))["ws_max_size"] == MAX_CLIENT_FRAME_BYTES
+    assert MAX_CLIENT_FRAME_BYTES == 4 * MAX_CLIENT_MESSAGE  # 4096 characters of UTF-8, at most
