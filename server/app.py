@@ -101,7 +101,10 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit)],
+        middleware=[
+            Middleware(SecurityHeaders, strict_transport_security=settings.session_cookie_secure == "true"),
+            Middleware(BodyLimit),
+        ],
         exception_handlers={
             InvoicingError: invoicing_error,
             asyncpg.DataError: database_data_error,
