@@ -32,6 +32,7 @@ from server.errors import (
     unexpected_error,
 )
 from server.headers import SecurityHeaders
+from server.hosts import AllowedHosts
 from server.hub import EventHub
 
 
@@ -103,6 +104,7 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
         middleware=[
             Middleware(SecurityHeaders, strict_transport_security=settings.session_cookie_secure == "true"),
+            Middleware(AllowedHosts, allowed_hosts=settings.allowed_hosts),
             Middleware(BodyLimit),
         ],
         exception_handlers={
