@@ -6,16 +6,16 @@ import secrets
 from dataclasses import dataclass
 from uuid import UUID
 
-from invoicing.accounts import PASSWORD_HASHER, hash_token, verify_password
+from invoicing.accounts import hash_token, stand_in_password_hash, verify_password
 from invoicing.errors import Forbidden, Unauthorized
 from invoicing.principal import Principal
 from invoicing.storage import accounts
 from invoicing.storage.database import Database
 
 SESSION_LIFETIME_SECONDS = 12 * 3600
-# Verifying against a real hash when the email is unknown keeps both answers equally slow,
-# so response times do not reveal which emails have accounts.
-_DUMMY_HASH = PASSWORD_HASHER.hash(secrets.token_urlsafe(16))
+# Verifying against a real hash when the email is unknown keeps both answers equally slow, so
+# response times do not reveal which emails have accounts: the stand-in is made once, lazily
+# (nothing slow at import), by the same hasher and parameters as every account's hash.
 INVALID_CREDENTIALS = "Email or password is not correct."
 
 
@@ -31,7 +31,7 @@ async def login(database: Database, email: str, password: str, *, user_agent: st
     async with database.system() as connection:
         candidate = await accounts.login_candidate(connection, email)
     if candidate is None:
-        verify_password(_DUMMY_HASH, password)
+        verify_password(stand_in_password_hash(), password)
         raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
     if not verify_password(candidate.password_hash, password) or not candidate.memberships:
         raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -44,6 +45,7 @@ ENVIRONMENT: dict[str, str | None] = {
     "MAX_ACTIVE_JOBS_PER_ORG": "20",
     "LOGIN_FAILURES_PER_15_MIN": "10",
     "TRUSTED_PROXIES": "",
+    "ALLOWED_HOSTS": "localhost,127.0.0.1,[::1]",
 }
 
 
@@ -90,6 +92,8 @@ class Settings:
     login_failures_per_15_min: int
     #: Reverse proxies whose X-Forwarded-For is believed (empty: none, the peer is the client).
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    #: Host names (``Host`` header, port aside) the server answers; others get 400. ``*``: any.
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -154,6 +158,7 @@ class Settings:
             max_active_jobs_per_org=integer("MAX_ACTIVE_JOBS_PER_ORG", 1, 1_000_000),
             login_failures_per_15_min=integer("LOGIN_FAILURES_PER_15_MIN", 1, 10_000),
             trusted_proxies=_networks("TRUSTED_PROXIES", raw("TRUSTED_PROXIES")),
+            allowed_hosts=_hosts("ALLOWED_HOSTS", raw("ALLOWED_HOSTS")),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -210,3 +215,23 @@ def _networks(name: str, value: str | None) -> tuple[IPv4Network | IPv6Network, 
                 f"{name} must be comma-separated IP addresses or CIDR networks; {exc}."
             ) from None
     return tuple(networks)
+
+
+#: A host name or IPv4 address, ``[IPv6]``, ``*.domain`` (any subdomain), or ``*`` alone.
+_HOST_PATTERN = re.compile(
+    r"(\*|(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?|\[[0-9a-f:.]+\])"
+)
+
+
+def _hosts(name: str, value: str | None) -> tuple[str, ...]:
+    """Comma-separated host names without scheme or port, e.g. ``invoices.example.com, localhost``."""
+    hosts = tuple(part.strip().lower() for part in (value or "").split(",") if part.strip())
+    for host in hosts:
+        if not _HOST_PATTERN.fullmatch(host):
+            raise ConfigurationError(
+                f"{name} must be comma-separated host names (no scheme, no port; `*.example.com` "
+                f"for subdomains, `*` for any); got {host!r}."
+            )
+    if not hosts:
+        raise ConfigurationError(f"{name} must name at least one host (`*` for any).")
+    return hosts

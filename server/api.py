@@ -196,6 +196,11 @@ async def list_batch_jobs(request: Request) -> Response:
     return page(found, limit, BatchJob.to_json, lambda j: (j.created_at.isoformat(), str(j.id)))
 
 
+#: The one authenticated answer not ``no-store`` (server/headers.py): a poller's copy may be kept
+#: by its own client, never by a shared cache, and is revalidated every time (ETag, 304).
+JOB_CACHE_CONTROL = "private, no-cache"
+
+
 async def get_batch_job(request: Request) -> Response:
     """Cheap to poll every 2 s: the ETag is the job's sequence number, so 304 until it moves."""
     principal = await _principal(request)
@@ -207,10 +212,10 @@ async def get_batch_job(request: Request) -> Response:
     etag = f'W/"{job.id}-{job.progress_seq}{retried}"'
     if_none_match = request.headers.get("if-none-match", "")
     if etag in if_none_match or if_none_match.strip() == "*":
-        return Response(status_code=304, headers={"ETag": etag})
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": JOB_CACHE_CONTROL})
     response = _job_response(job)
     response.headers["ETag"] = etag
-    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Cache-Control"] = JOB_CACHE_CONTROL
     return response
 
 

@@ -33,6 +33,7 @@ from server.errors import (
     unexpected_error,
 )
 from server.headers import SecurityHeaders
+from server.hosts import AllowedHosts
 from server.hub import EventHub
 
 
@@ -103,7 +104,11 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit)],
+        middleware=[
+            Middleware(SecurityHeaders, strict_transport_security=settings.session_cookie_secure == "true"),
+            Middleware(AllowedHosts, allowed_hosts=settings.allowed_hosts),
+            Middleware(BodyLimit),
+        ],
         exception_handlers={
             InvoicingError: invoicing_error,
             asyncpg.DataError: database_data_error,

@@ -106,6 +106,8 @@ def make_settings(database_url: str, redis_url: str, **overrides: str) -> Settin
         "SECRET_KEY": "test-secret-key-0123456789",
         "QUEUE_NAME": f"{namespace}:queue",
         "REDIS_PREFIX": namespace,
+        # httpx's ASGI clients and Starlette's TestClient send Host: testserver; live servers 127.0.0.1.
+        "ALLOWED_HOSTS": "testserver,localhost,127.0.0.1,[::1]",
         "CHUNK_SIZE": "25",
         # Fixed chunks: tests that stop a job midway need it to stay long.
         "CHUNK_TARGET_SECONDS": "0",

@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from operator import attrgetter
 from typing import Any, TypedDict, TypeVar
 
-from invoicing.accounts import FAST_PASSWORD_HASHER, hash_password, hash_token, new_api_token
+from invoicing.accounts import hash_password, hash_token, new_api_token
 from invoicing.domain.invoice_rules import CURRENCY_MISMATCH, INVALID_LINE, MISSING_BILLING_INFO, NO_LINES
 from invoicing.storage.database import Connection, Database
 
@@ -211,10 +211,7 @@ async def _seed_organization(
     organization_id = uuid.uuid4()
     passwords = {role: secrets.token_urlsafe(9) for role in ("admin", "member")}
     # Hashed before the transaction opens, and off the event loop: argon2 is slow on purpose.
-    hashes = {
-        role: await asyncio.to_thread(hash_password, password, hasher=FAST_PASSWORD_HASHER)
-        for role, password in passwords.items()
-    }
+    hashes = {role: await asyncio.to_thread(hash_password, password) for role, password in passwords.items()}
     # Built in a thread so the event loop keeps feeding another organization's COPY meanwhile.
     rows = await asyncio.to_thread(_build_rows, rng, organization_id, orders, invalid_ratio)
     domain = f"{_slug(name)}.example"

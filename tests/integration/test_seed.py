@@ -9,8 +9,9 @@ from uuid import UUID
 
 import asyncpg
 import pytest
+from argon2 import extract_parameters
 
-from invoicing.accounts import hash_token, verify_password
+from invoicing.accounts import hash_token, stand_in_password_hash, verify_password
 from invoicing.domain.invoice_rules import INVOICE_ERROR_CODES, build_invoice_draft
 from invoicing.domain.models import Customer, OrderLine, SalesOrder
 from invoicing.errors import InvoiceRuleError
@@ -139,6 +140,8 @@ async def test_passwords_verify_and_only_token_hashes_are_stored(db: Database) -
         assert verify_password(row["password_hash"], user["password"])
         assert not verify_password(row["password_hash"], user["password"] + "x")
         assert user["password"] not in row["password_hash"]
+        # The login's stand-in for unknown emails costs what these cost (issue 12).
+        assert extract_parameters(row["password_hash"]) == extract_parameters(stand_in_password_hash())
         assert bytes(row["token_hash"]) == hash_token(user["token"])
     tokens = await fetch_all(db, "SELECT token_hash FROM api_tokens")
     plaintext = {user["token"].encode() for user in organization["users"]}

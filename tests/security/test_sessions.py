@@ -85,6 +85,30 @@ async def test_logging_out_ends_the_session_on_the_server(settings: Settings, da
     assert after.json()["error"]["code"] == "session_expired"
 
 
+async def test_logging_out_without_an_origin_ends_the_session_on_the_server_too(
+    settings: Settings, database: Database
+) -> None:
+    """Logging out only takes rights away: it needs no same-origin proof (issue 12)."""
+    organization = await create_organization(database, with_passwords=True)
+    async with api_client(settings) as client:
+        for origin in ({}, {"Origin": "https://evil.example"}):
+            await log_in(client, organization)
+            old_cookie = client.cookies.get("invoicing_session") or ""
+            assert (await client.get("/api/me")).status_code == 200
+            logged_out = await client.post("/logout", headers=origin)
+            assert logged_out.status_code == 303, origin
+            assert logged_out.headers["location"] == "/login"
+            assert 'invoicing_session=""' in logged_out.headers["set-cookie"]
+            client.cookies.set("invoicing_session", old_cookie)
+            me = await client.get("/api/me")
+            assert me.status_code == 401, origin
+            assert me.json()["error"]["code"] == "session_expired"
+            page = await client.get("/orders")
+            assert page.status_code == 303, origin
+            assert page.headers["location"] == "/login"
+            client.cookies.clear()
+
+
 async def test_pages_send_anonymous_visitors_to_the_login_page(settings: Settings) -> None:
     async with api_client(settings) as client:
         for path in ("/", "/orders", "/jobs"):

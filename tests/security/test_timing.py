@@ -11,6 +11,7 @@ round trip, loading the foreign row before refusing it), not a proof of constant
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -19,8 +20,10 @@ from uuid import uuid4
 import httpx
 import pytest
 
+from invoicing.accounts import hash_password
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
+from tests.conftest import make_settings
 from tests.support.app import api_client
 from tests.support.factories import Organization, create_orders, create_organization
 
@@ -101,3 +104,48 @@ async def test_a_foreign_id_takes_as_long_as_a_missing_one(
     assert abs(foreign - missing) < bound, (
         f"median foreign {foreign * 1000:.2f} ms, missing {missing * 1000:.2f} ms"
     )
+
+
+#: Logins per kind (after the warm-up) and how far apart their medians may be, as a ratio.
+LOGIN_WARM_UP_PAIRS = 3
+LOGIN_PAIRS = 30
+LOGIN_RATIO_BOUND = 1.5
+
+
+async def test_a_wrong_password_takes_as_long_as_an_unknown_email(
+    database_url: str, redis_url: str, database: Database
+) -> None:
+    """Login times do not tell which emails have accounts (issue 12: a known email's wrong
+    password took 42.8 ms, an unknown email 177.5 ms, the stand-in hash having other argon2
+    parameters). The user's hash is made as the product makes one (``hash_password``'s default
+    hasher, as the seed does), not by the tests' cheaper hasher. Argon2 dominates both answers
+    (about 120 ms here), so a 1.5x bound on the medians is wide for noise and narrow for a
+    hasher mismatch (about 4x)."""
+    settings = make_settings(database_url, redis_url, LOGIN_FAILURES_PER_15_MIN="10000")
+    organization = await create_organization(database)
+    async with database.connection() as connection:
+        await connection.execute(
+            "UPDATE users SET password_hash = $1 WHERE id = $2",
+            await asyncio.to_thread(hash_password, "the right password"),
+            organization.member.id,
+        )
+    seconds: dict[str, list[float]] = {"known": [], "unknown": []}
+    answers: set[int] = set()
+    async with api_client(settings) as client:
+        for pair in range(LOGIN_WARM_UP_PAIRS + LOGIN_PAIRS):
+            emails = [("known", organization.member.email), ("unknown", f"nobody-{uuid4().hex}@example.test")]
+            for kind, email in emails if pair % 2 else reversed(emails):
+                started = time.perf_counter()
+                response = await client.post(
+                    "/login",
+                    data={"email": email, "password": "wrong"},
+                    headers={"Origin": "http://testserver"},
+                )
+                elapsed = time.perf_counter() - started
+                answers.add(response.status_code)
+                if pair >= LOGIN_WARM_UP_PAIRS:
+                    seconds[kind].append(elapsed)
+    assert answers == {401}
+    known, unknown = statistics.median(seconds["known"]), statistics.median(seconds["unknown"])
+    ratio = max(known, unknown) / min(known, unknown)
+    assert ratio < LOGIN_RATIO_BOUND, f"median known {known * 1000:.1f} ms, unknown {unknown * 1000:.1f} ms"
