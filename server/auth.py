@@ -14,7 +14,7 @@ from invoicing.accounts import hash_token
 from invoicing.errors import Forbidden, Unauthorized
 from invoicing.principal import Principal
 from invoicing.sessions import principal_for_session
-from invoicing.storage.accounts import principal_by_token
+from invoicing.storage.accounts import principal_by_token, still_allows
 from invoicing.storage.database import Database
 
 SESSION_COOKIE = "invoicing_session"
@@ -68,3 +68,19 @@ async def _by_bearer_token(header: str, database: Database) -> Principal:
     if principal is None:
         raise Unauthorized("The token is not valid.", code="invalid_token")
     return principal
+
+
+async def still_authorized(connection: HTTPConnection, database: Database, principal: Principal) -> bool:
+    """Whether the credential ``connection`` was authenticated with (its bearer token or session
+    cookie) still lets ``principal`` act: a long-lived WebSocket asks this, read-only."""
+    header = connection.headers.get("authorization")
+    if header is not None:
+        token, is_session = header.partition(" ")[2].strip(), False
+    else:
+        token, is_session = session_token(connection) or "", True
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return False
+    async with database.system() as db:
+        return await still_allows(
+            db, token_hash=hash_token(token), is_session=is_session, principal=principal
+        )

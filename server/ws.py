@@ -22,7 +22,7 @@ from invoicing.errors import BadRequest, Forbidden, InvoicingError, NotFound, Se
 from invoicing.events import event_for
 from invoicing.principal import Principal
 from invoicing.storage import jobs
-from server.auth import authenticate, same_origin
+from server.auth import authenticate, same_origin, still_authorized
 from server.errors import database_failures_translated, response_for
 from server.hub import Event, Subscription
 
@@ -34,6 +34,9 @@ MAX_CLIENT_FRAME_BYTES = 4 * MAX_CLIENT_MESSAGE
 CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
 #: RFC 6455's "Try Again Later": the database is unavailable; poll, or reconnect in a while.
 CLOSE_TRY_AGAIN_LATER = 1013
+#: How often an open socket checks that its credential still allows it (a revoked token, a
+#: logout, a removed membership): events stop, and the socket closes 4401, within this.
+RECHECK_SECONDS = 2.0
 
 
 class JobWatcher:
@@ -101,6 +104,21 @@ class JobWatcher:
         await self.send(text or event)
         return event["type"] == "finished" and self.job_id is not None
 
+    async def keep_authorized(self) -> None:
+        """Return once the socket's credential no longer allows it (checked every
+        ``RECHECK_SECONDS``, read-only); a check PostgreSQL cannot answer is tried again later."""
+        while True:
+            await asyncio.sleep(RECHECK_SECONDS)
+            if not await self._authorized():
+                return
+
+    async def _authorized(self) -> bool:
+        try:
+            with database_failures_translated(self.websocket):
+                return await still_authorized(self.websocket, self.state.database, self.principal)
+        except ServiceUnavailable:
+            return True  # not known now: the next check, or the outage handling, decides
+
     async def receive(self) -> None:
         """Handle client messages until the client goes away or cancels the watched job."""
         while True:
@@ -111,6 +129,8 @@ class JobWatcher:
                 with database_failures_translated(self.websocket):
                     if await self._handle(message.get("text")):
                         return
+            except CredentialEnded:
+                raise
             except InvoicingError as error:
                 # The socket stays open: a cancel refused, or failed in an outage, may be sent again.
                 await self.send_error(error.code, error.message)
@@ -129,8 +149,21 @@ class JobWatcher:
         if message["type"] != "cancel":
             raise BadRequest(f"Unknown message type {message['type'][:40]!r}.", code="unknown_message")
         job_id = self.job_id or _message_job_id(message)
+        if not await self._authorized():
+            raise CredentialEnded()
         job = await batches.cancel_batch(self.state.database, self.state.queue, self.principal, job_id)
         return await self._relay(dict(event_for(job)))
+
+
+class CredentialEnded(Unauthorized):
+    """The token was revoked, the session ended, or the user left the organization."""
+
+    code = "session_ended"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Your access has ended (signed out, token revoked or membership removed); log in again."
+        )
 
 
 def _message_job_id(message: dict[str, Any]) -> UUID:
@@ -177,7 +210,8 @@ async def _serve(websocket: WebSocket, principal: Principal, job_id: UUID | None
             return
         receiver = asyncio.create_task(watcher.receive())
         sender = asyncio.create_task(watcher.forward(subscription))
-        done, pending = await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+        guard = asyncio.create_task(watcher.keep_authorized())
+        done, pending = await asyncio.wait({receiver, sender, guard}, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -187,7 +221,11 @@ async def _serve(websocket: WebSocket, principal: Principal, job_id: UUID | None
         # close normally. One that raised otherwise means the client went away (or the send
         # failed): nothing left to close.
         unavailable = [error for error in failures if isinstance(error, ServiceUnavailable)]
-        if unavailable:
+        if guard in done or any(isinstance(error, CredentialEnded) for error in failures):
+            # Its right to the organization's events ended: say so (the UI sends the user to
+            # log in) and close, before anything more is sent.
+            await _close_with(watcher, CredentialEnded())
+        elif unavailable:
             await _close_with(watcher, unavailable[0])
         elif any(error is None for error in failures):
             await close_normally(websocket)
@@ -204,7 +242,13 @@ async def close_normally(websocket: WebSocket) -> None:
 
 async def _close_with(watcher: JobWatcher, error: InvoicingError) -> None:
     await watcher.send_error(error.code, error.message)
-    code = CLOSE_NOT_FOUND if isinstance(error, NotFound) else CLOSE_TRY_AGAIN_LATER
+    code = (
+        CLOSE_NOT_FOUND
+        if isinstance(error, NotFound)
+        else CLOSE_UNAUTHORIZED
+        if isinstance(error, Unauthorized)
+        else CLOSE_TRY_AGAIN_LATER
+    )
     await watcher.websocket.close(code=code)
 
 

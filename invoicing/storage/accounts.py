@@ -131,3 +131,29 @@ async def switch_session_organization(
     connection: asyncpg.Connection, token_hash: bytes, organization_id: UUID
 ) -> bool:
     return await connection.fetchval(SWITCH_SESSION_ORGANIZATION, token_hash, organization_id) is not None
+
+
+# Read-only (no last-seen write): an open socket asks this every few seconds.
+TOKEN_STILL_ALLOWS = """
+SELECT EXISTS (
+    SELECT 1 FROM api_tokens t
+    JOIN memberships m ON m.organization_id = t.organization_id AND m.user_id = t.user_id
+    WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.user_id = $2 AND t.organization_id = $3
+)
+"""
+SESSION_STILL_ALLOWS = """
+SELECT EXISTS (
+    SELECT 1 FROM sessions s
+    JOIN memberships m ON m.organization_id = s.organization_id AND m.user_id = s.user_id
+    WHERE s.token_hash = $1 AND s.expires_at > now() AND s.user_id = $2 AND s.organization_id = $3
+)
+"""
+
+
+async def still_allows(
+    connection: asyncpg.Connection, *, token_hash: bytes, is_session: bool, principal: Principal
+) -> bool:
+    """Whether the credential still lets ``principal`` act in its organization (not revoked,
+    not logged out or expired, still a member, the session not moved to another organization)."""
+    query = SESSION_STILL_ALLOWS if is_session else TOKEN_STILL_ALLOWS
+    return bool(await connection.fetchval(query, token_hash, principal.user_id, principal.organization_id))
