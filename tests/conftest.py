@@ -28,6 +28,7 @@ from invoicing.storage.migrations import migrate
 from tests.support.app import api_client
 from tests.support.factories import Organization, create_organization
 from tests.support.postgres import PostgresServer, PrivateDatabase
+from tests.support.server_process import ServerProcess, running_server
 from tests.support.services import RedisServer, database_url_for
 
 RUN_ID = secrets.token_hex(4)
@@ -187,6 +188,13 @@ async def private_postgres() -> AsyncIterator[PrivateDatabase]:
         yield PrivateDatabase(server=server, url=url)
     finally:
         server.close()
+
+
+@pytest.fixture
+def server_process(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
+    """``invoicing server`` as a child process, started as an operator starts it."""
+    with running_server(settings, tmp_path / "server.log") as running:
+        yield running
 
 
 @pytest_asyncio.fixture

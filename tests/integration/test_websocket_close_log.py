@@ -6,26 +6,17 @@ reads exactly what an operator would see on its stderr.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from websockets.asyncio.client import connect
 
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from tests.support.factories import Organization, create_orders
-from tests.support.server_process import ServerProcess, running_server
+from tests.support.server_process import ServerProcess
 from tests.support.sockets import job_socket, messages_until_closed, receive, submit
 from tests.support.workers import drain_queue
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def server_process(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
-    with running_server(settings, tmp_path / "server.log") as running:
-        yield running
 
 
 async def test_normal_closes_from_either_side_log_no_error(

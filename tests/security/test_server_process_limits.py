@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -29,16 +27,11 @@ from invoicing.settings import Settings
 from tests.support.factories import Organization
 from tests.support.server_process import ServerProcess, running_server
 from tests.support.sockets import receive
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def server_process(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
-    with running_server(settings, tmp_path / "server.log") as running:
-        yield running
 
 
 def organization_socket(server_process: ServerProcess, organization: Organization) -> connect:
@@ -125,26 +118,34 @@ def send_part_and_hang_up(host: str, request_head: str, part: bytes) -> None:
     address, port = host.split(":")
     with socket.create_connection((address, int(port)), timeout=10) as connection:
         connection.sendall(request_head.encode() + part)
-        time.sleep(0.3)  # the server is reading the body
+
+
+HANG_UP_LINE = "client went away during the body"
 
 
 async def test_a_client_hanging_up_mid_body_is_not_an_error(
-    server_process: ServerProcess, organization: Organization
+    settings: Settings, organization: Organization, tmp_path: Path
 ) -> None:
-    host = server_process.server.host
-    token = organization.admin.headers["Authorization"]
-    api = (
-        f"POST /api/batch-jobs HTTP/1.1\r\nHost: {host}\r\nAuthorization: {token}\r\n"
-        "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
-    )
-    login = (
-        f"POST /login HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n"
-        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 5000\r\n\r\n"
-    )
-    for _ in range(3):
-        await asyncio.to_thread(send_part_and_hang_up, host, api, b'{"order_ids": ["')
-        await asyncio.to_thread(send_part_and_hang_up, host, login, b"email=a%40b.c&pass")
-    await asyncio.sleep(0.5)
-    output = server_process.stop()
+    with running_server(settings, tmp_path / "server.log", log_level="DEBUG") as server_process:
+        host = server_process.server.host
+        token = organization.admin.headers["Authorization"]
+        api = (
+            f"POST /api/batch-jobs HTTP/1.1\r\nHost: {host}\r\nAuthorization: {token}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+        )
+        login = (
+            f"POST /login HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 5000\r\n\r\n"
+        )
+        hang_ups = [(api, b'{"order_ids": ["'), (login, b"email=a%40b.c&pass")] * 3
+        for done, (head, part) in enumerate(hang_ups, start=1):
+            await asyncio.to_thread(send_part_and_hang_up, host, head, part)
+
+            async def logged(expected: int = done) -> bool:
+                return server_process.log.read_text(errors="replace").count(HANG_UP_LINE) >= expected
+
+            # Each hang-up handled, its one DEBUG line written, before the next and the stop.
+            await eventually(logged, timeout=30, what=f"hang-up {done} to be logged")
+        output = server_process.stop()
     assert "ERROR" not in output, output
     assert "Traceback" not in output, output

@@ -33,13 +33,14 @@ class ServerProcess:
 
 
 @contextmanager
-def running_server(settings: Settings, log: Path) -> Iterator[ServerProcess]:
-    """The server on a free port, logging (stdout and stderr) to ``log``; stopped afterwards."""
+def running_server(settings: Settings, log: Path, *, log_level: str = "INFO") -> Iterator[ServerProcess]:
+    """The server on a free port, logging (stdout and stderr) to ``log`` from ``log_level`` up;
+    stopped afterwards."""
     port = free_port()
     with log.open("wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "cli", "server", "--port", str(port)],
-            env=environment_of(settings),
+            env={**environment_of(settings), "LOG_LEVEL": log_level},
             cwd=ROOT,
             stdout=output,
             stderr=subprocess.STDOUT,
