@@ -133,7 +133,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404 and _wants_page(request):
         from server.pages import render_page  # the pages import this module
 
-        return render_page(request, "page_not_found.html", 404)
+        return render_page(request, "not_found.html", 404)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     message = {404: "No such endpoint.", 405: "Method not allowed on this endpoint."}.get(
         exc.status_code, str(exc.detail)
