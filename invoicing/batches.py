@@ -81,14 +81,14 @@ async def _record(
     if request.retry_of is not None:
         await jobs.refuse_second_retry(connection, request.retry_of)
     if order_ids:
-        held = await orders.jobs_holding(connection, principal.organization_id, order_ids)
+        held = await orders.held_orders(connection, principal.organization_id, order_ids)
         if held and request.retry_of is not None:
             # A retry takes what is still free; another job is already on the rest.
-            order_ids = await orders.not_held(connection, principal.organization_id, order_ids)
+            order_ids = [order_id for order_id in order_ids if order_id not in held]
             if not order_ids:
                 raise _nothing_to_retry()
         elif held:
-            raise OrdersInActiveJob(held)
+            raise OrdersInActiveJob.holding(held)
     if request.order_filter is not None:
         order_ids = await _resolve_filter(
             connection, principal, request.order_filter, settings.max_batch_size

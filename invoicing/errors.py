@@ -7,6 +7,10 @@ classes to status codes in one place (``server/errors.py``).
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
+from uuid import UUID
+
 
 class InvoicingError(Exception):
     """Base of every error the product raises on purpose."""
@@ -69,6 +73,12 @@ class OrdersInActiveJob(Conflict):
     """A batch names orders that a pending or processing job still holds; nothing was created."""
 
     code = "orders_in_active_job"
+
+    @classmethod
+    def holding(cls, held: Mapping[UUID, UUID]) -> OrdersInActiveJob:
+        """From order id → the job holding it: the jobs, most orders first."""
+        per_job = Counter(str(job_id) for job_id in held.values())
+        return cls(dict(sorted(per_job.items(), key=lambda entry: (-entry[1], entry[0]))))
 
     def __init__(self, held: dict[str, int]) -> None:
         count = sum(held.values())

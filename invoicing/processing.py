@@ -275,9 +275,9 @@ async def _invoice_single_order_now(
             connection, organization_id, [order_id], on_locked="fail"
         )
         # An order a running job holds is that job's to invoice (its outcome is reported there).
-        held = await orders.jobs_holding(connection, organization_id, [order_id])
+        held = await orders.held_orders(connection, organization_id, [order_id])
         if held:
-            raise OrdersInActiveJob(held)
+            raise OrdersInActiveJob.holding(held)
         decision = decide([order_id], loaded, today())[0]
         if isinstance(decision, InvoiceRuleError):
             raise decision

@@ -24,6 +24,7 @@ from invoicing.storage.invoices import order_lines
 # is looked up by key (LATERAL … OFFSET 0 keeps them lookups). The invoice and the running job
 # are found from the order itself (migrations/0009), never by joining the organization's
 # invoices, which under row-level security cost a nested loop of millions of rows.
+
 # Whether a running job holds the order ``{order}`` (of organization ``$1``): one probe of the
 # pending items' index. As a LATERAL subquery with a LIMIT it stays a probe per row; a NOT
 # EXISTS in a WHERE clause may become an anti join over every pending item, which with stale
@@ -98,22 +99,12 @@ ORDER BY o.number, o.id
 LIMIT ${{limit}}
 """
 
-# Which running jobs hold which of the given orders (one pending item each).
-HOLDING_JOBS = f"""
-SELECT held.job_id, count(*) AS orders
+# Which of the given orders running jobs hold, and which job each (one probe per id).
+HELD_ORDERS = f"""
+SELECT wanted.id AS order_id, held.job_id
 FROM unnest($2::uuid[]) AS wanted(id)
 {HELD_BY.format(order="wanted.id")}
 WHERE held.job_id IS NOT NULL
-GROUP BY held.job_id
-ORDER BY count(*) DESC, held.job_id
-"""
-
-NOT_HELD = f"""
-SELECT wanted.id
-FROM unnest($2::uuid[]) WITH ORDINALITY AS wanted(id, position)
-{HELD_BY.format(order="wanted.id")}
-WHERE held.job_id IS NULL
-ORDER BY wanted.position
 """
 
 #: Orders whose lines are read at once when summing a large selection.
@@ -276,16 +267,9 @@ def _totals(orders: list[SalesOrder]) -> list[Decimal | None]:
     return [order_total(order) for order in orders]
 
 
-async def jobs_holding(
+async def held_orders(
     connection: asyncpg.Connection, organization_id: UUID, order_ids: Sequence[UUID]
-) -> dict[str, int]:
-    """Running jobs holding any of ``order_ids`` → how many of them each holds."""
-    rows = await connection.fetch(HOLDING_JOBS, organization_id, list(order_ids))
-    return {str(row["job_id"]): int(row["orders"]) for row in rows}
-
-
-async def not_held(
-    connection: asyncpg.Connection, organization_id: UUID, order_ids: Sequence[UUID]
-) -> list[UUID]:
-    """``order_ids`` but those a running job holds, in their order."""
-    return [row["id"] for row in await connection.fetch(NOT_HELD, organization_id, list(order_ids))]
+) -> dict[UUID, UUID]:
+    """Those of ``order_ids`` a running job holds → the job."""
+    rows = await connection.fetch(HELD_ORDERS, organization_id, list(order_ids))
+    return {row["order_id"]: row["job_id"] for row in rows}

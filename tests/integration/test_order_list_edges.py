@@ -150,13 +150,13 @@ async def test_counting_held_orders_looks_each_item_up_by_key_after_bulk_writes(
 async def test_a_retry_that_names_held_orders_reads_them_by_key_after_bulk_writes(
     settings: Settings, database: Database, organization: Organization
 ) -> None:
-    """``NOT_HELD`` (a retry, under the organization's submit lock) probes each id: as an anti
+    """``HELD_ORDERS`` (a batch or a retry, under the organization's submit lock) probes each id: as an anti
     join over the materialized pending items, without statistics each
     wanted id rescans the organization's pending items (a bitmap scan per id): 5,000 ids against
     20,000 pending items took 8 s, while every submit of the organization waits."""
     order_ids = await _month_end_with_running_jobs(settings, database, organization, 12_000, 3_000)
     wasted, milliseconds, scans = await _explain(
-        database, organization.id, orders.NOT_HELD, organization.id, order_ids[:3_000]
+        database, organization.id, orders.HELD_ORDERS, organization.id, order_ids[:3_000]
     )
     # 3,000 ids, 3,000 pending items: a nested-loop anti join over the materialized items
     # compares them all (9,000,000 rows removed by its join filter).
