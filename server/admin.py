@@ -39,7 +39,7 @@ async def stats(request: Request) -> Response:
     reject_unknown_query(request, set())
     async with state.database(request).scoped(principal.organization_id) as connection:
         found = await operations.operational_stats(connection, principal.organization_id)
-    return JSONResponse(found.to_json(), headers={"Cache-Control": "no-store"})
+    return JSONResponse(found.to_json())  # no-store, as every authenticated answer (server/headers.py)
 
 
 async def audit_log(request: Request) -> Response:

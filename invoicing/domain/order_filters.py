@@ -33,11 +33,6 @@ class OrderFilter:
     customer_id: UUID | None = None
     currency: str | None = None
 
-    @property
-    def is_month_end_list(self) -> bool:
-        """Confirmed orders without an invoice: the list a clerk invoices from."""
-        return self.status == "confirmed" and self.invoiced is False
-
     def to_json(self) -> dict[str, object]:
         """The fields that are set, as the JSON a batch's ``filter`` accepts."""
         values: dict[str, object] = {"status": self.status, "invoiced": self.invoiced}
