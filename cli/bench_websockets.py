@@ -286,6 +286,9 @@ async def run_benchmark(
     workdir = Path(tempfile.mkdtemp(prefix="bench-ws-"))
     async with AsyncExitStack() as stack:
         env = await scratch_services(stack, settings, workdir)
+        # Every client is one user: the socket caps would refuse all but the first few.
+        most = str(max(client_counts))
+        env.update(WS_MAX_SOCKETS_PER_USER=most, WS_MAX_SOCKETS_PER_ORG=most)
         token, order_ids = await _prepare(env["DATABASE_URL"], orders_per_round * len(client_counts))
         worker = _spawn(["worker"], env, workdir / "worker.log")
         stack.callback(_stop, [worker])

@@ -52,3 +52,13 @@ def login_failures_by_account(prefix: str, account_digest: str) -> str:
 def login_failures_by_address(prefix: str, address: str) -> str:
     """Counter of failed logins from one client address."""
     return f"{prefix}:limit:login-address:{address}"
+
+
+def sockets_of_user(prefix: str, user_id: UUID) -> str:
+    """Sorted set of one user's open WebSockets (member: socket id, score: when its lease lapses)."""
+    return f"{prefix}:limit:sockets-user:{user_id}"
+
+
+def sockets_of_organization(prefix: str, organization_id: UUID) -> str:
+    """Sorted set of one organization's open WebSockets, like :func:`sockets_of_user`."""
+    return f"{prefix}:limit:sockets-org:{organization_id}"

@@ -44,6 +44,10 @@ ENVIRONMENT: dict[str, str | None] = {
     "BAD_REQUESTS_PER_MINUTE": "300",
     "MAX_ACTIVE_JOBS_PER_ORG": "20",
     "LOGIN_FAILURES_PER_15_MIN": "10",
+    "WS_MAX_SOCKETS_PER_USER": "20",
+    "WS_MAX_SOCKETS_PER_ORG": "500",
+    "WS_MESSAGES_PER_SECOND": "5",
+    "WS_MESSAGE_BURST": "10",
     "TRUSTED_PROXIES": "",
     "ALLOWED_HOSTS": "localhost,127.0.0.1,[::1]",
 }
@@ -90,6 +94,12 @@ class Settings:
     bad_requests_per_minute: int
     max_active_jobs_per_org: int
     login_failures_per_15_min: int
+    #: Open WebSockets one user, and one organization, may hold across every server process.
+    ws_max_sockets_per_user: int
+    ws_max_sockets_per_org: int
+    #: Client messages one socket may send: ``ws_message_burst`` at once, then this many a second.
+    ws_messages_per_second: float
+    ws_message_burst: int
     #: Reverse proxies whose X-Forwarded-For is believed (empty: none, the peer is the client).
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     #: Host names (``Host`` header, port aside) the server answers; others get 400. ``*``: any.
@@ -157,6 +167,10 @@ class Settings:
             bad_requests_per_minute=integer("BAD_REQUESTS_PER_MINUTE", 1, 1_000_000),
             max_active_jobs_per_org=integer("MAX_ACTIVE_JOBS_PER_ORG", 1, 1_000_000),
             login_failures_per_15_min=integer("LOGIN_FAILURES_PER_15_MIN", 1, 10_000),
+            ws_max_sockets_per_user=integer("WS_MAX_SOCKETS_PER_USER", 1, 1_000_000),
+            ws_max_sockets_per_org=integer("WS_MAX_SOCKETS_PER_ORG", 1, 1_000_000),
+            ws_messages_per_second=real("WS_MESSAGES_PER_SECOND", 0.01, 10_000),
+            ws_message_burst=integer("WS_MESSAGE_BURST", 1, 10_000),
             trusted_proxies=_networks("TRUSTED_PROXIES", raw("TRUSTED_PROXIES")),
             allowed_hosts=_hosts("ALLOWED_HOSTS", raw("ALLOWED_HOSTS")),
         )

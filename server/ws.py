@@ -4,6 +4,13 @@ Protocol (JSON text frames). Server → client: ``{"type": "snapshot", "job": {.
 ``"jobs": [...]`` on the organization socket), ``{"type": "progress", ...}``,
 ``{"type": "finished", "job": {...}}`` and ``{"type": "error", "error": {code, message}}``.
 Client → server: ``{"type": "cancel"}`` (``"job_id"`` too on the organization socket).
+
+A bad message gets an ``error`` and the socket stays open. These errors close it, with a close
+code mirroring the HTTP status: ``session_ended`` (4401), ``job_not_found`` (4404),
+``too_many_sockets`` (4429: the user or the organization already has ``WS_MAX_SOCKETS_PER_USER``
+or ``WS_MAX_SOCKETS_PER_ORG`` open), ``rate_limited`` (4429: more client messages than
+``WS_MESSAGE_BURST`` at once, then ``WS_MESSAGES_PER_SECOND``), and ``service_unavailable``
+(1013, PostgreSQL cannot be read).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import random
+import time
 from typing import Any
 from uuid import UUID
 
@@ -19,9 +27,19 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from invoicing import batches
-from invoicing.errors import BadRequest, Forbidden, InvoicingError, NotFound, ServiceUnavailable, Unauthorized
+from invoicing.domain.token_bucket import TokenBucket
+from invoicing.errors import (
+    BadRequest,
+    Forbidden,
+    InvoicingError,
+    NotFound,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+)
 from invoicing.events import event_for
 from invoicing.principal import Principal
+from invoicing.socket_slots import SocketSlot
 from invoicing.storage import jobs
 from server.auth import authenticate, same_origin, still_authorized
 from server.errors import database_failures_translated, response_for
@@ -32,7 +50,7 @@ MAX_CLIENT_MESSAGE = 4096
 #: the socket with 1009 (message too big) before it is buffered.
 MAX_CLIENT_FRAME_BYTES = 4 * MAX_CLIENT_MESSAGE
 #: Close codes in the private range, mirroring HTTP statuses.
-CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
+CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_TOO_MANY_REQUESTS = 4401, 4403, 4404, 4429
 #: RFC 6455's "Try Again Later": the database is unavailable; poll, or reconnect in a while.
 CLOSE_TRY_AGAIN_LATER = 1013
 #: How often, at most, an open socket checks that its credential still allows it (a revoked
@@ -40,6 +58,10 @@ CLOSE_TRY_AGAIN_LATER = 1013
 #: this. Each wait is drawn from its last quarter, so that sockets opened together do not all
 #: check at once (1,000 sockets: about 290 one-row reads a second).
 RECHECK_SECONDS = 4.0
+#: How long a socket's slot counts against its user's and organization's caps unless renewed
+#: (the guard renews it at every recheck): a server process that dies frees its sockets' slots
+#: within this.
+SOCKET_LEASE_SECONDS = 3 * RECHECK_SECONDS
 
 
 class JobWatcher:
@@ -52,6 +74,11 @@ class JobWatcher:
         self.last_seq: dict[str, int] = {}
         self._send_lock = asyncio.Lock()
         self.state = websocket.state
+        settings = self.state.settings
+        self.slot = SocketSlot(
+            self.state.queue.redis, settings, principal, lease_seconds=SOCKET_LEASE_SECONDS
+        )
+        self.messages = TokenBucket(settings.ws_messages_per_second, settings.ws_message_burst)
 
     async def send(self, message: dict[str, Any] | str) -> None:
         text = message if isinstance(message, str) else json.dumps(message, separators=(",", ":"))
@@ -109,9 +136,11 @@ class JobWatcher:
 
     async def keep_authorized(self) -> None:
         """Return once the socket's credential no longer allows it (checked every
-        ``RECHECK_SECONDS``, read-only); a check PostgreSQL cannot answer is tried again later."""
+        ``RECHECK_SECONDS``, read-only); a check PostgreSQL cannot answer is tried again later.
+        Each wake renews the socket's slot first, so it keeps counting while the socket is open."""
         while True:
             await asyncio.sleep(RECHECK_SECONDS * random.uniform(0.75, 1.0))
+            await self.slot.renew()
             if not await self._authorized():
                 return
 
@@ -128,6 +157,10 @@ class JobWatcher:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(message.get("code", 1000))
+            # Every frame counts, malformed or not, before anything is done for it: nothing of
+            # a message over the limit is acted on, and the socket closes.
+            if not self.messages.take(time.monotonic()):
+                raise TooManyMessages(self.messages)
             try:
                 with database_failures_translated(self.websocket):
                     if await self._handle(message.get("text")):
@@ -169,6 +202,17 @@ class CredentialEnded(Unauthorized):
         )
 
 
+class TooManyMessages(TooManyRequests):
+    """The client sent messages faster than its socket allows (``rate_limited``)."""
+
+    def __init__(self, bucket: TokenBucket) -> None:
+        super().__init__(
+            f"More than {bucket.burst:g} messages at once, or {bucket.rate:g} a second; "
+            "this connection is closed.",
+            retry_after=1,
+        )
+
+
 def _message_job_id(message: dict[str, Any]) -> UUID:
     try:
         return UUID(str(message.get("job_id")))
@@ -201,8 +245,22 @@ async def _admit(websocket: WebSocket) -> Principal | None:
 
 async def _serve(websocket: WebSocket, principal: Principal, job_id: UUID | None) -> None:
     watcher = JobWatcher(websocket, principal, job_id)
-    hub = websocket.state.hub
-    async with hub.subscribe(principal.organization_id, job_id) as subscription:
+    try:
+        # Counted once the principal is known, before any work for the socket (the snapshot).
+        await watcher.slot.take()
+    except TooManyRequests as error:
+        # Accepted, told why, then closed: a browser cannot read why a handshake was refused.
+        await _close_with(watcher, error)
+        return
+    try:
+        await _watch(watcher)
+    finally:
+        await watcher.slot.release()
+
+
+async def _watch(watcher: JobWatcher) -> None:
+    websocket, hub = watcher.websocket, watcher.state.hub
+    async with hub.subscribe(watcher.principal.organization_id, watcher.job_id) as subscription:
         # Subscribed before the snapshot is read: nothing committed after it can be missed.
         try:
             if await watcher.snapshot():
@@ -219,19 +277,27 @@ async def _serve(websocket: WebSocket, principal: Principal, job_id: UUID | None
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         failures = [task.exception() for task in done]
-        # A resync (after a Redis reconnect) could not read PostgreSQL: say so and close, the
-        # client reconnects or polls. A task that returned means the watched job finished:
-        # close normally. One that raised otherwise means the client went away (or the send
-        # failed): nothing left to close.
-        unavailable = [error for error in failures if isinstance(error, ServiceUnavailable)]
-        if guard in done or any(isinstance(error, CredentialEnded) for error in failures):
-            # Its right to the organization's events ended: say so (the UI sends the user to
-            # log in) and close, before anything more is sent.
-            await _close_with(watcher, CredentialEnded())
-        elif unavailable:
-            await _close_with(watcher, unavailable[0])
-        elif any(error is None for error in failures):
-            await close_normally(websocket)
+        await _close_after(watcher, credential_ended=guard in done, failures=failures)
+
+
+async def _close_after(
+    watcher: JobWatcher, *, credential_ended: bool, failures: list[BaseException | None]
+) -> None:
+    """Close the socket as its first task to end says.
+
+    Its right to the organization's events ended: say so (the UI sends the user to log in) and
+    close, before anything more is sent. Too many messages: say so and close. A resync (after a
+    Redis reconnect) could not read PostgreSQL: say so and close, the client reconnects or
+    polls. A task that returned means the watched job finished: close normally. One that raised
+    otherwise means the client went away (or the send failed): nothing left to close.
+    """
+    refusals = [error for error in failures if isinstance(error, (TooManyRequests, ServiceUnavailable))]
+    if credential_ended or any(isinstance(error, CredentialEnded) for error in failures):
+        await _close_with(watcher, CredentialEnded())
+    elif refusals:
+        await _close_with(watcher, refusals[0])
+    elif any(error is None for error in failures):
+        await close_normally(watcher.websocket)
 
 
 async def close_normally(websocket: WebSocket) -> None:
@@ -243,15 +309,17 @@ async def close_normally(websocket: WebSocket) -> None:
         await websocket.close(code=1000)
 
 
+#: The close code after each kind of error that ends a socket; any other: try again later.
+_CLOSE_CODES: tuple[tuple[type[InvoicingError], int], ...] = (
+    (NotFound, CLOSE_NOT_FOUND),
+    (Unauthorized, CLOSE_UNAUTHORIZED),
+    (TooManyRequests, CLOSE_TOO_MANY_REQUESTS),
+)
+
+
 async def _close_with(watcher: JobWatcher, error: InvoicingError) -> None:
     await watcher.send_error(error.code, error.message)
-    code = (
-        CLOSE_NOT_FOUND
-        if isinstance(error, NotFound)
-        else CLOSE_UNAUTHORIZED
-        if isinstance(error, Unauthorized)
-        else CLOSE_TRY_AGAIN_LATER
-    )
+    code = next((code for kind, code in _CLOSE_CODES if isinstance(error, kind)), CLOSE_TRY_AGAIN_LATER)
     await watcher.websocket.close(code=code)
 
 

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Request, WebSocketRoute, expect
 
 from invoicing.storage.database import Database
+from tests.conftest import make_settings
 from tests.support.browser import (
+    Product,
     card,
     logged_in_page,
     running_product,
     start_batch_of_all_matching,
     wait_until_mid_job,
 )
-from tests.support.factories import create_mixed_orders
+from tests.support.factories import create_mixed_orders, create_orders, create_organization
+from tests.support.live_server import live_server
+from tests.support.sockets import submit
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -94,6 +100,42 @@ async def test_the_card_finishes_through_polling_when_websockets_are_blocked(
         await expect(page.get_by_text("Live updates paused")).to_be_visible()
         await expect(card(page)).to_have_attribute("data-status", "completed", timeout=60_000)
         await expect(card(page).locator('[data-field="processed"]')).to_have_attribute("data-value", "1500")
+
+
+async def test_a_page_whose_socket_is_refused_4429_polls_and_waits_long_before_trying_again(
+    browser: Browser, database_url: str, redis_url: str, database: Database
+) -> None:
+    settings = make_settings(database_url, redis_url)
+    organization = await create_organization(database, with_passwords=True)
+    async with live_server(settings) as server:
+        job = await submit(server, organization, await create_orders(database, organization, 3))
+        # No worker: the job stays pending, so its page keeps watching it.
+        page = await logged_in_page(browser, Product(server, settings, organization))
+        attempts: list[str] = []
+        job_reads: list[str] = []
+
+        async def refuse(socket: WebSocketRoute) -> None:
+            attempts.append(socket.url)
+            error = {"code": "too_many_sockets", "message": "You already have 20 live connections open."}
+            socket.send(json.dumps({"type": "error", "error": error}))
+            await socket.close(code=4429, reason="too many sockets")
+
+        def count_job_reads(request: Request) -> None:
+            if request.url.endswith(f"/api/batch-jobs/{job['id']}"):
+                job_reads.append(request.url)
+
+        await page.goto("about:blank")  # the orders page's card watches the job too: leave it first
+        await page.route_web_socket("**/ws/**", refuse)
+        page.on("request", count_job_reads)
+        await page.goto(f"/jobs/{job['id']}")
+        await expect(page.locator("[data-job-page]")).to_have_attribute("data-transport", "polling")
+
+        async def polled_for_four_seconds() -> bool:
+            return len(job_reads) >= 4  # the page's first read, then a poll every 2 s
+
+        await eventually(polled_for_four_seconds, timeout=30, what="the job page to poll")
+    # Reconnecting after 1, 2, 4 s as after a dropped socket would have tried three times by now.
+    assert len(attempts) == 1, attempts
 
 
 async def test_an_admin_retries_the_failed_orders_and_sees_it_on_the_operations_page(

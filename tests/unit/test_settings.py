@@ -1,4 +1,5 @@
-"""TRUSTED_PROXIES: read from the environment, refused at start when malformed, handed to uvicorn."""
+"""Settings from the environment: TRUSTED_PROXIES (refused at start when malformed, handed to
+uvicorn) and the WebSocket limits."""
 
 from __future__ import annotations
 
@@ -58,3 +59,31 @@ def test_uvicorn_refuses_websocket_frames_past_the_message_limit() -> None:
 
     assert uvicorn_security_options(Settings.from_env({}))["ws_max_size"] == MAX_CLIENT_FRAME_BYTES
     assert MAX_CLIENT_FRAME_BYTES == 4 * MAX_CLIENT_MESSAGE  # 4096 characters of UTF-8, at most
+
+
+def test_the_websocket_limits_have_defaults_and_read_the_environment() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.ws_max_sockets_per_user, defaults.ws_max_sockets_per_org) == (20, 500)
+    assert (defaults.ws_messages_per_second, defaults.ws_message_burst) == (5.0, 10)
+    configured = Settings.from_env(
+        {"WS_MAX_SOCKETS_PER_USER": "3", "WS_MAX_SOCKETS_PER_ORG": "40", "WS_MESSAGES_PER_SECOND": "0.5",
+         "WS_MESSAGE_BURST": "2"}
+    )  # fmt: skip
+    assert (configured.ws_max_sockets_per_user, configured.ws_max_sockets_per_org) == (3, 40)
+    assert (configured.ws_messages_per_second, configured.ws_message_burst) == (0.5, 2)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WS_MAX_SOCKETS_PER_USER", "0"),
+        ("WS_MAX_SOCKETS_PER_ORG", "many"),
+        ("WS_MESSAGES_PER_SECOND", "0"),
+        ("WS_MESSAGE_BURST", "2.5"),
+    ],
+)
+def test_a_websocket_limit_that_would_refuse_everything_or_is_no_number_stops_the_start(
+    name: str, value: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({name: value})

@@ -1,6 +1,11 @@
 // Live transport building blocks: a WebSocket that reconnects with backoff, and a poller.
 
 const BACKOFF_SECONDS = [1, 2, 4, 8, 15];
+// The server's close code for too many sockets (of the user or the organization) or too many
+// messages: reconnecting soon would only be refused again, so the page polls meanwhile and
+// tries the socket again after 60 to 90 s (spread, so a user's refused tabs do not return at once).
+const CLOSE_TOO_MANY_REQUESTS = 4429;
+const REFUSED_RETRY_SECONDS = 60;
 // An open socket that sends no snapshot in time is treated as down.
 const FIRST_MESSAGE_TIMEOUT_MS = 5000;
 
@@ -12,9 +17,10 @@ export function socketUrl(path) {
 }
 
 /**
- * A WebSocket kept open: `onLive` once the first message arrives (the snapshot), `onDown`
- * when it cannot connect or drops, then reconnect attempts after 1, 2, 4, 8 then every 15 s.
- * `isDone()` true stops it after a close (the job finished).
+ * A WebSocket kept open: `onLive` once the first message other than an error arrives (the
+ * snapshot), `onDown` when it cannot connect or drops, then reconnect attempts after 1, 2, 4, 8
+ * then every 15 s; after a 4429 close (too many sockets or messages), only after a minute or
+ * more. `isDone()` true stops it after a close (the job finished).
  */
 export class ReconnectingSocket {
   constructor(path, { onMessage, onLive, onDown, isDone = () => false }) {
@@ -58,9 +64,9 @@ export class ReconnectingSocket {
       return;
     }
     this.socket = socket;
-    let gotMessage = false;
+    let gotSnapshot = false;
     const watchdog = setTimeout(() => {
-      if (!gotMessage && this.socket === socket) socket.close(4000, "no snapshot");
+      if (!gotSnapshot && this.socket === socket) socket.close(4000, "no snapshot");
     }, FIRST_MESSAGE_TIMEOUT_MS);
     socket.addEventListener("message", (event) => {
       if (this.socket !== socket) return;
@@ -70,8 +76,9 @@ export class ReconnectingSocket {
       } catch {
         return;
       }
-      if (!gotMessage) {
-        gotMessage = true;
+      // An error first (a refused socket, about to close) is not live and keeps the backoff.
+      if (!gotSnapshot && message.type !== "error") {
+        gotSnapshot = true;
         clearTimeout(watchdog);
         this.attempt = 0;
         this.live = true;
@@ -91,7 +98,10 @@ export class ReconnectingSocket {
     this.live = false;
     if (this.stopped || this.handlers.isDone()) return;
     this.handlers.onDown(event);
-    const delay = BACKOFF_SECONDS[Math.min(this.attempt, BACKOFF_SECONDS.length - 1)];
+    const refused = event && event.code === CLOSE_TOO_MANY_REQUESTS;
+    const delay = refused
+      ? REFUSED_RETRY_SECONDS * (1 + Math.random() / 2)
+      : BACKOFF_SECONDS[Math.min(this.attempt, BACKOFF_SECONDS.length - 1)];
     this.attempt += 1;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.connect(), delay * 1000);
