@@ -63,7 +63,7 @@ def test_uvicorn_refuses_websocket_frames_past_the_message_limit() -> None:
 
 def test_the_websocket_limits_have_defaults_and_read_the_environment() -> None:
     defaults = Settings.from_env({})
-    assert (defaults.ws_max_sockets_per_user, defaults.ws_max_sockets_per_org) == (20, 500)
+    assert (defaults.ws_max_sockets_per_user, defaults.ws_max_sockets_per_org) == (60, 500)
     assert (defaults.ws_messages_per_second, defaults.ws_message_burst) == (5.0, 10)
     configured = Settings.from_env(
         {"WS_MAX_SOCKETS_PER_USER": "3", "WS_MAX_SOCKETS_PER_ORG": "40", "WS_MESSAGES_PER_SECOND": "0.5",
