@@ -295,13 +295,13 @@ async def _start(
     env["MAX_BATCH_SIZE"] = str(max(settings.max_batch_size, options.batch_size))
     # The children run the code this command runs (a work tree's, not another installed copy).
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(CODE_ROOT), env.get("PYTHONPATH"))))
-    database = await stack.enter_async_context(Database(env["DATABASE_URL"], pool_size=3))
+    database = await stack.enter_async_context(Database(env["MIGRATION_DATABASE_URL"], pool_size=3))
     await migrate(database)
     worker = _spawn(["worker"], env, workdir / "worker.log")
     stack.callback(_stop, [worker])
     server, port = await start_server(stack, env, workdir, options.processes)
     _say(f"  server pid {server.pid}, worker pid {worker.pid}, logs in {workdir}")
-    return Probes(database, env["DATABASE_URL"], server.pid, worker.pid), f"http://127.0.0.1:{port}"
+    return Probes(database, env["MIGRATION_DATABASE_URL"], server.pid, worker.pid), f"http://127.0.0.1:{port}"
 
 
 async def _measure(probes: Probes, options: LoadOptions, load: _Load) -> _Recorder:

@@ -103,7 +103,7 @@ async def _prepare(database_url: str, options: Options) -> tuple[str, str, list[
             "organizations"
         ]
         first = UUID(created[0]["id"])
-        async with database.system() as connection:
+        async with database.unscoped() as connection:
             admin = await connection.fetchval(
                 "SELECT user_id FROM memberships WHERE organization_id = $1 AND role = 'admin'", first
             )
@@ -201,7 +201,7 @@ async def run_benchmark(settings: Settings, options: Options) -> Report:
     async with AsyncExitStack() as stack:
         env = await scratch_services(stack, settings, workdir)
         _say(f"seeding 2 organizations of {options.orders:,} orders, {options.invoiced:,} of one invoiced")
-        own, other, keys = await _prepare(env["DATABASE_URL"], options)
+        own, other, keys = await _prepare(env["MIGRATION_DATABASE_URL"], options)
         worker = _spawn(["worker"], env, workdir / "worker.log")
         stack.callback(_stop, [worker])
         server, port = await start_server(stack, env, workdir)

@@ -31,6 +31,7 @@ from invoicing.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, port_
 from invoicing.settings import Settings
 from invoicing.storage.database import Database, with_database_name
 from invoicing.storage.migrations import migrate
+from invoicing.storage.roles import RUNTIME_ROLE, ensure_runtime_role, with_login
 from invoicing.storage.seed import seed
 
 
@@ -234,7 +235,7 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
 async def _scratch_database(stack: AsyncExitStack, settings: Settings, workdir: Path) -> str:
     """A database of the benchmark's own on the configured server (or an embedded one)."""
     if settings.database_url:
-        admin_url = settings.database_url
+        admin_url = settings.require_owner_database()
     else:
         postgres = EmbeddedPostgres(workdir / "postgres")
         stack.callback(postgres.stop)
@@ -254,11 +255,22 @@ async def _scratch_database(stack: AsyncExitStack, settings: Settings, workdir: 
 async def scratch_services(stack: AsyncExitStack, settings: Settings, workdir: Path) -> dict[str, str]:
     """A scratch database and a private Redis, dropped and stopped with ``stack``; returns the
     environment for the child processes that use them."""
-    database_url = await _scratch_database(stack, settings, workdir)
+    owner_url = await _scratch_database(stack, settings, workdir)
+    # Migrated here, as the owner; the server and workers log in as the runtime role.
+    runtime_url = with_login(owner_url, RUNTIME_ROLE)
+    async with Database(owner_url, pool_size=2) as database:
+        await migrate(database)
+        await ensure_runtime_role(database, runtime_url)
     redis = EmbeddedRedis(workdir / "redis").start()
     stack.callback(redis.stop)
     log_level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis.url, "LOG_LEVEL": log_level}
+    env = {
+        **os.environ,
+        "DATABASE_URL": runtime_url,
+        "MIGRATION_DATABASE_URL": owner_url,
+        "REDIS_URL": redis.url,
+        "LOG_LEVEL": log_level,
+    }
     env["SECRET_KEY"] = secrets.token_urlsafe(24)
     return env
 
@@ -289,7 +301,9 @@ async def run_benchmark(
         # Every client is one user: the socket caps would refuse all but the first few.
         most = str(max(client_counts))
         env.update(WS_MAX_SOCKETS_PER_USER=most, WS_MAX_SOCKETS_PER_ORG=most)
-        token, order_ids = await _prepare(env["DATABASE_URL"], orders_per_round * len(client_counts))
+        token, order_ids = await _prepare(
+            env["MIGRATION_DATABASE_URL"], orders_per_round * len(client_counts)
+        )
         worker = _spawn(["worker"], env, workdir / "worker.log")
         stack.callback(_stop, [worker])
         server, port = await start_server(stack, env, workdir, processes)

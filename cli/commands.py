@@ -8,6 +8,7 @@ from typing import Any
 from invoicing import collector, tokens
 from invoicing.queue import JobQueue, connect_redis
 from invoicing.settings import Settings
+from invoicing.storage import roles
 from invoicing.storage.database import Database
 from invoicing.storage.migrations import migrate
 from invoicing.storage.seed import SeedResult, seed
@@ -86,15 +87,19 @@ def work(settings: Settings, *, burst: bool) -> int:
 
 
 async def migrate_database(settings: Settings) -> list[int]:
-    async with Database(settings.require_database(), pool_size=2) as database:
-        return await migrate(database)
+    """Migrate as the owner, then create or check DATABASE_URL's runtime role."""
+    async with Database(settings.require_owner_database(), pool_size=2) as database:
+        applied = await migrate(database)
+        if settings.database_url:
+            await roles.ensure_runtime_role(database, settings.database_url)
+    return applied
 
 
 async def seed_database(
     settings: Settings, organizations: int, orders: int, invalid_ratio: float
 ) -> SeedResult:
     await migrate_database(settings)
-    async with Database(settings.require_database(), pool_size=2) as database:
+    async with Database(settings.require_owner_database(), pool_size=2) as database:
         return await seed(database, organizations=organizations, orders=orders, invalid_ratio=invalid_ratio)
 
 

@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from invoicing.embedded import (
+    DevServices,
     EmbeddedPostgres,
     EmbeddedRedis,
     port_answers,
@@ -29,6 +30,7 @@ from invoicing.embedded import (
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from invoicing.storage.migrations import migrate
+from invoicing.storage.roles import RUNTIME_ROLE, ensure_runtime_role, with_login
 from invoicing.storage.seed import SeedResult, database_is_empty, seed
 
 DEMO_FILE = "demo-logins.json"
@@ -44,9 +46,10 @@ def _secret_key(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-async def _prepare_database(database_url: str, data_dir: Path) -> SeedResult | None:
-    async with Database(database_url, pool_size=2) as database:
+async def _prepare_database(owner_url: str, runtime_url: str, data_dir: Path) -> SeedResult | None:
+    async with Database(owner_url, pool_size=2) as database:
         await migrate(database)
+        await ensure_runtime_role(database, runtime_url)
         if await database_is_empty(database):
             demo = await seed(database, organizations=2, orders=DEMO_ORDERS, invalid_ratio=0.05)
             (data_dir / DEMO_FILE).write_text(json.dumps(demo, indent=2))
@@ -114,7 +117,11 @@ def with_running_dev_services(settings: Settings) -> Settings:
     found = recorded_services(settings.data_dir)
     if found is None:
         return settings
-    return settings.with_overrides(database_url=found[0], redis_url=found[1])
+    return settings.with_overrides(
+        database_url=found.database_url,
+        redis_url=found.redis_url,
+        migration_database_url=found.migration_database_url,
+    )
 
 
 def run_dev(settings: Settings, *, host: str, port: int, workers: int) -> int:
@@ -133,23 +140,28 @@ def run_dev(settings: Settings, *, host: str, port: int, workers: int) -> int:
         return 2
     with ExitStack() as stack:
         database_url = settings.database_url
-        if database_url is None:
+        owner_url = settings.migration_database_url or database_url
+        if database_url is None or owner_url is None:
             print(f"Starting embedded PostgreSQL in {data_dir / 'postgres'} ...", flush=True)
             postgres = EmbeddedPostgres(data_dir / "postgres")
             stack.callback(postgres.stop)
-            database_url = postgres.ensure_database("invoicing")
+            # Like a deployment: the owner migrates and seeds, the processes log in as a role
+            # that owns nothing (docs/SECURITY.md).
+            owner_url = postgres.ensure_database("invoicing")
+            database_url = with_login(owner_url, RUNTIME_ROLE)
         redis_url = settings.redis_url
         if redis_url is None:
             print(f"Starting embedded Redis in {data_dir / 'redis'} ...", flush=True)
             redis = EmbeddedRedis(data_dir / "redis").start()
             stack.callback(redis.stop)
             redis_url = redis.url
-        demo = asyncio.run(_prepare_database(database_url, data_dir))
-        services_file = record_services(data_dir, database_url, redis_url)
+        demo = asyncio.run(_prepare_database(owner_url, database_url, data_dir))
+        services_file = record_services(data_dir, DevServices(database_url, redis_url, owner_url))
         stack.callback(lambda: services_file.unlink(missing_ok=True))
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
+            "MIGRATION_DATABASE_URL": owner_url,
             "REDIS_URL": redis_url,
             "SECRET_KEY": settings.secret_key or _secret_key(data_dir),
         }

@@ -60,22 +60,41 @@ def url_answers(url: str, timeout: float = 0.3) -> bool:
         return False
 
 
-def record_services(data_dir: Path, database_url: str, redis_url: str) -> Path:
+@dataclass(frozen=True, slots=True)
+class DevServices:
+    """Where a running `dev` keeps its services: the runtime login, the owner's, and Redis."""
+
+    database_url: str
+    redis_url: str
+    migration_database_url: str | None = None
+
+
+def record_services(data_dir: Path, services: DevServices) -> Path:
     """Tell other commands run on this data folder which services `dev` runs on."""
     path = data_dir / SERVICES_FILE
-    path.write_text(json.dumps({"database_url": database_url, "redis_url": redis_url}))
+    path.write_text(
+        json.dumps(
+            {
+                "database_url": services.database_url,
+                "redis_url": services.redis_url,
+                "migration_database_url": services.migration_database_url,
+            }
+        )
+    )
     path.chmod(0o600)
     return path
 
 
-def recorded_services(data_dir: Path) -> tuple[str, str] | None:
-    """The database and Redis URLs of a running `dev` on this data folder, if both answer."""
+def recorded_services(data_dir: Path) -> DevServices | None:
+    """The services of a running `dev` on this data folder, if its database and Redis answer."""
     try:
         found = json.loads((data_dir / SERVICES_FILE).read_text())
-        urls = (str(found["database_url"]), str(found["redis_url"]))
-    except (OSError, ValueError, KeyError, TypeError):
+        owner = found.get("migration_database_url")
+        services = DevServices(str(found["database_url"]), str(found["redis_url"]), owner and str(owner))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return urls if all(url_answers(url) for url in urls) else None
+    answering = all(url_answers(url) for url in (services.database_url, services.redis_url))
+    return services if answering else None
 
 
 def redis_server_binary() -> str:

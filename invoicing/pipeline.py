@@ -80,7 +80,7 @@ async def _chunk(
             if previous is not None and (await asyncio.shield(previous)).done:
                 raise _Superseded
             return await commit_chunk(
-                run.database, connection, chunk, run.job_id, run.owner, lease_seconds=run.lease_seconds
+                connection, chunk, run.job_id, run.owner, lease_seconds=run.lease_seconds
             )
     except _Superseded:
         return ChunkOutcome(job=None)

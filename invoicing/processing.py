@@ -164,7 +164,6 @@ async def prepare_chunk(
 
 
 async def commit_chunk(
-    database: Database,
     connection: asyncpg.Connection,
     chunk: PreparedChunk,
     job_id: UUID,
@@ -187,10 +186,9 @@ async def commit_chunk(
         return ChunkOutcome(job=await progress.finish_cancelled(connection, job_id))
     if not chunk.items:
         return ChunkOutcome(job=None, last_position=chunk.scanned_through)
-    async with database.as_owner(connection):
-        created, refused = await invoices.insert_invoices_isolating(
-            connection, chunk.rows, created_by=lease.created_by, batch_job_id=job_id
-        )
+    created, refused = await invoices.insert_invoices_isolating(
+        connection, chunk.rows, created_by=lease.created_by, batch_job_id=job_id
+    )
     refusals = chunk.refusals
     if refused:
         refusals = [
@@ -283,10 +281,9 @@ async def _invoice_single_order_now(
             raise decision
         rows = InvoiceRows(organization_id, decision.issue_date.year)
         rows.add([decision])
-        async with database.as_owner(connection):
-            created, refused = await invoices.insert_invoices_isolating(
-                connection, rows, created_by=user_id, batch_job_id=None
-            )
+        created, refused = await invoices.insert_invoices_isolating(
+            connection, rows, created_by=user_id, batch_job_id=None
+        )
         if order_id in refused:
             raise InvoiceRuleError(refused[order_id], code=STORAGE_REJECTED)
         return await invoices.get_invoice(connection, organization_id, created[order_id])

@@ -28,7 +28,7 @@ class Session:
 
 async def login(database: Database, email: str, password: str, *, user_agent: str = "") -> Session:
     email = email.strip().lower()
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         candidate = await accounts.login_candidate(connection, email)
     if candidate is None:
         verify_password(stand_in_password_hash(), password)
@@ -37,7 +37,7 @@ async def login(database: Database, email: str, password: str, *, user_agent: st
         raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
     organization_id, organization_name, role = candidate.memberships[0]
     token = secrets.token_urlsafe(32)
-    async with database.system() as connection:
+    async with database.scoped(organization_id) as connection:
         await accounts.create_session(
             connection,
             token_hash=hash_token(token),
@@ -51,24 +51,24 @@ async def login(database: Database, email: str, password: str, *, user_agent: st
 
 
 async def logout(database: Database, token: str) -> None:
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         await accounts.delete_session(connection, hash_token(token))
 
 
 async def principal_for_session(database: Database, token: str) -> Principal | None:
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         return await accounts.principal_by_session(connection, hash_token(token))
 
 
 async def memberships(database: Database, principal: Principal) -> list[tuple[UUID, str, str]]:
     """The organizations the user can act in, for choosing one."""
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         return await accounts.memberships_of(connection, principal.user_id)
 
 
 async def switch_organization(database: Database, token: str, organization_id: UUID) -> None:
     """Act in another organization of the user's, chosen explicitly; Forbidden otherwise."""
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         switched = await accounts.switch_session_organization(connection, hash_token(token), organization_id)
     if not switched:
         raise Forbidden("You are not a member of that organization.", code="not_a_member")

@@ -15,6 +15,7 @@ from invoicing.errors import ConfigurationError
 #: Every environment variable the product reads, with its default (None: optional).
 ENVIRONMENT: dict[str, str | None] = {
     "DATABASE_URL": None,
+    "MIGRATION_DATABASE_URL": None,
     "REDIS_URL": None,
     "SECRET_KEY": None,
     "INVOICING_DATA_DIR": ".data",
@@ -57,6 +58,7 @@ ENVIRONMENT: dict[str, str | None] = {
 class Settings:
     """Configuration of one process. Build it with :meth:`from_env`; never read os.environ elsewhere."""
 
+    #: What the server and the workers log in with: a role that owns nothing (least privilege).
     database_url: str | None
     redis_url: str | None
     secret_key: str | None
@@ -104,6 +106,8 @@ class Settings:
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     #: Host names (``Host`` header, port aside) the server answers; others get 400. ``*``: any.
     allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
+    #: The tables' owner, for migrations (and the development tools' seeding); None: DATABASE_URL.
+    migration_database_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -125,9 +129,10 @@ class Settings:
         log_level = (raw("LOG_LEVEL") or "INFO").upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigurationError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR; got {log_level!r}.")
-        database_url = raw("DATABASE_URL")
-        if database_url is not None and not database_url.startswith(("postgresql://", "postgres://")):
-            raise ConfigurationError("DATABASE_URL must start with postgresql://.")
+        database_url, migration_database_url = raw("DATABASE_URL"), raw("MIGRATION_DATABASE_URL")
+        for name, url in (("DATABASE_URL", database_url), ("MIGRATION_DATABASE_URL", migration_database_url)):
+            if url is not None and not url.startswith(("postgresql://", "postgres://")):
+                raise ConfigurationError(f"{name} must start with postgresql://.")
         redis_url = raw("REDIS_URL")
         if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigurationError("REDIS_URL must start with redis://, rediss:// or unix://.")
@@ -136,6 +141,7 @@ class Settings:
             raise ConfigurationError("SECRET_KEY must be at least 16 characters long.")
         return cls(
             database_url=database_url,
+            migration_database_url=migration_database_url,
             redis_url=redis_url,
             secret_key=secret_key,
             data_dir=Path(raw("INVOICING_DATA_DIR") or ".data"),
@@ -185,6 +191,12 @@ class Settings:
                 "DATABASE_URL is not set (or use `invoicing dev` for embedded services)."
             )
         return self.database_url
+
+    def require_owner_database(self) -> str:
+        """The URL that migrates: MIGRATION_DATABASE_URL, else DATABASE_URL."""
+        if self.migration_database_url:
+            return self.migration_database_url
+        return self.require_database()
 
     def require_services(self) -> tuple[str, str]:
         """The database and Redis URLs, or a clear error for commands that need both."""

@@ -13,7 +13,7 @@ from invoicing.domain.retries import WORKER_CRASHED, RetryPolicy
 from invoicing.queue import JobQueue
 from invoicing.settings import Settings
 from invoicing.storage import leases
-from invoicing.storage.database import Database
+from invoicing.storage.database import Database, act_in
 from invoicing.storage.leases import EnqueueTicket
 
 logger = logging.getLogger(__name__)
@@ -49,15 +49,20 @@ async def sweep(
     """
     if organization_id is None:
         await _end_lapsed_sessions(database, settings)
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         if not await leases.try_sweep_lock(connection):
             return SweepResult(0, 0, 0, skipped=True)
-        crashed = await leases.record_crashed_runs(
-            connection, RetryPolicy.from_settings(settings), WORKER_CRASHED, CRASH_MESSAGE, organization_id
-        )
-        runnable = await leases.runnable_jobs(
-            connection, settings.sweep_pending_after_seconds, organization_id
-        )
+        visited = [organization_id] if organization_id else await leases.active_organizations(connection)
+        crashed: list[leases.FailureOutcome] = []
+        runnable: list[EnqueueTicket] = []
+        for organization in visited:
+            await act_in(connection, organization)
+            crashed += await leases.record_crashed_runs(
+                connection, RetryPolicy.from_settings(settings), WORKER_CRASHED, CRASH_MESSAGE, organization
+            )
+            runnable += await leases.runnable_jobs(
+                connection, settings.sweep_pending_after_seconds, organization
+            )
     failed = 0
     resumed = 0
     for outcome in crashed:
@@ -87,7 +92,7 @@ async def _end_lapsed_sessions(database: Database, settings: Settings) -> None:
     frozen one has, by the time its lease has run out, for nearly a whole lease.
     """
     try:
-        async with database.system() as connection:
+        async with database.unscoped() as connection:
             ended = await leases.end_lapsed_sessions(connection, settings.lease_seconds / 2)
     except asyncpg.PostgresError as exc:
         # E.g. the workers connect as another database user, whose sessions this one may not end.
@@ -102,7 +107,7 @@ async def _ensure_queued(database: Database, queue: JobQueue, ticket: EnqueueTic
     waiting = await queue.is_waiting(ticket.job_id, ticket.generation)
     if waiting is None or waiting:
         return False  # Redis is down (the next sweep will see), or the message is there
-    async with database.system() as connection:
+    async with database.scoped(ticket.organization_id) as connection:
         fresh = await leases.new_generation(connection, ticket)
     if fresh is None:
         return False

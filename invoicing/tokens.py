@@ -100,7 +100,7 @@ async def create_token_for_email(
 ) -> CreatedToken:
     """The command line's way in: the user by email, and the organization when there are several."""
     name = parse_token_name(name)
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         candidate = await accounts.login_candidate(connection, email.strip().lower())
     if candidate is None:
         raise NotFound(f"No user has the email {email.strip()[:320]!r}.", code="user_not_found")

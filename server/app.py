@@ -20,6 +20,7 @@ from invoicing.errors import InvoicingError
 from invoicing.queue import JobQueue, connect_redis
 from invoicing.read_gate import ReadGate
 from invoicing.settings import Settings
+from invoicing.storage import invoices, roles
 from invoicing.storage.database import APP_ROLE, Database, SessionLimits
 from invoicing.write_gate import WriteGate
 from server import admin, api, openapi, pages, tokens, ws
@@ -69,9 +70,11 @@ def create_app(settings: Settings) -> Starlette:
             database_url,
             pool_size=settings.db_pool_size,
             app_role=APP_ROLE,
+            on_connect=invoices.create_staging_tables,
             limits=SessionLimits.from_settings(settings),
         )
         await database.connect()
+        await roles.warn_if_privileged(database, "server")
         # Redis connects lazily: the server starts, and accepts jobs, while Redis is down.
         queue = JobQueue(connect_redis(redis_url), settings)
         hub = EventHub(redis_url, settings.redis_prefix)

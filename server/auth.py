@@ -63,7 +63,7 @@ async def _by_bearer_token(header: str, database: Database) -> Principal:
         )
     if len(token) > MAX_TOKEN_LENGTH:
         raise Unauthorized("The token is not valid.", code="invalid_token")
-    async with database.system() as db:
+    async with database.unscoped() as db:
         principal = await principal_by_token(db, hash_token(token))
     if principal is None:
         raise Unauthorized("The token is not valid.", code="invalid_token")
@@ -80,7 +80,7 @@ async def still_authorized(connection: HTTPConnection, database: Database, princ
         token, is_session = session_token(connection) or "", True
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return False
-    async with database.system() as db:
+    async with database.unscoped() as db:
         return await still_allows(
             db, token_hash=hash_token(token), is_session=is_session, principal=principal
         )

@@ -25,6 +25,7 @@ from invoicing.queue import JobQueue, connect_redis
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from invoicing.storage.migrations import migrate
+from invoicing.storage.roles import RUNTIME_ROLE, ensure_runtime_role, with_login
 from tests.support.app import api_client
 from tests.support.factories import Organization, create_organization
 from tests.support.postgres import PostgresServer, PrivateDatabase
@@ -73,6 +74,7 @@ async def session_database(postgres_admin_url: str) -> AsyncIterator[str]:
         url = database_url_for(postgres_admin_url, name)
         async with Database(url, pool_size=2) as database:
             await migrate(database)
+            await ensure_runtime_role(database, runtime_url(url))
         yield url
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -97,12 +99,21 @@ async def database_url(session_database: str) -> str:
     return session_database
 
 
+def runtime_url(owner_url: str) -> str:
+    """The test database as the server and workers log in to it: the runtime role."""
+    return with_login(owner_url, RUNTIME_ROLE)
+
+
 def make_settings(database_url: str, redis_url: str, **overrides: str) -> Settings:
-    """Settings for one test: its own queue and channels, short leases, small chunks."""
+    """Settings for one test: its own queue and channels, short leases, small chunks.
+
+    ``database_url`` is the owner's (the tests' own set-up); the server and workers log in as
+    the runtime role, as in production."""
     namespace = f"test-{secrets.token_hex(4)}"
     CREATED_QUEUES.append(f"{namespace}:queue")
     environment = {
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": runtime_url(database_url),
+        "MIGRATION_DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "SECRET_KEY": "test-secret-key-0123456789",
         "QUEUE_NAME": f"{namespace}:queue",
@@ -128,7 +139,7 @@ def settings(database_url: str, redis_url: str) -> Settings:
 
 @pytest_asyncio.fixture
 async def database(settings: Settings) -> AsyncIterator[Database]:
-    async with Database(settings.require_database(), pool_size=5) as connected:
+    async with Database(settings.require_owner_database(), pool_size=5) as connected:
         yield connected
 
 
@@ -185,6 +196,7 @@ async def private_postgres() -> AsyncIterator[PrivateDatabase]:
         url = server.url("invoicing")
         async with Database(url, pool_size=2) as database:
             await migrate(database)
+            await ensure_runtime_role(database, runtime_url(url))
         yield PrivateDatabase(server=server, url=url)
     finally:
         server.close()

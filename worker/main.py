@@ -23,7 +23,7 @@ from arq.worker import Worker, func
 from invoicing import keys
 from invoicing.queue import connect_redis
 from invoicing.settings import Settings
-from invoicing.storage import leases
+from invoicing.storage import invoices, leases, roles
 from invoicing.storage.database import APP_ROLE, Database, SessionLimits
 from worker.sweeper import sweep_periodically
 from worker.tasks import process_batch_job
@@ -90,10 +90,12 @@ async def run_worker(settings: Settings, *, burst: bool = False, handle_signals:
         pool_size=connections,
         min_size=connections,
         app_role=APP_ROLE,
+        on_connect=invoices.create_staging_tables,
         limits=SessionLimits.from_settings(settings),
         application_name=leases.worker_session_name(worker_id),
     )
     async with database:
+        await roles.warn_if_privileged(database, "worker")
         # Whatever was handed back or lost is queued again: in a burst, first and once; else at
         # once and then all along, beside the job slots.
         sweeper = None

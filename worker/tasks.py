@@ -51,7 +51,7 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
     job_uuid = UUID(job_id)
     owner = f"{ctx['worker_id']}/{uuid4().hex[:8]}"
     try:
-        async with database.system() as connection:
+        async with database.unscoped() as connection:
             job = await leases.claim_job(connection, job_uuid, owner, settings.lease_seconds)
     except Exception as exc:
         if not (is_contention(exc) or is_unavailable(exc)):
@@ -206,14 +206,14 @@ class _JobRunner:
     async def _renew(self) -> BatchJob | None:
         """Renew our lease now; the job, or None if it is no longer ours (or no longer running)."""
         run = self.job_run
-        async with run.database.system() as connection:
+        async with run.database.scoped(run.organization_id) as connection:
             return await leases.renew_own_lease(connection, run.job_id, run.owner, run.lease_seconds)
 
     async def _finished(self) -> bool:
         """Whether the job is over (its last chunk cleared the lease just now), as opposed to
         taken over; unknown counts as taken over."""
         try:
-            async with self.job_run.database.system() as connection:
+            async with self.job_run.database.scoped(self.job_run.organization_id) as connection:
                 return await leases.is_finished(connection, self.job_run.job_id)
         except Exception:
             return False
@@ -239,7 +239,7 @@ class _JobRunner:
             code, message = INTERNAL_ERROR, "A chunk failed with an unexpected error (logged)."
             logger.exception("job %s: a chunk failed", run.job_id)
         try:
-            async with run.database.system() as connection:
+            async with run.database.scoped(run.organization_id) as connection:
                 outcome = await leases.record_failed_run(
                     connection, run.job_id, run.owner, RetryPolicy.from_settings(self.settings), code, message
                 )
@@ -259,7 +259,7 @@ class _JobRunner:
     async def release(self) -> None:
         run = self.job_run
         try:
-            async with run.database.system() as connection:
+            async with run.database.scoped(run.organization_id) as connection:
                 ticket = await leases.release_job(connection, run.job_id, run.owner)
             if ticket is not None:
                 logger.info("job %s released for another worker", run.job_id)

@@ -1,4 +1,10 @@
-"""Looking up who a credential belongs to."""
+"""Looking up who a credential belongs to.
+
+A credential names no organization until it is found, so these questions span organizations:
+each is a function of migrations/0011_least_privilege.sql (run as the tables' owner), the
+only way the application role reads across organizations. Writing a session is an ordinary
+insert in the organization it is for.
+"""
 
 from __future__ import annotations
 
@@ -10,23 +16,15 @@ import asyncpg
 from invoicing.principal import Principal
 
 # A revoked token, or one whose user has left the organization, authenticates nobody.
-PRINCIPAL_BY_TOKEN = """
-SELECT t.id, t.user_id, t.organization_id, m.role, u.email,
-       t.last_used_at IS NULL OR t.last_used_at < now() - interval '5 minutes' AS stale_use
-FROM api_tokens t
-JOIN memberships m ON m.organization_id = t.organization_id AND m.user_id = t.user_id
-JOIN users u ON u.id = t.user_id
-WHERE t.token_hash = $1 AND t.revoked_at IS NULL
-"""
+PRINCIPAL_BY_TOKEN = "SELECT * FROM principal_by_token($1)"
 
 
 async def principal_by_token(connection: asyncpg.Connection, token_hash: bytes) -> Principal | None:
     row = await connection.fetchrow(PRINCIPAL_BY_TOKEN, token_hash)
-    if row is None:
-        return None
-    if row["stale_use"]:
-        # Recorded at most every 5 minutes: "last used" without a write on every request.
-        await connection.execute("UPDATE api_tokens SET last_used_at = now() WHERE id = $1", row["id"])
+    return None if row is None else _principal(row)
+
+
+def _principal(row: asyncpg.Record) -> Principal:
     return Principal(row["user_id"], row["organization_id"], row["role"], row["email"])
 
 
@@ -39,25 +37,9 @@ class LoginCandidate:
 
 
 LOGIN_CANDIDATE = """
-SELECT u.id, u.email, u.password_hash,
-       coalesce(array_agg(m.organization_id ORDER BY o.name, o.id) FILTER (WHERE m.user_id IS NOT NULL), '{}')
-           AS organization_ids,
-       coalesce(array_agg(o.name ORDER BY o.name, o.id) FILTER (WHERE m.user_id IS NOT NULL), '{}') AS names,
-       coalesce(array_agg(m.role ORDER BY o.name, o.id) FILTER (WHERE m.user_id IS NOT NULL), '{}') AS roles
-FROM users u
-LEFT JOIN memberships m ON m.user_id = u.id
-LEFT JOIN organizations o ON o.id = m.organization_id
-WHERE u.email = $1
-GROUP BY u.id
+SELECT id, email, password_hash, organization_ids, names, roles FROM login_candidate($1)
 """
-
-PRINCIPAL_BY_SESSION = """
-UPDATE sessions s SET last_seen_at = now()
-FROM memberships m, users u
-WHERE s.token_hash = $1 AND s.expires_at > now()
-  AND m.organization_id = s.organization_id AND m.user_id = s.user_id AND u.id = s.user_id
-RETURNING s.user_id, s.organization_id, m.role, u.email
-"""
+PRINCIPAL_BY_SESSION = "SELECT * FROM principal_by_session($1)"
 
 
 async def login_candidate(connection: asyncpg.Connection, email: str) -> LoginCandidate | None:
@@ -92,33 +74,20 @@ async def create_session(
 
 async def principal_by_session(connection: asyncpg.Connection, token_hash: bytes) -> Principal | None:
     row = await connection.fetchrow(PRINCIPAL_BY_SESSION, token_hash)
-    return (
-        None if row is None else Principal(row["user_id"], row["organization_id"], row["role"], row["email"])
-    )
+    return None if row is None else _principal(row)
 
 
 async def delete_session(connection: asyncpg.Connection, token_hash: bytes) -> None:
-    await connection.execute("DELETE FROM sessions WHERE token_hash = $1", token_hash)
+    await connection.execute("SELECT end_session($1)", token_hash)
 
 
 async def organization_name(connection: asyncpg.Connection, organization_id: UUID) -> str:
     return str(await connection.fetchval("SELECT name FROM organizations WHERE id = $1", organization_id))
 
 
-MEMBERSHIPS_OF = """
-SELECT m.organization_id, o.name, m.role
-FROM memberships m JOIN organizations o ON o.id = m.organization_id
-WHERE m.user_id = $1
-ORDER BY o.name, o.id
-"""
-
+MEMBERSHIPS_OF = "SELECT organization_id, name, role FROM user_memberships($1)"
 # Only to an organization the user belongs to: otherwise nothing changes.
-SWITCH_SESSION_ORGANIZATION = """
-UPDATE sessions s SET organization_id = $2
-WHERE s.token_hash = $1
-  AND EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = s.user_id AND m.organization_id = $2)
-RETURNING s.organization_id
-"""
+SWITCH_SESSION_ORGANIZATION = "SELECT switch_session_organization($1, $2)"
 
 
 async def memberships_of(connection: asyncpg.Connection, user_id: UUID) -> list[tuple[UUID, str, str]]:
@@ -130,24 +99,11 @@ async def memberships_of(connection: asyncpg.Connection, user_id: UUID) -> list[
 async def switch_session_organization(
     connection: asyncpg.Connection, token_hash: bytes, organization_id: UUID
 ) -> bool:
-    return await connection.fetchval(SWITCH_SESSION_ORGANIZATION, token_hash, organization_id) is not None
+    return bool(await connection.fetchval(SWITCH_SESSION_ORGANIZATION, token_hash, organization_id))
 
 
 # Read-only (no last-seen write): an open socket asks this every few seconds.
-TOKEN_STILL_ALLOWS = """
-SELECT EXISTS (
-    SELECT 1 FROM api_tokens t
-    JOIN memberships m ON m.organization_id = t.organization_id AND m.user_id = t.user_id
-    WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.user_id = $2 AND t.organization_id = $3
-)
-"""
-SESSION_STILL_ALLOWS = """
-SELECT EXISTS (
-    SELECT 1 FROM sessions s
-    JOIN memberships m ON m.organization_id = s.organization_id AND m.user_id = s.user_id
-    WHERE s.token_hash = $1 AND s.expires_at > now() AND s.user_id = $2 AND s.organization_id = $3
-)
-"""
+CREDENTIAL_ALLOWS = "SELECT credential_allows($1, $2, $3, $4)"
 
 
 async def still_allows(
@@ -155,5 +111,8 @@ async def still_allows(
 ) -> bool:
     """Whether the credential still lets ``principal`` act in its organization (not revoked,
     not logged out or expired, still a member, the session not moved to another organization)."""
-    query = SESSION_STILL_ALLOWS if is_session else TOKEN_STILL_ALLOWS
-    return bool(await connection.fetchval(query, token_hash, principal.user_id, principal.organization_id))
+    return bool(
+        await connection.fetchval(
+            CREDENTIAL_ALLOWS, token_hash, is_session, principal.user_id, principal.organization_id
+        )
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +31,12 @@ SCOPE_WITH_TIMEOUT = (
 )
 
 
+async def act_in(connection: asyncpg.Connection, organization_id: UUID) -> None:
+    """From now until the transaction ends (or the next call), see and write only this
+    organization's rows: how one transaction visits several organizations in turn."""
+    await connection.execute(SCOPE, str(organization_id))
+
+
 def _encode_jsonb(value: Any) -> bytes:
     return b"\x01" + json.dumps(value, separators=(",", ":")).encode()
 
@@ -44,6 +50,20 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     await connection.set_type_codec(
         "jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog", format="binary"
     )
+
+
+def _initializer(
+    on_connect: Callable[[asyncpg.Connection], Awaitable[None]] | None,
+) -> Callable[[asyncpg.Connection], Awaitable[None]]:
+    """The pool's hook for each new connection: our codecs, then the caller's own set-up."""
+    if on_connect is None:
+        return _init_connection
+
+    async def initialize(connection: asyncpg.Connection) -> None:
+        await _init_connection(connection)
+        await on_connect(connection)
+
+    return initialize
 
 
 def _socket_options(url: str) -> dict[str, Any]:
@@ -73,6 +93,8 @@ def _without_query(url: str) -> str:
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 #: The role the server and the worker act as: it owns no table, so row-level security applies.
+#: They log in as a role that is a member of it (``RUNTIME_ROLE`` unless configured otherwise,
+#: see invoicing/storage/roles.py) and act as it from the start of every connection.
 APP_ROLE = "invoicing_app"
 
 
@@ -120,9 +142,10 @@ class Database:
 
     With ``app_role`` (the server and the worker), every connection acts as that role, and
     row-level security hides every organization's rows unless a transaction names one:
-    use ``scoped(organization_id)`` for a request or a job, ``system()`` for the few
-    operations that span organizations. ``connection()`` and ``transaction()`` name none.
-    Without ``app_role`` (migrations, seeding, tests' own setup) the connecting user is used.
+    use ``scoped(organization_id)`` for a request or a job, ``unscoped()`` for the few
+    questions that span organizations (answered by the owner's functions, never by reading
+    tables). ``connection()`` and ``transaction()`` name none either. Without ``app_role``
+    (migrations, seeding, tests' own setup) the connecting user is used.
     """
 
     def __init__(
@@ -134,6 +157,7 @@ class Database:
         min_size: int = 1,
         limits: SessionLimits | None = None,
         application_name: str | None = None,
+        on_connect: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
     ) -> None:
         self.url = url
         self.app_role = app_role
@@ -157,7 +181,7 @@ class Database:
             _without_query(url),
             min_size=min(min_size, pool_size),
             max_size=pool_size,
-            init=_init_connection,
+            init=_initializer(on_connect),
             **startup,
             **_socket_options(url),
         )
@@ -202,32 +226,23 @@ class Database:
         stop after ``statement_timeout`` seconds when given (else the session's limit)."""
         async with self.transaction() as connection:
             if statement_timeout is None:
-                await connection.execute(SCOPE, str(organization_id))
+                await act_in(connection, organization_id)
             else:
                 milliseconds = f"{max(1, round(statement_timeout * 1000))}ms"
                 await connection.execute(SCOPE_WITH_TIMEOUT, str(organization_id), milliseconds)
             yield connection
 
     @asynccontextmanager
-    async def system(self) -> AsyncIterator[asyncpg.Connection]:
-        """A transaction across organizations: login, token lookup, claiming by id, the sweep."""
-        async with self.transaction() as connection:
-            if self.app_role:
-                await connection.execute("SET LOCAL ROLE NONE")
-            yield connection
+    async def unscoped(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction that names no organization.
 
-    @asynccontextmanager
-    async def as_owner(self, connection: asyncpg.Connection) -> AsyncIterator[None]:
-        """Inside a scoped transaction, step out of the role for a bulk COPY (which PostgreSQL
-        refuses on tables with row-level security); the rows copied were read under it."""
-        if not self.app_role:
-            yield
-            return
-        await connection.execute("SET LOCAL ROLE NONE")
-        yield
-        # Only after success: a failed COPY has aborted the transaction, which then rolls back
-        # (and with it the role); resetting it here would hide the COPY's own error.
-        await connection.execute(f'SET LOCAL ROLE "{self.app_role}"')
+        As the application role it sees no organization's rows: only the functions that answer
+        one narrow question across organizations (finding a credential, a job's organization,
+        the organizations with unfinished jobs; migrations/0011_least_privilege.sql) answer
+        there. With the owner's login (migrations, seeding, tests' own setup) it sees every row.
+        """
+        async with self.transaction() as connection:
+            yield connection
 
     async def ping(self, within: float = 2.0) -> bool:
         """PostgreSQL accepts a connection and answers within ``within`` seconds.

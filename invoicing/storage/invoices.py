@@ -88,6 +88,34 @@ LINE_COLUMNS = (
     "discount_percent", "tax_rate_percent", "net_amount", "organization_id",
 )  # fmt: skip
 
+# The application role may not COPY into a table under row-level security (PostgreSQL refuses
+# COPY FROM there), and must not be able to step out of it. So a chunk is copied into these
+# session-local tables (no policies, no WAL), then moved into the real ones by one INSERT that
+# the policies check: an invoice of another organization is refused like any INSERT's.
+# Created once per connection (``create_staging_tables``, the pool's hook), without the
+# constraints, which the real tables check; each move empties them.
+STAGING_TABLES = {"invoices": "invoices_staging", "invoice_lines": "invoice_lines_staging"}
+CREATE_STAGING = """
+CREATE TEMPORARY TABLE IF NOT EXISTS {staging} AS SELECT {columns} FROM {table} WITH NO DATA
+"""
+MOVE_STAGED = """
+WITH staged AS (DELETE FROM pg_temp.{staging} RETURNING {columns})
+INSERT INTO {table} ({columns}) SELECT {columns} FROM staged
+"""
+COLUMNS = {"invoices": INVOICE_COLUMNS, "invoice_lines": LINE_COLUMNS}
+MOVES = {
+    table: MOVE_STAGED.format(staging=staging, table=table, columns=", ".join(COLUMNS[table]))
+    for table, staging in STAGING_TABLES.items()
+}
+
+
+async def create_staging_tables(connection: asyncpg.Connection) -> None:
+    """Give a new connection of the application's pool its staging tables (see STAGING_TABLES)."""
+    for table, staging in STAGING_TABLES.items():
+        await connection.execute(
+            CREATE_STAGING.format(staging=staging, table=table, columns=", ".join(COLUMNS[table]))
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class OrdersToInvoice:
@@ -255,28 +283,41 @@ class InvoiceRows:
 async def insert_invoices(
     connection: asyncpg.Connection, rows: InvoiceRows, *, created_by: UUID, batch_job_id: UUID | None
 ) -> dict[UUID, UUID]:
-    """Number the rows and write them with COPY; return order id → invoice id."""
+    """Number the rows and write them (COPY into the staging tables, then one INSERT each);
+    return order id → invoice id."""
     if not rows.invoices:
         return {}
-    year = rows.year
-    last = await connection.fetchval(ALLOCATE_NUMBERS, rows.organization_id, year, len(rows))
-    tail = f"\t{created_by}\t{optional(batch_job_id)}\n"
-    numbered = "".join(
-        f"{head}{format_invoice_number(year, sequence)}\t{year}\t{sequence}{body}{tail}"
-        for sequence, (head, body) in enumerate(rows.invoices, start=last - len(rows) + 1)
-    )
-    for table, text, columns in (
-        ("invoices", numbered, INVOICE_COLUMNS),
-        ("invoice_lines", "".join(rows.lines), LINE_COLUMNS),
-    ):
+    last = await connection.fetchval(ALLOCATE_NUMBERS, rows.organization_id, rows.year, len(rows))
+    texts = copy_texts(rows, last, created_by=created_by, batch_job_id=batch_job_id)
+    for table, text in texts.items():
         try:
             # A memoryview: asyncpg would take bytes for a file name.
+            source = memoryview(text.encode())
             await connection.copy_to_table(
-                table, source=memoryview(text.encode()), columns=columns, format="text"
+                STAGING_TABLES[table],
+                source=source,
+                columns=COLUMNS[table],
+                format="text",
+                schema_name="pg_temp",
             )
+            await connection.execute(MOVES[table])
         except ROW_REFUSALS as error:
             raise RowsRefused(error) from error
     return rows.invoice_ids
+
+
+def copy_texts(
+    rows: InvoiceRows, last_number: int, *, created_by: UUID, batch_job_id: UUID | None
+) -> dict[str, str]:
+    """Table → the text-format COPY rows of the chunk's invoices (numbered up to
+    ``last_number``) and of their lines, in ``COLUMNS`` order."""
+    year = rows.year
+    tail = f"\t{created_by}\t{optional(batch_job_id)}\n"
+    numbered = "".join(
+        f"{head}{format_invoice_number(year, sequence)}\t{year}\t{sequence}{body}{tail}"
+        for sequence, (head, body) in enumerate(rows.invoices, start=last_number - len(rows) + 1)
+    )
+    return {"invoices": numbered, "invoice_lines": "".join(rows.lines)}
 
 
 #: What PostgreSQL says about one row's values (as opposed to the connection or the server):

@@ -25,7 +25,16 @@ from invoicing.domain.jobs import JobStatus
 from invoicing.domain.retries import JOB_FAILED, RetryPolicy, final_message
 from invoicing.records import BatchJob
 from invoicing.storage import progress
+from invoicing.storage.database import act_in
 from invoicing.storage.jobs import JOB
+
+# A queue message names only the job: the transaction then acts in the job's organization,
+# which only the owner's function may tell (migrations/0011_least_privilege.sql).
+ENTER_JOB_ORGANIZATION = """
+SELECT set_config('app.organization_id', organization_id::text, true) IS NOT NULL
+FROM batch_job_organization($1) AS organization_id
+WHERE organization_id IS NOT NULL
+"""
 
 # The row lock makes two claims of the same job serialize; the second finds nothing to update.
 CLAIM_JOB = f"""
@@ -62,7 +71,7 @@ SET lease_owner = NULL, lease_expires_at = now(), enqueue_generation = enqueue_g
                             THEN 0 ELSE stalled_attempts END,
     updated_at = now()
 WHERE id = $1 AND lease_owner = $2 AND status = 'processing'
-RETURNING id, enqueue_generation
+RETURNING id, organization_id, enqueue_generation
 """
 
 # The failing run's job, locked: was there progress since it was claimed?
@@ -130,7 +139,7 @@ RETURNING {JOB}
 # Jobs that should be waiting in the queue: pending for a while, or handed back and due. The
 # sweep checks each one's arq message and sends a new one where it is missing or stuck.
 RUNNABLE_JOBS = """
-SELECT id, enqueue_generation FROM batch_job_queue
+SELECT id, organization_id, enqueue_generation FROM batch_job_queue
 WHERE ((status = 'pending' AND created_at < now() - make_interval(secs => $1))
        OR (status = 'processing' AND lease_owner IS NULL AND lease_expires_at <= now()))
   AND ($2::uuid IS NULL OR organization_id = $2)
@@ -149,7 +158,7 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) AS due
 WHERE job.id = due.id
-RETURNING job.id, job.enqueue_generation
+RETURNING job.id, job.organization_id, job.enqueue_generation
 """
 
 # The worker processes whose lease on some job ran out while they still held it: crashed,
@@ -176,6 +185,8 @@ WHERE application_name = ANY($1::text[])
   AND pid <> pg_backend_pid()
 """
 
+ACTIVE_ORGANIZATIONS = "SELECT organizations_with_active_jobs()"
+
 SWEEP_LOCK_KEY = 7_240_315_002
 
 #: PostgreSQL cuts application_name to 63 bytes.
@@ -189,8 +200,13 @@ class EnqueueTicket:
     """A job to (re-)enqueue under its current generation's arq id, after ``delay`` seconds."""
 
     job_id: UUID
+    organization_id: UUID
     generation: int
     delay: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: Any) -> EnqueueTicket:
+        return cls(row["id"], row["organization_id"], row["enqueue_generation"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +220,10 @@ class FailureOutcome:
 async def claim_job(
     connection: asyncpg.Connection, job_id: UUID, owner: str, lease_seconds: float
 ) -> BatchJob | None:
+    """Claim the job the queue named by id, in a transaction that named no organization: it
+    then acts in the job's (None if the job is gone, or not claimable now)."""
+    if not await connection.fetchval(ENTER_JOB_ORGANIZATION, job_id):
+        return None
     row = await connection.fetchrow(CLAIM_JOB, job_id, owner, lease_seconds)
     return None if row is None else BatchJob.from_row(row)
 
@@ -223,7 +243,7 @@ async def is_finished(connection: asyncpg.Connection, job_id: UUID) -> bool:
 
 async def release_job(connection: asyncpg.Connection, job_id: UUID, owner: str) -> EnqueueTicket | None:
     row = await connection.fetchrow(RELEASE_JOB, job_id, owner)
-    return None if row is None else EnqueueTicket(row["id"], row["enqueue_generation"])
+    return None if row is None else EnqueueTicket.from_row(row)
 
 
 async def record_failed_run(
@@ -281,7 +301,9 @@ async def _settle(
             message,
         )
     )
-    ticket = EnqueueTicket(handed_back.id, handed_back.enqueue_generation, decision.delay_seconds)
+    ticket = EnqueueTicket(
+        handed_back.id, handed_back.organization_id, handed_back.enqueue_generation, decision.delay_seconds
+    )
     return FailureOutcome(handed_back, ticket)
 
 
@@ -292,13 +314,26 @@ def worker_session_name(worker_id: str) -> str:
     return f"invoicing worker {worker_id}".encode()[:_SESSION_NAME_BYTES].decode(errors="ignore")
 
 
+async def active_organizations(connection: asyncpg.Connection) -> list[UUID]:
+    """The organizations with a job not finished: what the sweep visits, one after another
+    (``act_in``), as the application role reads no organization's jobs without naming it."""
+    return [row[0] for row in await connection.fetch(ACTIVE_ORGANIZATIONS)]
+
+
 async def end_lapsed_sessions(connection: asyncpg.Connection, stuck_seconds: float) -> int:
     """End the transactions stuck for ``stuck_seconds`` in worker processes whose lease ran
     out; how many were ended."""
-    workers = [row["worker_id"] for row in await connection.fetch(LAPSED_WORKERS)]
+    workers: set[str] = set()
+    for organization_id in await active_organizations(connection):
+        await act_in(connection, organization_id)
+        workers.update(row["worker_id"] for row in await connection.fetch(LAPSED_WORKERS))
     if not workers:
         return 0
-    names = [worker_session_name(worker_id) for worker_id in workers]
+    names = [worker_session_name(worker_id) for worker_id in sorted(workers)]
+    # Sessions belong to the role that logged in, which invoicing_app (what this transaction
+    # acts as) has no rights over: PostgreSQL would hide their state and refuse to end them.
+    # Back to the login role for this: the runtime role is no stronger than invoicing_app.
+    await connection.execute("SET LOCAL ROLE NONE")
     return int(await connection.fetchval(END_LAPSED_SESSIONS, names, stuck_seconds))
 
 
@@ -312,10 +347,10 @@ async def runnable_jobs(
 ) -> list[EnqueueTicket]:
     """Jobs (of ``organization_id`` if given) that may run and should have a queue message."""
     rows = await connection.fetch(RUNNABLE_JOBS, pending_after_seconds, organization_id)
-    return [EnqueueTicket(r["id"], r["enqueue_generation"]) for r in rows]
+    return [EnqueueTicket.from_row(row) for row in rows]
 
 
 async def new_generation(connection: asyncpg.Connection, ticket: EnqueueTicket) -> EnqueueTicket | None:
     """The job under a fresh arq id; None if it moved on meanwhile (claimed, finished, locked)."""
     row = await connection.fetchrow(NEW_GENERATION, ticket.job_id, ticket.generation)
-    return None if row is None else EnqueueTicket(row["id"], row["enqueue_generation"])
+    return None if row is None else EnqueueTicket.from_row(row)

@@ -358,7 +358,7 @@ async def test_process_pending_acts_on_and_reports_the_callers_organization_only
 
     assert response.json() == {"enqueued": 1, "resumed": 0, "failed": 0}
     for owner, generation in ((organization, 1), (other, 0)):
-        async with database.system() as connection:
+        async with database.unscoped() as connection:
             found = await connection.fetchval(
                 "SELECT enqueue_generation FROM batch_job_queue WHERE id = $1", UUID(jobs[owner.id])
             )

@@ -98,7 +98,7 @@ async def test_an_order_is_filed_under_the_reason_it_failed_with_last(
     (order_id,) = await create_orders(database, organization, 1, status="draft")
     job = await submit(client, organization.member.headers, [order_id])
     await drain_queue(settings)
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         await connection.execute("DELETE FROM sales_order_lines WHERE sales_order_id = $1", order_id)
         await connection.execute("UPDATE sales_orders SET status = 'confirmed' WHERE id = $1", order_id)
     await client.post(f"/api/batch-jobs/{job['id']}/retry", headers=organization.member.headers)
@@ -114,7 +114,7 @@ async def test_a_job_whose_worker_stopped_is_reported_stuck(
     client: httpx.AsyncClient, database: Database, organization: Organization
 ) -> None:
     job = await submit(client, organization.member.headers, await create_orders(database, organization, 1))
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         await connection.execute(
             """
             UPDATE batch_job_queue

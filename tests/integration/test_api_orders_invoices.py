@@ -124,7 +124,7 @@ async def test_an_invoice_keeps_every_character_of_the_order_and_customer(
     address = "1 Main St\nBack\\Office\tFloor 2\r\nSpringfield"
     lines = (Line(description=awkward), Line(description="\\"))
     (order_id,) = await create_orders(database, organization, 1, lines=lines)
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         await connection.execute(
             "UPDATE customers SET billing_name = $2, billing_address = $3 WHERE id = $1",
             organization.customer_id,

@@ -71,7 +71,7 @@ async def test_a_retried_order_that_was_fixed_gets_its_invoice_and_the_rest_fail
     orders = await create_mixed_orders(database, organization, valid=2)
     job = await finished_job(client, settings, organization, orders.all_ids)
     draft = next(order_id for order_id, code in orders.invalid.items() if code == "order_not_confirmed")
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         await connection.execute("UPDATE sales_orders SET status = 'confirmed' WHERE id = $1", draft)
 
     retry = (
@@ -162,7 +162,7 @@ async def test_a_retry_is_in_the_audit_log_of_both_jobs(
         await client.post(f"/api/batch-jobs/{job['id']}/retry", headers=organization.member.headers)
     ).json()
 
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         rows = await connection.fetch(
             """
             SELECT action, job_id::text, user_id, detail FROM audit_log
@@ -202,14 +202,14 @@ async def test_the_starter_is_named_by_name_else_email_and_never_by_id_once_gone
     job = await finished_job(client, settings, organization, await create_orders(database, organization, 1))
     assert job["created_by_name"] == "Member"
 
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         await connection.execute("UPDATE users SET name = '' WHERE id = $1", organization.member.id)
     path = f"/api/batch-jobs/{job['id']}"
     assert (await client.get(path, headers=organization.admin.headers)).json()["created_by_name"] == (
         organization.member.email
     )
 
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         await connection.execute(
             "DELETE FROM memberships WHERE organization_id = $1 AND user_id = $2",
             organization.id,

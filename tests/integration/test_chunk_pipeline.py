@@ -12,7 +12,7 @@ import pytest_asyncio
 
 from invoicing.pipeline import JobRun, committed_chunks
 from invoicing.processing import ChunkOutcome
-from invoicing.storage import jobs, leases
+from invoicing.storage import invoices, jobs, leases
 from invoicing.storage.database import APP_ROLE, Database
 from tests.support.factories import Organization, create_mixed_orders, create_orders, create_organization
 
@@ -28,7 +28,7 @@ async def claimed_job(database: Database, organization: Organization, order_ids:
             order_ids=order_ids,
             payload={},
         )
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         await leases.claim_job(connection, job.id, OWNER, 60)
     return job.id
 
@@ -62,7 +62,9 @@ async def written(database: Database, job_id: UUID) -> tuple[int, int]:
 @pytest_asyncio.fixture
 async def app_database(database_url: str) -> AsyncIterator[Database]:
     """The database as the worker sees it: as the application role, under row-level security."""
-    async with Database(database_url, pool_size=4, min_size=4, app_role=APP_ROLE) as database:
+    async with Database(
+        database_url, pool_size=4, min_size=4, app_role=APP_ROLE, on_connect=invoices.create_staging_tables
+    ) as database:
         yield database
 
 
@@ -121,7 +123,9 @@ async def test_stopping_the_worker_at_any_moment_gives_every_connection_back(
 ) -> None:
     organization = await create_organization(database)
     order_ids = await create_orders(database, organization, 60)
-    worker_database = Database(database_url, pool_size=4, min_size=4, app_role=APP_ROLE)
+    worker_database = Database(
+        database_url, pool_size=4, min_size=4, app_role=APP_ROLE, on_connect=invoices.create_staging_tables
+    )
     await worker_database.connect()
     job_id = await claimed_job(worker_database, organization, order_ids)
     running = asyncio.create_task(run_to_the_end(worker_database, job_id, organization, size=5))

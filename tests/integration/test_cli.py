@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from invoicing.embedded import free_port, record_services
+from invoicing.embedded import DevServices, free_port, record_services
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from tests.support.workers import ROOT, environment_of
@@ -67,12 +67,17 @@ def test_a_missing_database_url_says_how_to_run_without_one(settings: Settings) 
     assert "DATABASE_URL is not set" in result.stderr
 
 
+def migrate_with_no_url_set(settings: Settings, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    no_urls = {"DATABASE_URL": "", "MIGRATION_DATABASE_URL": "", "REDIS_URL": ""}
+    return invoicing(settings, "migrate", INVOICING_DATA_DIR=str(data_dir), **no_urls)
+
+
 def test_services_of_a_dev_that_no_longer_answers_are_not_used(settings: Settings, tmp_path: Path) -> None:
     """A `services.json` left by a killed `invoicing dev` is ignored: its ports are dead."""
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/invoicing"
-    record_services(tmp_path, dead, f"redis://127.0.0.1:{free_port()}/0")
+    record_services(tmp_path, DevServices(dead, f"redis://127.0.0.1:{free_port()}/0"))
 
-    result = invoicing(settings, "migrate", DATABASE_URL="", REDIS_URL="", INVOICING_DATA_DIR=str(tmp_path))
+    result = migrate_with_no_url_set(settings, tmp_path)
 
     assert result.returncode == 2
     assert "DATABASE_URL is not set" in result.stderr
@@ -81,9 +86,11 @@ def test_services_of_a_dev_that_no_longer_answers_are_not_used(settings: Setting
 def test_a_running_devs_services_are_used_when_no_url_is_set(settings: Settings, tmp_path: Path) -> None:
     assert settings.database_url is not None
     assert settings.redis_url is not None
-    record_services(tmp_path, settings.database_url, settings.redis_url)
+    record_services(
+        tmp_path, DevServices(settings.database_url, settings.redis_url, settings.migration_database_url)
+    )
 
-    result = invoicing(settings, "migrate", DATABASE_URL="", REDIS_URL="", INVOICING_DATA_DIR=str(tmp_path))
+    result = migrate_with_no_url_set(settings, tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert "up to date" in result.stdout

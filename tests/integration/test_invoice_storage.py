@@ -28,7 +28,7 @@ LINES = (
 
 async def _organization_billing_in(database: Database, currency: str) -> Organization:
     organization = await create_organization(database)
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         await connection.execute(
             "UPDATE customers SET currency = $2 WHERE id = $1", organization.customer_id, currency
         )

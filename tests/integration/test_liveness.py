@@ -498,7 +498,7 @@ async def test_a_run_stopped_on_purpose_after_progress_starts_the_failure_count_
     _, job = await job_ten_of_thirty_done(
         database, queue, settings, lease_owner="stopping", lease_seconds_left=60, stalled_attempts=4
     )
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         assert await leases.release_job(connection, job.id, "stopping") is not None
     row = await fetch_one(database, "SELECT stalled_attempts FROM batch_job_queue WHERE id = $1", job.id)
     assert row["stalled_attempts"] == 0

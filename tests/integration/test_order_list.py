@@ -113,7 +113,7 @@ async def test_the_listed_total_is_the_invoice_total_for_random_orders_in_every_
     assert response.status_code == 202, response.text
     await drain_queue(settings)
 
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         rows = await connection.fetch(
             "SELECT sales_order_id, total, currency FROM invoices WHERE organization_id = $1", organization.id
         )
@@ -201,7 +201,7 @@ async def test_parallel_submits_never_share_an_order(
             )
         )
     assert {answer.status_code for answer in answers} <= {202, 400, 409}
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         taken = await connection.fetch(
             "SELECT order_id, count(*) AS jobs FROM batch_job_items"
             " WHERE organization_id = $1 GROUP BY order_id",
@@ -218,7 +218,7 @@ async def test_month_end_filters_select_by_period_customer_and_currency_in_list_
     november = await create_orders(database, organization, 3)
     december = await create_orders(database, organization, 2)
     dollars = await create_orders(database, organization, 2, currency="USD", customer_id=other_customer)
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         await connection.execute(
             "UPDATE sales_orders SET order_date = $2 WHERE id = ANY($1::uuid[])", november, date(2026, 11, 30)
         )
@@ -290,7 +290,7 @@ async def test_a_read_that_runs_too_long_is_stopped_in_the_database(
 
 
 async def add_customer(database: Database, organization: Organization, currency: str) -> UUID:
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         customer_id: UUID = await connection.fetchval(
             """
             INSERT INTO customers
@@ -321,7 +321,7 @@ async def test_the_month_end_list_and_its_count_read_indexes_as_the_application_
         await create_orders(database, organization, 400)
     target = organizations[0]
     # Half invoiced, in one bulk write, and no ANALYZE since: the statistics are stale.
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         await connection.execute(
             """
             INSERT INTO invoices (id, organization_id, number, year, sequence, sales_order_id, customer_id,
@@ -355,7 +355,7 @@ async def test_an_invoice_marks_its_order_whoever_writes_it(
     (order_id,) = await create_orders(database, organization, 1)
     response = await client.post(f"/api/sales-orders/{order_id}/invoice", headers=organization.member.headers)
     assert response.status_code == 201
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         marked = await connection.fetchval("SELECT invoice_id FROM sales_orders WHERE id = $1", order_id)
     assert str(marked) == response.json()["id"]
     assert await listed(client, organization.member.headers, **UNINVOICED) == []
@@ -374,7 +374,7 @@ async def test_an_order_a_running_job_holds_is_not_invoiced_on_its_own(
     assert error_of(held) == (409, "orders_in_active_job")
     assert held.json()["error"]["jobs"] == [{"id": job.json()["id"], "orders": 1}]
     assert free.status_code == 201
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         invoiced = await connection.fetch(
             "SELECT sales_order_id FROM invoices WHERE organization_id = $1", organization.id
         )

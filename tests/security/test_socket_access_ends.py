@@ -40,7 +40,7 @@ async def test_a_revoked_tokens_socket_is_closed_and_hears_nothing_more(
         url = f"{server.ws}/ws/batch-jobs"
         async with connect(url, additional_headers=organization.member.headers) as socket:
             assert (await receive(socket))["type"] == "snapshot"
-            async with database.system() as connection:
+            async with database.unscoped() as connection:
                 await connection.execute(
                     "UPDATE api_tokens SET revoked_at = now() WHERE user_id = $1", organization.member.id
                 )
@@ -59,7 +59,7 @@ async def test_a_socket_of_a_user_removed_from_the_organization_is_closed(
         connect(f"{server.ws}/ws/batch-jobs", additional_headers=organization.member.headers) as socket,
     ):
         assert (await receive(socket))["type"] == "snapshot"
-        async with database.system() as connection:
+        async with database.unscoped() as connection:
             await connection.execute(
                 "DELETE FROM memberships WHERE user_id = $1 AND organization_id = $2",
                 organization.member.id,
@@ -79,7 +79,7 @@ async def test_a_cancel_sent_after_the_token_was_revoked_is_refused(
         url = f"{server.ws}/ws/batch-jobs/{job['id']}"
         async with connect(url, additional_headers=organization.admin.headers) as socket:
             assert (await receive(socket))["type"] == "snapshot"
-            async with database.system() as connection:
+            async with database.unscoped() as connection:
                 await connection.execute(
                     "UPDATE api_tokens SET revoked_at = now() WHERE user_id = $1", organization.admin.id
                 )
@@ -87,7 +87,7 @@ async def test_a_cancel_sent_after_the_token_was_revoked_is_refused(
             messages, code = await messages_until_closed(socket)
         assert code == 4401
         assert [m["error"]["code"] for m in messages if m["type"] == "error"] == ["session_ended"]
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         status = await connection.fetchval(
             "SELECT status FROM batch_job_queue WHERE id = $1::uuid", job["id"]
         )

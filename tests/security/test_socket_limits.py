@@ -193,7 +193,7 @@ async def test_with_redis_down_sockets_are_admitted_uncounted(
 
 async def job_statuses(database: Database, job_ids: list[Any]) -> list[str]:
     """The jobs' statuses, in the order given."""
-    async with database.system() as connection:
+    async with database.unscoped() as connection:
         rows = await connection.fetch(
             "SELECT id::text, status FROM batch_job_queue WHERE id = ANY($1::uuid[])", job_ids
         )

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 ENVIRONMENT_NAMES = {
     "database_url": "DATABASE_URL",
+    "migration_database_url": "MIGRATION_DATABASE_URL",
     "redis_url": "REDIS_URL",
     "secret_key": "SECRET_KEY",
     "chunk_size": "CHUNK_SIZE",

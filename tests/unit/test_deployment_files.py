@@ -7,6 +7,7 @@ import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
@@ -16,6 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {"postgres", "redis", "migrate", "server", "worker"}
 APP_SERVICES = ("migrate", "server", "worker")
 LONG_RUNNING_APP_SERVICES = ("server", "worker")
+RUNTIME_URL = (
+    "postgresql://invoicing_runtime:${RUNTIME_DB_PASSWORD:-invoicing_runtime}@postgres:5432/invoicing"
+)
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +97,19 @@ def test_postgres_data_lives_in_a_named_volume(compose: dict[str, Any]) -> None:
 @pytest.mark.parametrize("service", APP_SERVICES)
 def test_app_services_share_the_environment(compose: dict[str, Any], service: str) -> None:
     environment = compose["services"][service]["environment"]
-    assert environment["DATABASE_URL"] == "postgresql://invoicing:invoicing@postgres:5432/invoicing"
+    assert environment["DATABASE_URL"] == RUNTIME_URL
     assert environment["REDIS_URL"] == "redis://redis:6379/0"
+
+
+def test_only_migrate_logs_in_as_the_tables_owner(compose: dict[str, Any]) -> None:
+    """Least privilege: the image's POSTGRES_USER owns the tables and migrates; the server and
+    workers log in as the runtime role, which `invoicing migrate` creates."""
+    owner = compose["services"]["postgres"]["environment"]["POSTGRES_USER"]
+    migrate = compose["services"]["migrate"]["environment"]
+    assert urlsplit(migrate["MIGRATION_DATABASE_URL"]).username == owner
+    assert urlsplit(RUNTIME_URL).username == "invoicing_runtime" != owner
+    for service in LONG_RUNNING_APP_SERVICES:
+        assert "MIGRATION_DATABASE_URL" not in compose["services"][service]["environment"]
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)

@@ -1,0 +1,142 @@
+-- Least privilege: the server and the workers log in as a role that owns nothing and cannot
+-- leave row-level security (no RESET ROLE into the owner, no COPY past the policies). The
+-- few questions that span organizations are these functions, owned by the tables' owner
+-- (SECURITY DEFINER): each answers one narrow question about the row its argument names, so
+-- that code running as the application role never reads a table across organizations.
+-- invoicing_app may call them; nobody else may (EXECUTE is revoked from PUBLIC).
+--
+-- Each pins its search_path (pg_temp last), so a caller's objects cannot stand in for ours.
+
+-- Who may log in with this email: the password hash and every membership.
+CREATE FUNCTION login_candidate(p_email text)
+RETURNS TABLE (id uuid, email text, password_hash text, organization_ids uuid[], names text[], roles text[])
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+    SELECT u.id, u.email, u.password_hash,
+           coalesce(array_agg(m.organization_id ORDER BY o.name, o.id) FILTER (WHERE m.user_id IS NOT NULL), '{}'),
+           coalesce(array_agg(o.name ORDER BY o.name, o.id) FILTER (WHERE m.user_id IS NOT NULL), '{}'),
+           coalesce(array_agg(m.role ORDER BY o.name, o.id) FILTER (WHERE m.user_id IS NOT NULL), '{}')
+    FROM users u
+    LEFT JOIN memberships m ON m.user_id = u.id
+    LEFT JOIN organizations o ON o.id = m.organization_id
+    WHERE u.email = p_email
+    GROUP BY u.id
+$$;
+
+-- The principal of a live session (and "seen now"); nothing for an expired or ended one.
+CREATE FUNCTION principal_by_session(p_token_hash bytea)
+RETURNS TABLE (user_id uuid, organization_id uuid, role text, email text)
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+    UPDATE sessions s SET last_seen_at = now()
+    FROM memberships m, users u
+    WHERE s.token_hash = p_token_hash AND s.expires_at > now()
+      AND m.organization_id = s.organization_id AND m.user_id = s.user_id AND u.id = s.user_id
+    RETURNING s.user_id, s.organization_id, m.role, u.email
+$$;
+
+CREATE FUNCTION end_session(p_token_hash bytea)
+RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$ DELETE FROM sessions WHERE token_hash = p_token_hash $$;
+
+-- Only to an organization the user belongs to: otherwise nothing changes.
+CREATE FUNCTION switch_session_organization(p_token_hash bytea, p_organization_id uuid)
+RETURNS boolean
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+    WITH switched AS (
+        UPDATE sessions s SET organization_id = p_organization_id
+        WHERE s.token_hash = p_token_hash AND s.expires_at > now()
+          AND EXISTS (
+              SELECT 1 FROM memberships m WHERE m.user_id = s.user_id AND m.organization_id = p_organization_id
+          )
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM switched)
+$$;
+
+-- The organizations a user belongs to, for choosing one.
+CREATE FUNCTION user_memberships(p_user_id uuid)
+RETURNS TABLE (organization_id uuid, name text, role text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+    SELECT m.organization_id, o.name, m.role
+    FROM memberships m JOIN organizations o ON o.id = m.organization_id
+    WHERE m.user_id = p_user_id
+    ORDER BY o.name, o.id
+$$;
+
+-- The principal of an API token that is not revoked and whose user is still a member. "Last
+-- used" is written at most every 5 minutes: no write on every request.
+CREATE FUNCTION principal_by_token(p_token_hash bytea)
+RETURNS TABLE (user_id uuid, organization_id uuid, role text, email text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+DECLARE
+    token record;
+BEGIN
+    SELECT t.id, t.user_id, t.organization_id, m.role, u.email, t.last_used_at INTO token
+    FROM api_tokens t
+    JOIN memberships m ON m.organization_id = t.organization_id AND m.user_id = t.user_id
+    JOIN users u ON u.id = t.user_id
+    WHERE t.token_hash = p_token_hash AND t.revoked_at IS NULL;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF token.last_used_at IS NULL OR token.last_used_at < now() - interval '5 minutes' THEN
+        UPDATE api_tokens SET last_used_at = now() WHERE id = token.id;
+    END IF;
+    RETURN QUERY SELECT token.user_id, token.organization_id, token.role, token.email;
+END
+$$;
+
+-- Read-only (an open socket asks every few seconds): does the credential still let this user
+-- act in this organization (not revoked, not ended or expired, still a member, not moved)?
+CREATE FUNCTION credential_allows(p_token_hash bytea, p_is_session boolean, p_user_id uuid, p_organization_id uuid)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+    SELECT CASE WHEN p_is_session THEN EXISTS (
+        SELECT 1 FROM sessions s
+        JOIN memberships m ON m.organization_id = s.organization_id AND m.user_id = s.user_id
+        WHERE s.token_hash = p_token_hash AND s.expires_at > now()
+          AND s.user_id = p_user_id AND s.organization_id = p_organization_id
+    ) ELSE EXISTS (
+        SELECT 1 FROM api_tokens t
+        JOIN memberships m ON m.organization_id = t.organization_id AND m.user_id = t.user_id
+        WHERE t.token_hash = p_token_hash AND t.revoked_at IS NULL
+          AND t.user_id = p_user_id AND t.organization_id = p_organization_id
+    ) END
+$$;
+
+-- A worker knows a job by the id in its queue message: which organization to act in.
+CREATE FUNCTION batch_job_organization(p_job_id uuid)
+RETURNS uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$ SELECT organization_id FROM batch_job_queue WHERE id = p_job_id $$;
+
+-- What the sweep visits, one organization at a time: those with a job not finished.
+CREATE FUNCTION organizations_with_active_jobs()
+RETURNS SETOF uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+    SELECT DISTINCT organization_id FROM batch_job_queue WHERE status IN ('pending', 'processing')
+$$;
+
+DO $$
+DECLARE
+    signature text;
+BEGIN
+    FOREACH signature IN ARRAY ARRAY[
+        'login_candidate(text)',
+        'principal_by_session(bytea)', 'end_session(bytea)',
+        'switch_session_organization(bytea, uuid)', 'user_memberships(uuid)',
+        'principal_by_token(bytea)', 'credential_allows(bytea, boolean, uuid, uuid)',
+        'batch_job_organization(uuid)', 'organizations_with_active_jobs()'
+    ] LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', signature);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO invoicing_app', signature);
+    END LOOP;
+END
+$$;

@@ -1,0 +1,154 @@
+"""Least privilege in PostgreSQL: the server and the workers log in as a role that owns nothing,
+so that even SQL of an attacker's choosing, run on their connection, stays inside row-level
+security: no stepping into the owner, no switching the policies off, no bulk copy past them,
+and nothing of another organization without naming it."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from invoicing.errors import ConfigurationError
+from invoicing.settings import Settings
+from invoicing.storage.database import Database, act_in
+from invoicing.storage.roles import (
+    RUNTIME_ROLE,
+    ensure_runtime_role,
+    privilege_problems,
+    warn_if_privileged,
+    with_login,
+)
+from tests.support.factories import Organization, create_orders, create_organization
+
+
+@pytest_asyncio.fixture
+async def runtime(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A raw connection as the server's DATABASE_URL logs in: what an SQL injection would hold."""
+    connection = await asyncpg.connect(settings.require_database())
+    yield connection
+    await connection.close()
+
+
+async def two_organizations(database: Database) -> tuple[Organization, Organization]:
+    mine, theirs = await create_organization(database), await create_organization(database)
+    await create_orders(database, mine, 3)
+    await create_orders(database, theirs, 4)
+    return mine, theirs
+
+
+async def owner_of_the_tables(database: Database) -> str:
+    async with database.connection() as connection:
+        owner: str = await connection.fetchval(
+            "SELECT tableowner FROM pg_tables WHERE tablename = 'invoices'"
+        )
+    return owner
+
+
+async def test_the_servers_login_is_neither_owner_nor_superuser_and_cannot_become_either(
+    database: Database, runtime: asyncpg.Connection
+) -> None:
+    owner = await owner_of_the_tables(database)
+    await runtime.execute("RESET ROLE")
+    assert await runtime.fetchval("SELECT current_user") == RUNTIME_ROLE
+    assert await privilege_problems(runtime, RUNTIME_ROLE) == []
+    for escape in (f'SET ROLE "{owner}"', f'SET SESSION AUTHORIZATION "{owner}"', "SET ROLE postgres"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await runtime.execute(escape)
+
+
+async def test_raw_sql_without_an_organization_sees_no_rows_and_cannot_switch_the_policies_off(
+    database: Database, runtime: asyncpg.Connection
+) -> None:
+    await two_organizations(database)
+    await runtime.execute("RESET ROLE")
+    for table in ("organizations", "users", "sales_orders", "invoices", "api_tokens", "sessions"):
+        assert await runtime.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await runtime.execute("ALTER TABLE sales_orders DISABLE ROW LEVEL SECURITY")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await runtime.execute("DROP POLICY organization_isolation ON sales_orders")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await runtime.execute("SELECT * FROM schema_migrations")
+    await runtime.execute("SET row_security = off")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
+        await runtime.fetchval("SELECT count(*) FROM sales_orders")
+
+
+async def test_raw_sql_naming_one_organization_neither_reads_nor_writes_anothers_rows(
+    database: Database, runtime: asyncpg.Connection
+) -> None:
+    mine, theirs = await two_organizations(database)
+    async with runtime.transaction():
+        await act_in(runtime, mine.id)
+        assert await runtime.fetchval("SELECT count(*) FROM sales_orders") == 3
+        theirs_only = "WHERE organization_id = $1"
+        assert await runtime.fetchval(f"SELECT count(*) FROM sales_orders {theirs_only}", theirs.id) == 0
+        assert await runtime.execute(
+            f"UPDATE sales_orders SET status = 'draft' {theirs_only}", theirs.id
+        ) == ("UPDATE 0")
+        assert await runtime.execute(f"DELETE FROM customers {theirs_only}", theirs.id) == "DELETE 0"
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
+            await runtime.execute(
+                "INSERT INTO customers (organization_id, name, billing_name, billing_address, billing_email,"
+                " payment_terms_days, currency) VALUES ($1, 'x', 'x', 'x', 'x@example.com', 30, 'EUR')",
+                theirs.id,
+            )
+
+
+async def test_a_bulk_copy_past_the_policies_is_refused(
+    database: Database, runtime: asyncpg.Connection
+) -> None:
+    mine, _ = await two_organizations(database)
+    async with runtime.transaction():
+        await act_in(runtime, mine.id)
+        with pytest.raises(asyncpg.FeatureNotSupportedError, match="row-level security"):
+            await runtime.copy_records_to_table("customers", records=[], columns=["name"])
+
+
+async def test_migrate_creates_a_missing_runtime_role_with_only_the_applications_rights(
+    settings: Settings, database: Database
+) -> None:
+    role = f"invoicing_test_{secrets.token_hex(4)}"
+    try:
+        await ensure_runtime_role(database, with_login(settings.require_owner_database(), role, "s3cret'pw"))
+        async with database.connection() as connection:
+            assert await connection.fetchval("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", role)
+            assert await privilege_problems(connection, role) == []
+    finally:
+        await drop_role(database, role)
+
+
+@pytest.mark.parametrize(
+    ("power", "named"),
+    [("BYPASSRLS", "bypasses row-level security"), ("CREATEROLE", "may create and grant roles")],
+)
+async def test_migrate_refuses_a_runtime_role_that_could_leave_row_level_security(
+    settings: Settings, database: Database, power: str, named: str
+) -> None:
+    role = f"invoicing_test_{secrets.token_hex(4)}"
+    async with database.connection() as connection:
+        await connection.execute(f"CREATE ROLE {role} LOGIN {power}")
+    try:
+        with pytest.raises(ConfigurationError, match=named):
+            await ensure_runtime_role(database, with_login(settings.require_owner_database(), role))
+    finally:
+        await drop_role(database, role)
+
+
+async def test_a_server_logging_in_as_the_owner_says_so_at_start_up(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="invoicing.storage.roles"):
+        await warn_if_privileged(database, "server")
+    assert "row-level security would not stop an SQL injection" in caplog.text
+    assert "MIGRATION_DATABASE_URL" in caplog.text
+
+
+async def drop_role(database: Database, role: str) -> None:
+    async with database.connection() as connection:
+        await connection.execute(f"DROP ROLE IF EXISTS {role}")
