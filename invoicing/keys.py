@@ -44,14 +44,23 @@ def refused_job_requests_limit(prefix: str, user_id: UUID) -> str:
     return f"{prefix}:limit:job-refused:{user_id}"
 
 
+# Failed-login counters are hashes (failures, time of the last one), under names of their own:
+# a plain counter under one of these names would fail every login's script, which fails open.
+
+
 def login_failures_by_account(prefix: str, account_digest: str) -> str:
-    """Counter of failed logins for one email (a digest, so Redis holds no addresses)."""
-    return f"{prefix}:limit:login-account:{account_digest}"
+    """Failed logins for one email from unknown devices (a digest, so Redis holds no addresses)."""
+    return f"{prefix}:limit:login-backoff:account:{account_digest}"
 
 
 def login_failures_by_address(prefix: str, address: str) -> str:
-    """Counter of failed logins from one client address."""
-    return f"{prefix}:limit:login-address:{address}"
+    """Failed logins from one client address, from unknown devices."""
+    return f"{prefix}:limit:login-backoff:address:{address}"
+
+
+def login_failures_by_device(prefix: str, device_nonce: str) -> str:
+    """Failed logins from one known device (the nonce of its device cookie)."""
+    return f"{prefix}:limit:login-backoff:device:{device_nonce}"
 
 
 def sockets_of_user(prefix: str, user_id: UUID) -> str:

@@ -10,6 +10,11 @@ reserved before the job is written and given back if none was), and refused requ
 (malformed, over a limit, nothing to do) against the larger ``BAD_REQUESTS_PER_MINUTE``, so a
 client that only sends garbage is slowed down without eating into its real quota.
 
+Failed logins are counted with growing waits instead (``invoicing/domain/login_backoff.py``):
+per client address and per account for browsers that never logged in to the account, per
+device for those that did (``invoicing/devices.py``), so that nobody's failures hold back
+another person's known browser.
+
 The active-job cap is exact: it is checked inside the transaction that inserts the job, under
 a lock per organization, so parallel submits cannot all count the same jobs and slip past it.
 """
@@ -17,9 +22,10 @@ a lock per organization, so parallel submits cannot all count the same jobs and 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import cast
@@ -30,6 +36,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from invoicing import keys
+from invoicing.accounts import normalized_email
+from invoicing.domain.login_backoff import (
+    FORGET_AFTER_SECONDS,
+    Backoff,
+    account_backoff,
+    address_backoff,
+    device_trust,
+)
 from invoicing.errors import InvoicingError, ServiceUnavailable, TooManyRequests
 from invoicing.principal import Principal
 from invoicing.settings import Settings
@@ -38,7 +52,6 @@ logger = logging.getLogger(__name__)
 
 JOB_CREATE_WINDOW_SECONDS = 60
 REFUSED_REQUESTS_WINDOW_SECONDS = 60
-LOGIN_WINDOW_SECONDS = 15 * 60
 # A hint only: active jobs end when they end; polling every few seconds is cheap.
 ACTIVE_JOBS_RETRY_AFTER_SECONDS = 10
 
@@ -76,6 +89,57 @@ _REFUND_SCRIPT = """
 for _, key in ipairs(KEYS) do
     if tonumber(redis.call('GET', key) or '0') > 0 then
         redis.call('DECR', key)
+    end
+end
+return 0
+"""
+
+# Counts a login attempt as failed before its password is checked, on counters whose wait grows
+# with their failures. Each counter is a hash: `failures`, and `last_ms`, Redis's clock at the
+# last attempt counted (one clock for every server process). Refuses, counting nothing, while
+# the wait after any counter's last failure runs; otherwise counts on every counter at once, so
+# parallel guesses cannot all be checked before the first failure is recorded. ARGV[1]: seconds
+# a counter is kept once its wait is over; ARGV[2]: JSON, one schedule per key, in order:
+# {"free": failures without a wait, "waits": seconds after free, free + 1, ... failures, the
+# last one holding from there on}. Returns {allowed (0|1), seconds to wait when refused}.
+_LOGIN_RESERVE_SCRIPT = """
+local keep = tonumber(ARGV[1])
+local schedules = cjson.decode(ARGV[2])
+local clock = redis.call('TIME')
+local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local function wait_ms(schedule, failures)
+    local beyond = failures - schedule.free
+    if beyond < 0 then
+        return 0
+    end
+    return 1000 * schedule.waits[math.min(beyond, #schedule.waits - 1) + 1]
+end
+local longest = 0
+for i, key in ipairs(KEYS) do
+    local state = redis.call('HMGET', key, 'failures', 'last_ms')
+    local failures = tonumber(state[1] or '0')
+    local last_ms = tonumber(state[2] or '0')
+    longest = math.max(longest, last_ms + wait_ms(schedules[i], failures) - now_ms)
+end
+if longest > 0 then
+    return {0, math.ceil(longest / 1000)}
+end
+for i, key in ipairs(KEYS) do
+    local failures = redis.call('HINCRBY', key, 'failures', 1)
+    redis.call('HSET', key, 'last_ms', string.format('%d', now_ms))
+    redis.call('EXPIRE', key, keep + math.ceil(wait_ms(schedules[i], failures) / 1000))
+end
+return {1, 0}
+"""
+
+# Gives back a login attempt's count, never below zero. `last_ms` keeps the attempt's time (the
+# value it replaced is gone, and with parallel attempts there is no one value to restore): a
+# counter already past its free failures times its wait from that success, a little stricter
+# than from its last failure.
+_LOGIN_REFUND_SCRIPT = """
+for _, key in ipairs(KEYS) do
+    if tonumber(redis.call('HGET', key, 'failures') or '0') > 0 then
+        redis.call('HINCRBY', key, 'failures', -1)
     end
 end
 return 0
@@ -245,31 +309,87 @@ async def count_active_jobs(connection: asyncpg.Connection, organization_id: UUI
     return count
 
 
-def login_counters(settings: Settings, email: str, address: str) -> tuple[str, str]:
-    """The per-account and per-address counters of failed logins.
+@dataclass(frozen=True, slots=True)
+class LoginCounters:
+    """The failure counters a login attempt may be counted on."""
+
+    account: str
+    address: str
+    #: The known device's own counter, when the browser sent a valid device cookie for the email.
+    device: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    allowed: bool
+    retry_after: int  # seconds until a refused attempt may be made again; 0 when allowed
+    #: The counters this attempt was counted on, to give back if the password is right (none
+    #: when refused, or let through because Redis is down).
+    counted: tuple[str, ...] = ()
+
+
+def login_counters(settings: Settings, email: str, address: str, device: str | None = None) -> LoginCounters:
+    """The per-account and per-address counters of failed logins, and the known device's when
+    ``device`` (the nonce of a device cookie valid for this email) is given.
 
     The email is normalized as login does, so case and spaces do not give extra attempts, and
     hashed, so Redis holds no email addresses. Unknown emails are counted exactly like known
     ones: the answers never tell whether an account exists.
     """
-    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()
-    return (
-        keys.login_failures_by_account(settings.redis_prefix, digest),
-        keys.login_failures_by_address(settings.redis_prefix, address),
+    digest = hashlib.sha256(normalized_email(email).encode()).hexdigest()
+    return LoginCounters(
+        account=keys.login_failures_by_account(settings.redis_prefix, digest),
+        address=keys.login_failures_by_address(settings.redis_prefix, address),
+        device=None if device is None else keys.login_failures_by_device(settings.redis_prefix, device),
     )
 
 
-async def reserve_login_attempt(redis: Redis, settings: Settings, counters: Sequence[str]) -> RateDecision:
+async def reserve_login_attempt(redis: Redis, settings: Settings, counters: LoginCounters) -> LoginAttempt:
     """Count an attempt as failed before checking the password; refund it if it succeeds.
 
-    Counting first means a burst of parallel guesses cannot all be checked before the first
-    failure is recorded.
+    A known device is counted on its own counter only: failures that others cause against the
+    account, or from its address, never hold it back. Past its free failures it is trusted no
+    more for a while, and counted like an unknown device: on the account's and the address's
+    counters, whose waits grow with their failures. Counting first means a burst of parallel
+    guesses cannot all be checked before the first failure is recorded.
     """
-    return await hit_all(
-        redis, counters, limit=settings.login_failures_per_15_min, window_seconds=LOGIN_WINDOW_SECONDS
+    free = settings.login_failures_per_15_min
+    if counters.device is not None:
+        as_known_device = await _reserve(redis, {counters.device: device_trust(free)})
+        if as_known_device.allowed:
+            return as_known_device
+    return await _reserve(
+        redis, {counters.account: account_backoff(free), counters.address: address_backoff(free)}
     )
+
+
+async def refund_login_attempt(redis: Redis, attempt: LoginAttempt) -> None:
+    """Give back what ``attempt`` counted: a login that succeeded is no failure."""
+    if not attempt.counted:
+        return
+    try:
+        await _run(redis, _LOGIN_REFUND_SCRIPT, attempt.counted)
+    except (RedisError, OSError) as exc:
+        logger.warning("could not refund a login attempt, Redis is unavailable: %s", exc)
+
+
+async def _reserve(redis: Redis, backoffs: Mapping[str, Backoff]) -> LoginAttempt:
+    schedules = [{"free": backoff.free_failures, "waits": backoff.waits()} for backoff in backoffs.values()]
+    try:
+        allowed, wait = await _run(
+            redis, _LOGIN_RESERVE_SCRIPT, list(backoffs), str(FORGET_AFTER_SECONDS), json.dumps(schedules)
+        )
+    except (RedisError, OSError) as exc:
+        logger.warning("login limit not enforced, Redis is unavailable: %s", exc)
+        return LoginAttempt(allowed=True, retry_after=0)
+    return LoginAttempt(bool(allowed), int(wait), tuple(backoffs) if allowed else ())
 
 
 def login_retry_message(retry_after: int) -> str:
-    minutes = max(1, math.ceil(retry_after / 60))
+    """What the login page says to a refused attempt: the wait in seconds under a minute, in
+    minutes (rounded up) from there."""
+    if retry_after < 60:
+        seconds = max(1, retry_after)
+        return f"Too many failed attempts; try again in {seconds} second{'' if seconds == 1 else 's'}."
+    minutes = math.ceil(retry_after / 60)
     return f"Too many failed attempts; try again in {minutes} minute{'' if minutes == 1 else 's'}."

@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from uuid import UUID
 
-from invoicing.accounts import hash_token, stand_in_password_hash, verify_password
+from invoicing.accounts import check_password, check_stand_in_password, hash_token
 from invoicing.errors import Forbidden, Unauthorized
 from invoicing.principal import Principal
 from invoicing.storage import accounts
@@ -31,9 +31,9 @@ async def login(database: Database, email: str, password: str, *, user_agent: st
     async with database.unscoped() as connection:
         candidate = await accounts.login_candidate(connection, email)
     if candidate is None:
-        verify_password(stand_in_password_hash(), password)
+        await check_stand_in_password(password)
         raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
-    if not verify_password(candidate.password_hash, password) or not candidate.memberships:
+    if not await check_password(candidate.password_hash, password) or not candidate.memberships:
         raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
     organization_id, organization_name, role = candidate.memberships[0]
     token = secrets.token_urlsafe(32)

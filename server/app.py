@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -37,6 +38,8 @@ from server.headers import SecurityHeaders
 from server.hosts import AllowedHosts
 from server.hub import EventHub
 
+logger = logging.getLogger(__name__)
+
 
 async def healthz(request: Request) -> Response:
     """The process is up (no dependency checked: a liveness probe must not flap with Redis)."""
@@ -63,6 +66,11 @@ async def readyz(request: Request) -> Response:
 
 def create_app(settings: Settings) -> Starlette:
     database_url, redis_url = settings.require_services()
+    if settings.secret_key is None:
+        logger.warning(
+            "SECRET_KEY is not set: no browser is recognized as a known device at login, so "
+            "anyone's failed logins against an account slow its owner's logins too"
+        )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from uuid import UUID
 
@@ -13,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from invoicing import limits, sessions
+from invoicing.devices import DEVICE_COOKIE_LIFETIME_SECONDS, DeviceCookies
 from invoicing.errors import Forbidden, InvoicingError, NotFound, Unauthorized
 from invoicing.principal import Principal
 from invoicing.storage import accounts, jobs
@@ -22,6 +24,8 @@ from server.auth import SESSION_COOKIE, authenticate, same_origin, session_token
 from server.requests import path_uuid
 
 MAX_FIELD_LENGTH = 320
+#: "This browser has logged in as this user before" (invoicing/devices.py).
+DEVICE_COOKIE = "invoicing_device"
 #: Pages carry no inline script or style: everything comes from /static, sockets included.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -82,13 +86,14 @@ async def login_submit(request: Request) -> Response:
     if not same_origin(request):
         return render_page(request, "login.html", 403, error="Please log in from this page.", email=email)
     redis, settings = request.state.queue.redis, state.settings(request)
-    counters = limits.login_counters(settings, email, request_address(request, settings.trusted_proxies))
-    decision = await limits.reserve_login_attempt(redis, settings, counters)
-    if not decision.allowed:
+    address = request_address(request, settings.trusted_proxies)
+    counters = limits.login_counters(settings, email, address, device=_known_device(request, email))
+    attempt = await limits.reserve_login_attempt(redis, settings, counters)
+    if not attempt.allowed:
         refused = render_page(
-            request, "login.html", 429, error=limits.login_retry_message(decision.retry_after), email=email
+            request, "login.html", 429, error=limits.login_retry_message(attempt.retry_after), email=email
         )
-        refused.headers["Retry-After"] = str(decision.retry_after)
+        refused.headers["Retry-After"] = str(attempt.retry_after)
         return refused
     try:
         session = await sessions.login(
@@ -96,8 +101,7 @@ async def login_submit(request: Request) -> Response:
         )
     except Unauthorized as error:
         return render_page(request, "login.html", 401, error=error.message, email=email)
-    if decision.counted:  # a successful login does not count as a failure
-        await limits.refund(redis, counters)
+    await limits.refund_login_attempt(redis, attempt)  # a successful login is no failure
     response = RedirectResponse("/orders", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -108,7 +112,39 @@ async def login_submit(request: Request) -> Response:
         secure=_secure_cookie(request),
         path="/",
     )
+    _remember_device(request, response, session.principal.email)
     return response
+
+
+def _device_cookies(request: Request) -> DeviceCookies | None:
+    """None without SECRET_KEY: then no browser is ever a known device."""
+    secret_key = state.settings(request).secret_key
+    return None if secret_key is None else DeviceCookies.from_secret(secret_key)
+
+
+def _known_device(request: Request, email: str) -> str | None:
+    """The nonce of the device cookie the browser sent, if it is valid for ``email``."""
+    devices = _device_cookies(request)
+    if devices is None:
+        return None
+    return devices.device(request.cookies.get(DEVICE_COOKIE), email, now=int(time.time()))
+
+
+def _remember_device(request: Request, response: Response, email: str) -> None:
+    """Make this browser a known device for ``email``, with a fresh cookie at each login. Sent
+    to /login only: nothing else reads it, and it outlives logouts and sessions."""
+    devices = _device_cookies(request)
+    if devices is None:
+        return
+    response.set_cookie(
+        DEVICE_COOKIE,
+        devices.issue(email, now=int(time.time())),
+        max_age=DEVICE_COOKIE_LIFETIME_SECONDS,
+        httponly=True,
+        samesite="lax",
+        secure=_secure_cookie(request),
+        path="/login",
+    )
 
 
 def _secure_cookie(request: Request) -> bool:
