@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
+
 from invoicing import collector, tokens
+from invoicing.errors import ConfigurationError
 from invoicing.queue import JobQueue, connect_redis
 from invoicing.settings import Settings
 from invoicing.storage import roles
-from invoicing.storage.database import Database
+from invoicing.storage.database import APP_ROLE, Database
 from invoicing.storage.migrations import migrate
 from invoicing.storage.seed import SeedResult, seed
 from invoicing.sweep import sweep
@@ -89,7 +92,13 @@ def work(settings: Settings, *, burst: bool) -> int:
 async def migrate_database(settings: Settings) -> list[int]:
     """Migrate as the owner, then create or check DATABASE_URL's runtime role."""
     async with Database(settings.require_owner_database(), pool_size=2) as database:
-        applied = await migrate(database)
+        try:
+            applied = await migrate(database)
+        except asyncpg.InsufficientPrivilegeError as error:
+            raise ConfigurationError(
+                f"Migrations must run as the tables' owner ({error}): set MIGRATION_DATABASE_URL to "
+                "the owner's login, DATABASE_URL to the runtime role's (docs/SECURITY.md)."
+            ) from error
         if settings.database_url:
             await roles.ensure_runtime_role(database, settings.database_url)
     return applied
@@ -107,7 +116,7 @@ async def process_pending(settings: Settings) -> dict[str, int]:
     database_url, redis_url = settings.require_services()
     queue = JobQueue(connect_redis(redis_url), settings)
     try:
-        async with Database(database_url, pool_size=2) as database:
+        async with Database(database_url, pool_size=2, app_role=APP_ROLE) as database:
             return (await sweep(database, queue, settings)).to_json()
     finally:
         await queue.close()
@@ -115,6 +124,6 @@ async def process_pending(settings: Settings) -> dict[str, int]:
 
 async def create_token(settings: Settings, email: str, name: str, organization: str | None) -> str:
     """A new API token for the user (in the chosen organization); returns the plaintext once."""
-    async with Database(settings.require_database(), pool_size=2) as database:
+    async with Database(settings.require_database(), pool_size=2, app_role=APP_ROLE) as database:
         created = await tokens.create_token_for_email(database, email, name, organization)
     return created.token

@@ -5,20 +5,22 @@
 -- that code running as the application role never reads a table across organizations.
 -- invoicing_app may call them; nobody else may (EXECUTE is revoked from PUBLIC).
 --
--- Each pins its search_path (pg_temp last), so a caller's objects cannot stand in for ours.
+-- Each names our tables with their schema and searches only pg_catalog (pg_temp last): neither
+-- a caller's temporary table nor a function it managed to create elsewhere (an overload of a
+-- built-in, say) can stand in for ours and run as the owner.
 
 -- Who may log in with this email: the password hash and every membership.
 CREATE FUNCTION login_candidate(p_email text)
 RETURNS TABLE (id uuid, email text, password_hash text, organization_ids uuid[], names text[], roles text[])
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT u.id, u.email, u.password_hash,
            coalesce(array_agg(m.organization_id ORDER BY o.name, o.id) FILTER (WHERE m.user_id IS NOT NULL), '{}'),
            coalesce(array_agg(o.name ORDER BY o.name, o.id) FILTER (WHERE m.user_id IS NOT NULL), '{}'),
            coalesce(array_agg(m.role ORDER BY o.name, o.id) FILTER (WHERE m.user_id IS NOT NULL), '{}')
-    FROM users u
-    LEFT JOIN memberships m ON m.user_id = u.id
-    LEFT JOIN organizations o ON o.id = m.organization_id
+    FROM public.users u
+    LEFT JOIN public.memberships m ON m.user_id = u.id
+    LEFT JOIN public.organizations o ON o.id = m.organization_id
     WHERE u.email = p_email
     GROUP BY u.id
 $$;
@@ -26,10 +28,10 @@ $$;
 -- The principal of a live session (and "seen now"); nothing for an expired or ended one.
 CREATE FUNCTION principal_by_session(p_token_hash bytea)
 RETURNS TABLE (user_id uuid, organization_id uuid, role text, email text)
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    UPDATE sessions s SET last_seen_at = now()
-    FROM memberships m, users u
+    UPDATE public.sessions s SET last_seen_at = now()
+    FROM public.memberships m, public.users u
     WHERE s.token_hash = p_token_hash AND s.expires_at > now()
       AND m.organization_id = s.organization_id AND m.user_id = s.user_id AND u.id = s.user_id
     RETURNING s.user_id, s.organization_id, m.role, u.email
@@ -37,19 +39,19 @@ $$;
 
 CREATE FUNCTION end_session(p_token_hash bytea)
 RETURNS void
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp
-AS $$ DELETE FROM sessions WHERE token_hash = p_token_hash $$;
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ DELETE FROM public.sessions WHERE token_hash = p_token_hash $$;
 
 -- Only to an organization the user belongs to: otherwise nothing changes.
 CREATE FUNCTION switch_session_organization(p_token_hash bytea, p_organization_id uuid)
 RETURNS boolean
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     WITH switched AS (
-        UPDATE sessions s SET organization_id = p_organization_id
+        UPDATE public.sessions s SET organization_id = p_organization_id
         WHERE s.token_hash = p_token_hash AND s.expires_at > now()
           AND EXISTS (
-              SELECT 1 FROM memberships m WHERE m.user_id = s.user_id AND m.organization_id = p_organization_id
+              SELECT 1 FROM public.memberships m WHERE m.user_id = s.user_id AND m.organization_id = p_organization_id
           )
         RETURNING 1
     )
@@ -59,10 +61,10 @@ $$;
 -- The organizations a user belongs to, for choosing one.
 CREATE FUNCTION user_memberships(p_user_id uuid)
 RETURNS TABLE (organization_id uuid, name text, role text)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT m.organization_id, o.name, m.role
-    FROM memberships m JOIN organizations o ON o.id = m.organization_id
+    FROM public.memberships m JOIN public.organizations o ON o.id = m.organization_id
     WHERE m.user_id = p_user_id
     ORDER BY o.name, o.id
 $$;
@@ -71,21 +73,21 @@ $$;
 -- used" is written at most every 5 minutes: no write on every request.
 CREATE FUNCTION principal_by_token(p_token_hash bytea)
 RETURNS TABLE (user_id uuid, organization_id uuid, role text, email text)
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     token record;
 BEGIN
     SELECT t.id, t.user_id, t.organization_id, m.role, u.email, t.last_used_at INTO token
-    FROM api_tokens t
-    JOIN memberships m ON m.organization_id = t.organization_id AND m.user_id = t.user_id
-    JOIN users u ON u.id = t.user_id
+    FROM public.api_tokens t
+    JOIN public.memberships m ON m.organization_id = t.organization_id AND m.user_id = t.user_id
+    JOIN public.users u ON u.id = t.user_id
     WHERE t.token_hash = p_token_hash AND t.revoked_at IS NULL;
     IF NOT FOUND THEN
         RETURN;
     END IF;
     IF token.last_used_at IS NULL OR token.last_used_at < now() - interval '5 minutes' THEN
-        UPDATE api_tokens SET last_used_at = now() WHERE id = token.id;
+        UPDATE public.api_tokens SET last_used_at = now() WHERE id = token.id;
     END IF;
     RETURN QUERY SELECT token.user_id, token.organization_id, token.role, token.email;
 END
@@ -95,16 +97,16 @@ $$;
 -- act in this organization (not revoked, not ended or expired, still a member, not moved)?
 CREATE FUNCTION credential_allows(p_token_hash bytea, p_is_session boolean, p_user_id uuid, p_organization_id uuid)
 RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN p_is_session THEN EXISTS (
-        SELECT 1 FROM sessions s
-        JOIN memberships m ON m.organization_id = s.organization_id AND m.user_id = s.user_id
+        SELECT 1 FROM public.sessions s
+        JOIN public.memberships m ON m.organization_id = s.organization_id AND m.user_id = s.user_id
         WHERE s.token_hash = p_token_hash AND s.expires_at > now()
           AND s.user_id = p_user_id AND s.organization_id = p_organization_id
     ) ELSE EXISTS (
-        SELECT 1 FROM api_tokens t
-        JOIN memberships m ON m.organization_id = t.organization_id AND m.user_id = t.user_id
+        SELECT 1 FROM public.api_tokens t
+        JOIN public.memberships m ON m.organization_id = t.organization_id AND m.user_id = t.user_id
         WHERE t.token_hash = p_token_hash AND t.revoked_at IS NULL
           AND t.user_id = p_user_id AND t.organization_id = p_organization_id
     ) END
@@ -113,15 +115,34 @@ $$;
 -- A worker knows a job by the id in its queue message: which organization to act in.
 CREATE FUNCTION batch_job_organization(p_job_id uuid)
 RETURNS uuid
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
-AS $$ SELECT organization_id FROM batch_job_queue WHERE id = p_job_id $$;
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT organization_id FROM public.batch_job_queue WHERE id = p_job_id $$;
 
 -- What the sweep visits, one organization at a time: those with a job not finished.
 CREATE FUNCTION organizations_with_active_jobs()
 RETURNS SETOF uuid
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT DISTINCT organization_id FROM batch_job_queue WHERE status IN ('pending', 'processing')
+    SELECT DISTINCT organization_id FROM public.batch_job_queue WHERE status IN ('pending', 'processing')
+$$;
+
+-- A chunk's invoices are copied into these session-local tables (PostgreSQL refuses COPY FROM
+-- into tables under row-level security), then moved into public.invoices and
+-- public.invoice_lines by an INSERT the policies check. Made by the owner when a connection
+-- of the application's pool opens, so that the application role can fill and empty them but
+-- not alter them (no trigger of a caller's can run on another organization's rows); emptied at
+-- every commit, so they never grow (autovacuum does not visit temporary tables).
+CREATE FUNCTION create_staging_tables()
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    CREATE TEMPORARY TABLE invoices_staging ON COMMIT DELETE ROWS
+        AS SELECT * FROM public.invoices WITH NO DATA;
+    CREATE TEMPORARY TABLE invoice_lines_staging ON COMMIT DELETE ROWS
+        AS SELECT * FROM public.invoice_lines WITH NO DATA;
+    GRANT SELECT, INSERT, DELETE ON pg_temp.invoices_staging, pg_temp.invoice_lines_staging TO invoicing_app;
+END
 $$;
 
 DO $$
@@ -133,10 +154,14 @@ BEGIN
         'principal_by_session(bytea)', 'end_session(bytea)',
         'switch_session_organization(bytea, uuid)', 'user_memberships(uuid)',
         'principal_by_token(bytea)', 'credential_allows(bytea, boolean, uuid, uuid)',
-        'batch_job_organization(uuid)', 'organizations_with_active_jobs()'
+        'batch_job_organization(uuid)', 'organizations_with_active_jobs()', 'create_staging_tables()'
     ] LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', signature);
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO invoicing_app', signature);
     END LOOP;
 END
 $$;
+
+-- Functions made by later migrations are no one's to call until granted.
+ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+ALTER DEFAULT PRIVILEGES GRANT EXECUTE ON FUNCTIONS TO invoicing_app;

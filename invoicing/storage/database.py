@@ -169,6 +169,9 @@ class Database:
         # and a stale row estimate after a bulk import could trigger it on every chunk.
         server_settings = {
             "jit": "off",
+            # pg_temp last: an unqualified name is always ours, never a temporary table that
+            # SQL run earlier on this pooled connection left behind to stand in for it.
+            "search_path": "public, pg_temp",
             **({"role": app_role} if app_role else {}),
             **self.limits.server_settings(),
             # Names the process in pg_stat_activity: who holds a lock, who is idle in a transaction.

@@ -89,20 +89,17 @@ LINE_COLUMNS = (
 )  # fmt: skip
 
 # The application role may not COPY into a table under row-level security (PostgreSQL refuses
-# COPY FROM there), and must not be able to step out of it. So a chunk is copied into these
-# session-local tables (no policies, no WAL), then moved into the real ones by one INSERT that
-# the policies check: an invoice of another organization is refused like any INSERT's.
-# Created once per connection (``create_staging_tables``, the pool's hook), without the
-# constraints, which the real tables check; each move empties them.
+# COPY FROM there), and must not be able to step out of it. So a chunk is copied into
+# session-local staging tables (no policies, no WAL), then moved into the real ones by one
+# INSERT that the policies check: an invoice of another organization is refused like any
+# INSERT's. The owner makes them when a connection opens (``create_staging_tables``, the
+# pool's hook; migrations/0011_least_privilege.sql), emptied at every commit.
 STAGING_TABLES = {"invoices": "invoices_staging", "invoice_lines": "invoice_lines_staging"}
-CREATE_STAGING = """
-CREATE TEMPORARY TABLE IF NOT EXISTS {staging} AS SELECT {columns} FROM {table} WITH NO DATA
-"""
+COLUMNS = {"invoices": INVOICE_COLUMNS, "invoice_lines": LINE_COLUMNS}
 MOVE_STAGED = """
 WITH staged AS (DELETE FROM pg_temp.{staging} RETURNING {columns})
-INSERT INTO {table} ({columns}) SELECT {columns} FROM staged
+INSERT INTO public.{table} ({columns}) SELECT {columns} FROM staged
 """
-COLUMNS = {"invoices": INVOICE_COLUMNS, "invoice_lines": LINE_COLUMNS}
 MOVES = {
     table: MOVE_STAGED.format(staging=staging, table=table, columns=", ".join(COLUMNS[table]))
     for table, staging in STAGING_TABLES.items()
@@ -111,10 +108,7 @@ MOVES = {
 
 async def create_staging_tables(connection: asyncpg.Connection) -> None:
     """Give a new connection of the application's pool its staging tables (see STAGING_TABLES)."""
-    for table, staging in STAGING_TABLES.items():
-        await connection.execute(
-            CREATE_STAGING.format(staging=staging, table=table, columns=", ".join(COLUMNS[table]))
-        )
+    await connection.execute("SELECT create_staging_tables()")
 
 
 @dataclass(frozen=True, slots=True)

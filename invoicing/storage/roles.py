@@ -12,6 +12,7 @@ to finish while it has any of those powers; the server and the workers say so at
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from urllib.parse import quote, unquote, urlsplit
 
@@ -28,17 +29,20 @@ RUNTIME_ROLE = "invoicing_runtime"
 # What the role could do beyond the application's rights, each with what to change.
 PRIVILEGES = """
 WITH role AS (SELECT * FROM pg_roles WHERE rolname = $1),
-     owner AS (SELECT relowner AS oid FROM pg_class WHERE oid = 'public.invoices'::regclass)
-SELECT role.rolsuper AS superuser,
-       role.rolbypassrls AS bypasses_row_security,
-       role.rolcreaterole AS creates_roles,
-       role.oid = owner.oid OR pg_has_role(role.oid, owner.oid, 'MEMBER') AS acts_as_owner,
+     owner AS (SELECT relowner AS oid FROM pg_class WHERE oid = 'public.invoices'::regclass),
+     -- The role itself and every role it belongs to, directly or not: their powers are its own.
+     held AS (SELECT r.* FROM pg_roles r, role WHERE pg_has_role(role.oid, r.oid, 'MEMBER'))
+SELECT EXISTS (SELECT 1 FROM held WHERE rolsuper) AS superuser,
+       EXISTS (SELECT 1 FROM held WHERE rolbypassrls) AS bypasses_row_security,
+       EXISTS (SELECT 1 FROM held WHERE rolcreaterole) AS creates_roles,
+       EXISTS (SELECT 1 FROM held, owner WHERE held.oid = owner.oid) AS acts_as_owner,
        EXISTS (
-           SELECT 1 FROM pg_class c
-           WHERE c.relowner = role.oid AND c.relnamespace = 'public'::regnamespace
+           SELECT 1 FROM pg_class c, held
+           WHERE c.relowner = held.oid AND c.relnamespace = 'public'::regnamespace
        ) AS owns_tables,
+       has_schema_privilege(role.oid, 'public', 'CREATE') AS creates_in_schema,
        pg_has_role(role.oid, $2, 'MEMBER') AS application_member
-FROM role, owner
+FROM role
 """
 
 REMEDIES = {
@@ -47,6 +51,9 @@ REMEDIES = {
     "creates_roles": "may create and grant roles (ALTER ROLE {role} NOCREATEROLE)",
     "acts_as_owner": "is, or may act as, the tables' owner (REVOKE the owner's role FROM {role})",
     "owns_tables": "owns tables of the schema (ALTER TABLE ... OWNER TO the owner)",
+    # An object of its own in the schema could stand in for one of ours (an overload of a
+    # built-in function) wherever a name is looked up there.
+    "creates_in_schema": "may create objects in schema public (REVOKE CREATE ON SCHEMA public FROM PUBLIC)",
 }
 
 
@@ -90,8 +97,7 @@ async def ensure_runtime_role(owner: Database, runtime_url: str) -> None:
             return
         try:
             await _create_if_missing(connection, role, password)
-            if not await connection.fetchval("SELECT pg_has_role($1, $2, 'MEMBER')", role, APP_ROLE):
-                await connection.execute(f"GRANT {APP_ROLE} TO {_identifier(role)}")
+            await _grant_application_role(connection, role)
         except asyncpg.InsufficientPrivilegeError as error:
             raise ConfigurationError(
                 f"The migrating role cannot create or grant the runtime role {role} ({error}). Create it "
@@ -107,16 +113,27 @@ async def ensure_runtime_role(owner: Database, runtime_url: str) -> None:
         )
 
 
+#: What PostgreSQL raises when another migrate created the role, or granted it, just before:
+#: roles belong to the whole cluster, so no database's migration lock keeps them apart.
+_RACED = (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError)
+
+
 async def _create_if_missing(connection: asyncpg.Connection, role: str, password: str | None) -> None:
     if await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
         return
-    # Roles belong to the whole cluster: several databases' migrations may race to create it.
     secret = "" if password is None else " PASSWORD " + _literal(password)
     try:
         await connection.execute(f"CREATE ROLE {_identifier(role)} LOGIN{secret}")
-    except asyncpg.DuplicateObjectError:
+    except _RACED:
         return
     logger.info("created the runtime database role %s", role)
+
+
+async def _grant_application_role(connection: asyncpg.Connection, role: str) -> None:
+    if await connection.fetchval("SELECT pg_has_role($1, $2, 'MEMBER')", role, APP_ROLE):
+        return
+    with contextlib.suppress(*_RACED):
+        await connection.execute(f"GRANT {APP_ROLE} TO {_identifier(role)}")
 
 
 async def warn_if_privileged(database: Database, process: str) -> None:

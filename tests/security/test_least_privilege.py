@@ -5,6 +5,7 @@ and nothing of another organization without naming it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -14,8 +15,10 @@ import pytest
 import pytest_asyncio
 
 from invoicing.errors import ConfigurationError
+from invoicing.processing import invoice_single_order
 from invoicing.settings import Settings
-from invoicing.storage.database import Database, act_in
+from invoicing.storage import invoices
+from invoicing.storage.database import APP_ROLE, Database, act_in
 from invoicing.storage.roles import (
     RUNTIME_ROLE,
     ensure_runtime_role,
@@ -32,6 +35,16 @@ async def runtime(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(settings.require_database())
     yield connection
     await connection.close()
+
+
+@pytest_asyncio.fixture
+async def one_connection_pool(settings: Settings) -> AsyncIterator[Database]:
+    """The server's pool as it is built, shrunk to one connection: every request shares it."""
+    pool = Database(
+        settings.require_database(), pool_size=1, app_role=APP_ROLE, on_connect=invoices.create_staging_tables
+    )
+    async with pool:
+        yield pool
 
 
 async def two_organizations(database: Database) -> tuple[Organization, Organization]:
@@ -152,3 +165,73 @@ async def test_a_server_logging_in_as_the_owner_says_so_at_start_up(
 async def drop_role(database: Database, role: str) -> None:
     async with database.connection() as connection:
         await connection.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+async def test_sql_left_on_a_pooled_connection_cannot_catch_the_next_organizations_writes(
+    database: Database, one_connection_pool: Database
+) -> None:
+    """Temporary objects outlive a request on its pooled connection: none may stand in for a
+    table of ours, nor hook the staging tables that invoices pass through."""
+    attacker, victim = await two_organizations(database)
+    async with one_connection_pool.scoped(attacker.id) as connection:
+        await connection.execute("CREATE TEMPORARY TABLE invoices (LIKE public.invoices)")
+        await connection.execute("CREATE TEMPORARY TABLE sales_orders (LIKE public.sales_orders)")
+    async with one_connection_pool.scoped(attacker.id) as connection:
+        await connection.execute(
+            "CREATE FUNCTION pg_temp.grab() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN OLD; END'"
+        )
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="invoices_staging"):
+        async with one_connection_pool.scoped(attacker.id) as connection:
+            await connection.execute(
+                "CREATE TRIGGER grab BEFORE DELETE ON pg_temp.invoices_staging"
+                " FOR EACH ROW EXECUTE FUNCTION pg_temp.grab()"
+            )
+
+    async with one_connection_pool.scoped(victim.id) as connection:
+        order_id = await connection.fetchval("SELECT id FROM sales_orders ORDER BY number LIMIT 1")
+    assert order_id is not None, "the victim's orders are read from public.sales_orders"
+    invoice = await invoice_single_order(
+        one_connection_pool, organization_id=victim.id, order_id=order_id, user_id=victim.member.id
+    )
+
+    async with database.connection() as connection:
+        stored = await connection.fetchval(
+            "SELECT organization_id FROM public.invoices WHERE id = $1", invoice.id
+        )
+    assert stored == victim.id
+    async with one_connection_pool.scoped(attacker.id) as connection:
+        assert await connection.fetchval("SELECT count(*) FROM pg_temp.invoices") == 0
+        assert await connection.fetchval("SELECT pg_relation_size('pg_temp.invoices_staging')") == 0
+
+
+async def test_migrate_refuses_a_runtime_role_that_inherits_a_power(
+    settings: Settings, database: Database
+) -> None:
+    strong, role = f"invoicing_test_{secrets.token_hex(4)}", f"invoicing_test_{secrets.token_hex(4)}"
+    async with database.connection() as connection:
+        await connection.execute(f"CREATE ROLE {strong} NOLOGIN BYPASSRLS")
+        await connection.execute(f"CREATE ROLE {role} LOGIN IN ROLE {strong}")
+    try:
+        with pytest.raises(ConfigurationError, match="bypasses row-level security"):
+            await ensure_runtime_role(database, with_login(settings.require_owner_database(), role))
+    finally:
+        await drop_role(database, role)
+        await drop_role(database, strong)
+
+
+async def test_migrations_racing_to_create_the_runtime_role_all_succeed(
+    settings: Settings, database: Database
+) -> None:
+    role = f"invoicing_test_{secrets.token_hex(4)}"
+    url = with_login(settings.require_owner_database(), role)
+    pools = [Database(settings.require_owner_database(), pool_size=1) for _ in range(6)]
+    try:
+        for pool in pools:
+            await pool.connect()
+        await asyncio.gather(*(ensure_runtime_role(pool, url) for pool in pools))
+        async with database.connection() as connection:
+            assert await privilege_problems(connection, role) == []
+    finally:
+        for pool in pools:
+            await pool.disconnect()
+        await drop_role(database, role)
