@@ -27,6 +27,7 @@ import asyncpg
 import httpx
 import psutil
 
+from cli.commands import seal_scopes
 from invoicing.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, port_answers
 from invoicing.settings import Settings
 from invoicing.storage.database import Database, with_database_name
@@ -258,9 +259,11 @@ async def scratch_services(stack: AsyncExitStack, settings: Settings, workdir: P
     owner_url = await _scratch_database(stack, settings, workdir)
     # Migrated here, as the owner; the server and workers log in as the runtime role.
     runtime_url = with_login(owner_url, RUNTIME_ROLE)
+    secret_key = secrets.token_urlsafe(24)
     async with Database(owner_url, pool_size=2) as database:
         await migrate(database)
         await ensure_runtime_role(database, runtime_url)
+        await seal_scopes(database, secret_key)
     redis = EmbeddedRedis(workdir / "redis").start()
     stack.callback(redis.stop)
     log_level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
@@ -271,7 +274,7 @@ async def scratch_services(stack: AsyncExitStack, settings: Settings, workdir: P
         "REDIS_URL": redis.url,
         "LOG_LEVEL": log_level,
     }
-    env["SECRET_KEY"] = secrets.token_urlsafe(24)
+    env["SECRET_KEY"] = secret_key
     return env
 
 

@@ -11,8 +11,8 @@ from invoicing import collector, tokens
 from invoicing.errors import ConfigurationError
 from invoicing.queue import JobQueue, connect_redis
 from invoicing.settings import Settings
-from invoicing.storage import roles
-from invoicing.storage.database import APP_ROLE, Database
+from invoicing.storage import pools, roles, scopes
+from invoicing.storage.database import Database
 from invoicing.storage.migrations import migrate
 from invoicing.storage.seed import SeedResult, seed
 from invoicing.sweep import sweep
@@ -101,7 +101,17 @@ async def migrate_database(settings: Settings) -> list[int]:
             ) from error
         if settings.database_url:
             await roles.ensure_runtime_role(database, settings.database_url)
+        await seal_scopes(database, settings.secret_key)
     return applied
+
+
+async def seal_scopes(owner: Database, secret_key: str | None) -> None:
+    """Seal organization scopes with SECRET_KEY's key (without SECRET_KEY, keep whatever key is
+    stored: the processes say at start if theirs does not match)."""
+    key = scopes.ScopeKey.from_secret(secret_key)
+    if key is not None:
+        async with owner.connection() as connection:
+            await scopes.store_key(connection, key)
 
 
 async def seed_database(
@@ -113,10 +123,10 @@ async def seed_database(
 
 
 async def process_pending(settings: Settings) -> dict[str, int]:
-    database_url, redis_url = settings.require_services()
+    _, redis_url = settings.require_services()
     queue = JobQueue(connect_redis(redis_url), settings)
     try:
-        async with Database(database_url, pool_size=2, app_role=APP_ROLE) as database:
+        async with pools.application_database(settings, pool_size=2) as database:
             return (await sweep(database, queue, settings)).to_json()
     finally:
         await queue.close()
@@ -124,6 +134,6 @@ async def process_pending(settings: Settings) -> dict[str, int]:
 
 async def create_token(settings: Settings, email: str, name: str, organization: str | None) -> str:
     """A new API token for the user (in the chosen organization); returns the plaintext once."""
-    async with Database(settings.require_database(), pool_size=2, app_role=APP_ROLE) as database:
+    async with pools.application_database(settings, pool_size=2) as database:
         created = await tokens.create_token_for_email(database, email, name, organization)
     return created.token

@@ -19,6 +19,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from cli.commands import seal_scopes
 from invoicing.embedded import (
     DevServices,
     EmbeddedPostgres,
@@ -46,10 +47,13 @@ def _secret_key(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-async def _prepare_database(owner_url: str, runtime_url: str, data_dir: Path) -> SeedResult | None:
+async def _prepare_database(
+    owner_url: str, runtime_url: str, secret_key: str, data_dir: Path
+) -> SeedResult | None:
     async with Database(owner_url, pool_size=2) as database:
         await migrate(database)
         await ensure_runtime_role(database, runtime_url)
+        await seal_scopes(database, secret_key)
         if await database_is_empty(database):
             demo = await seed(database, organizations=2, orders=DEMO_ORDERS, invalid_ratio=0.05)
             (data_dir / DEMO_FILE).write_text(json.dumps(demo, indent=2))
@@ -117,10 +121,13 @@ def with_running_dev_services(settings: Settings) -> Settings:
     found = recorded_services(settings.data_dir)
     if found is None:
         return settings
+    key_file = settings.data_dir / "secret_key"
     return settings.with_overrides(
         database_url=found.database_url,
         redis_url=found.redis_url,
         migration_database_url=found.migration_database_url,
+        # Its scopes are sealed with the key of its SECRET_KEY, which it keeps there.
+        secret_key=settings.secret_key or (key_file.read_text().strip() if key_file.exists() else None),
     )
 
 
@@ -155,7 +162,8 @@ def run_dev(settings: Settings, *, host: str, port: int, workers: int) -> int:
             redis = EmbeddedRedis(data_dir / "redis").start()
             stack.callback(redis.stop)
             redis_url = redis.url
-        demo = asyncio.run(_prepare_database(owner_url, database_url, data_dir))
+        secret_key = settings.secret_key or _secret_key(data_dir)
+        demo = asyncio.run(_prepare_database(owner_url, database_url, secret_key, data_dir))
         services_file = record_services(data_dir, DevServices(database_url, redis_url, owner_url))
         stack.callback(lambda: services_file.unlink(missing_ok=True))
         env = {
@@ -163,7 +171,7 @@ def run_dev(settings: Settings, *, host: str, port: int, workers: int) -> int:
             "DATABASE_URL": database_url,
             "MIGRATION_DATABASE_URL": owner_url,
             "REDIS_URL": redis_url,
-            "SECRET_KEY": settings.secret_key or _secret_key(data_dir),
+            "SECRET_KEY": secret_key,
         }
         server = _spawn(["server", "--host", host, "--port", str(port)], env)
         worker_processes = [_spawn(["worker"], env) for _ in range(max(1, workers))]

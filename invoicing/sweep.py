@@ -13,7 +13,7 @@ from invoicing.domain.retries import WORKER_CRASHED, RetryPolicy
 from invoicing.queue import JobQueue
 from invoicing.settings import Settings
 from invoicing.storage import leases
-from invoicing.storage.database import Database, act_in
+from invoicing.storage.database import Database
 from invoicing.storage.leases import EnqueueTicket
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ async def sweep(
         crashed: list[leases.FailureOutcome] = []
         runnable: list[EnqueueTicket] = []
         for organization in visited:
-            await act_in(connection, organization)
+            await database.act_in(connection, organization)
             crashed += await leases.record_crashed_runs(
                 connection, RetryPolicy.from_settings(settings), WORKER_CRASHED, CRASH_MESSAGE, organization
             )
@@ -93,7 +93,11 @@ async def _end_lapsed_sessions(database: Database, settings: Settings) -> None:
     """
     try:
         async with database.unscoped() as connection:
-            ended = await leases.end_lapsed_sessions(connection, settings.lease_seconds / 2)
+            workers: set[str] = set()
+            for organization_id in await leases.active_organizations(connection):
+                await database.act_in(connection, organization_id)
+                workers |= await leases.lapsed_workers(connection)
+            ended = await leases.end_sessions_of(connection, workers, settings.lease_seconds / 2)
     except asyncpg.PostgresError as exc:
         # E.g. the workers connect as another database user, whose sessions this one may not end.
         logger.warning("sweep: could not end the sessions of lapsed workers: %s", exc)

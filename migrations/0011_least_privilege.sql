@@ -162,6 +162,84 @@ BEGIN
 END
 $$;
 
+-- Sealed organization scopes. A transaction names its organization in app.organization_id,
+-- which any SQL on the connection could set; so it must also carry app.organization_ticket,
+-- an HMAC-SHA256 of the organization id under a key that the processes derive from
+-- SECRET_KEY and that only the owner can read here (stored by `invoicing migrate` as HMAC's
+-- inner and outer padded keys). Without the right ticket, no organization is in scope and
+-- every policy answers "no rows". With no key stored (migrate ran without SECRET_KEY), scopes
+-- are not sealed and the processes warn.
+CREATE TABLE organization_scope_keys (
+    one        boolean PRIMARY KEY DEFAULT true CHECK (one),
+    inner_key  bytea NOT NULL,
+    outer_key  bytea NOT NULL
+);
+REVOKE ALL ON organization_scope_keys FROM PUBLIC, invoicing_app;
+-- And no policy: should a grant ever slip through, no row shows to anyone but the owner.
+ALTER TABLE organization_scope_keys ENABLE ROW LEVEL SECURITY;
+
+CREATE OR REPLACE FUNCTION current_organization_id() RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    named uuid := nullif(current_setting('app.organization_id', true), '')::uuid;
+    sealed record;
+BEGIN
+    IF named IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT inner_key, outer_key INTO sealed FROM public.organization_scope_keys;
+    IF NOT FOUND THEN
+        RETURN named;
+    END IF;
+    IF current_setting('app.organization_ticket', true) IS DISTINCT FROM
+       encode(sha256(sealed.outer_key || sha256(sealed.inner_key || uuid_send(named))), 'hex') THEN
+        RETURN NULL;
+    END IF;
+    RETURN named;
+END
+$$;
+
+-- Whether the processes' key is the stored one: they send the ticket of the nil uuid.
+CREATE FUNCTION organization_scope_check(p_ticket text) RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM public.organization_scope_keys) THEN
+        RETURN 'unsealed';
+    END IF;
+    PERFORM set_config('app.organization_id', '00000000-0000-0000-0000-000000000000', true);
+    PERFORM set_config('app.organization_ticket', coalesce(p_ticket, ''), true);
+    RETURN CASE WHEN public.current_organization_id() IS NULL THEN 'mismatch' ELSE 'sealed' END;
+END
+$$;
+REVOKE ALL ON FUNCTION organization_scope_check(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION organization_scope_check(text) TO invoicing_app;
+
+-- Every policy asks once per statement (an InitPlan), not once per row: the check reads the
+-- key and hashes, and a function that runs as its owner is never inlined.
+DO $$
+DECLARE
+    owned text;
+BEGIN
+    FOREACH owned IN ARRAY ARRAY[
+        'memberships', 'api_tokens', 'sessions', 'customers', 'sales_orders', 'batch_job_queue',
+        'invoice_number_counters', 'invoices', 'audit_log', 'sales_order_lines', 'batch_job_items',
+        'invoice_lines'
+    ] LOOP
+        EXECUTE format('DROP POLICY organization_isolation ON %I', owned);
+        EXECUTE format(
+            'CREATE POLICY organization_isolation ON %I '
+            'USING (organization_id = (SELECT current_organization_id())) '
+            'WITH CHECK (organization_id = (SELECT current_organization_id()))',
+            owned
+        );
+    END LOOP;
+END
+$$;
+DROP POLICY organization_isolation ON organizations;
+CREATE POLICY organization_isolation ON organizations USING (id = (SELECT current_organization_id()));
+
 -- Functions made by later migrations are no one's to call until granted.
 ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 ALTER DEFAULT PRIVILEGES GRANT EXECUTE ON FUNCTIONS TO invoicing_app;

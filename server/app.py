@@ -21,8 +21,7 @@ from invoicing.errors import InvoicingError
 from invoicing.queue import JobQueue, connect_redis
 from invoicing.read_gate import ReadGate
 from invoicing.settings import Settings
-from invoicing.storage import invoices, roles
-from invoicing.storage.database import APP_ROLE, Database, SessionLimits
+from invoicing.storage import pools
 from invoicing.write_gate import WriteGate
 from server import admin, api, openapi, pages, tokens, ws
 from server.body_limit import BodyLimit
@@ -65,7 +64,7 @@ async def readyz(request: Request) -> Response:
 
 
 def create_app(settings: Settings) -> Starlette:
-    database_url, redis_url = settings.require_services()
+    _, redis_url = settings.require_services()
     if settings.secret_key is None:
         logger.warning(
             "SECRET_KEY is not set: no browser is recognized as a known device at login, so "
@@ -74,15 +73,9 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        database = Database(
-            database_url,
-            pool_size=settings.db_pool_size,
-            app_role=APP_ROLE,
-            on_connect=invoices.create_staging_tables,
-            limits=SessionLimits.from_settings(settings),
-        )
+        database = pools.application_database(settings, pool_size=settings.db_pool_size)
         await database.connect()
-        await roles.warn_if_privileged(database, "server")
+        await pools.check_at_start(database, "server")
         # Redis connects lazily: the server starts, and accepts jobs, while Redis is down.
         queue = JobQueue(connect_redis(redis_url), settings)
         hub = EventHub(redis_url, settings.redis_prefix)

@@ -26,6 +26,7 @@ from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from invoicing.storage.migrations import migrate
 from invoicing.storage.roles import RUNTIME_ROLE, ensure_runtime_role, with_login
+from invoicing.storage.scopes import ScopeKey, store_key
 from tests.support.app import api_client
 from tests.support.factories import Organization, create_organization
 from tests.support.postgres import PostgresServer, PrivateDatabase
@@ -33,6 +34,7 @@ from tests.support.server_process import ServerProcess, running_server
 from tests.support.services import RedisServer, database_url_for
 
 RUN_ID = secrets.token_hex(4)
+TEST_SECRET_KEY = "test-secret-key-0123456789"
 # Set INVOICING_TEST_EMBEDDED=1 to test as on a bare machine, even if local servers answer.
 FORCE_EMBEDDED = os.environ.get("INVOICING_TEST_EMBEDDED") == "1"
 CREATED_QUEUES: list[str] = []
@@ -75,6 +77,7 @@ async def session_database(postgres_admin_url: str) -> AsyncIterator[str]:
         async with Database(url, pool_size=2) as database:
             await migrate(database)
             await ensure_runtime_role(database, runtime_url(url))
+            await seal_scopes(database)
         yield url
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -90,13 +93,22 @@ async def database_url(session_database: str) -> str:
     connection = await asyncpg.connect(session_database)
     try:
         tables = await connection.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            " AND tablename NOT IN ('schema_migrations', 'organization_scope_keys')"
         )
         names = ", ".join(f'"{row["tablename"]}"' for row in tables)
         await connection.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
     finally:
         await connection.close()
     return session_database
+
+
+async def seal_scopes(database: Database) -> None:
+    """Seal organization scopes with the tests' SECRET_KEY, as `invoicing migrate` does."""
+    key = ScopeKey.from_secret(TEST_SECRET_KEY)
+    assert key is not None
+    async with database.connection() as connection:
+        await store_key(connection, key)
 
 
 def runtime_url(owner_url: str) -> str:
@@ -115,7 +127,7 @@ def make_settings(database_url: str, redis_url: str, **overrides: str) -> Settin
         "DATABASE_URL": runtime_url(database_url),
         "MIGRATION_DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "SECRET_KEY": "test-secret-key-0123456789",
+        "SECRET_KEY": TEST_SECRET_KEY,
         "QUEUE_NAME": f"{namespace}:queue",
         "REDIS_PREFIX": namespace,
         # httpx's ASGI clients and Starlette's TestClient send Host: testserver; live servers 127.0.0.1.
@@ -197,6 +209,7 @@ async def private_postgres() -> AsyncIterator[PrivateDatabase]:
         async with Database(url, pool_size=2) as database:
             await migrate(database)
             await ensure_runtime_role(database, runtime_url(url))
+            await seal_scopes(database)
         yield PrivateDatabase(server=server, url=url)
     finally:
         server.close()

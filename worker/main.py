@@ -23,8 +23,8 @@ from arq.worker import Worker, func
 from invoicing import keys
 from invoicing.queue import connect_redis
 from invoicing.settings import Settings
-from invoicing.storage import invoices, leases, roles
-from invoicing.storage.database import APP_ROLE, Database, SessionLimits
+from invoicing.storage import leases, pools
+from invoicing.storage.database import Database
 from worker.sweeper import sweep_periodically
 from worker.tasks import process_batch_job
 
@@ -72,7 +72,7 @@ async def _stop_worker(worker: Worker, main: asyncio.Task[Any]) -> None:
 
 async def run_worker(settings: Settings, *, burst: bool = False, handle_signals: bool = True) -> None:
     """Run until SIGINT/SIGTERM (or, with ``burst``, until the queue is empty)."""
-    database_url, _ = settings.require_services()
+    settings.require_services()
     # A random token first: a restarted container has the same host name and pid, and a long
     # host name is cut in application_name; the token still tells processes apart.
     worker_id = f"{secrets.token_hex(4)}.{os.getpid()}@{socket.gethostname()}"
@@ -85,17 +85,14 @@ async def run_worker(settings: Settings, *, burst: bool = False, handle_signals:
     # heartbeat), opened up front: a connection still being opened when the worker is stopped
     # could be lost to the pool. Two more for the sweep and claims.
     connections = 3 * settings.worker_max_jobs + 2
-    database = Database(
-        database_url,
+    database = pools.application_database(
+        settings,
         pool_size=connections,
         min_size=connections,
-        app_role=APP_ROLE,
-        on_connect=invoices.create_staging_tables,
-        limits=SessionLimits.from_settings(settings),
         application_name=leases.worker_session_name(worker_id),
     )
     async with database:
-        await roles.warn_if_privileged(database, "worker")
+        await pools.check_at_start(database, "worker")
         # Whatever was handed back or lost is queued again: in a burst, first and once; else at
         # once and then all along, beside the job slots.
         sweeper = None

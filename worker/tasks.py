@@ -52,6 +52,10 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
     owner = f"{ctx['worker_id']}/{uuid4().hex[:8]}"
     try:
         async with database.unscoped() as connection:
+            organization_id = await leases.job_organization(connection, job_uuid)
+        if organization_id is None:
+            return "not claimed"
+        async with database.scoped(organization_id) as connection:
             job = await leases.claim_job(connection, job_uuid, owner, settings.lease_seconds)
     except Exception as exc:
         if not (is_contention(exc) or is_unavailable(exc)):

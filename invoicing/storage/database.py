@@ -21,20 +21,9 @@ import databases
 
 from invoicing.errors import ServiceUnavailable
 from invoicing.settings import Settings
+from invoicing.storage.scopes import NAME_SCOPE, NAME_SCOPE_WITH_TIMEOUT, ScopeKey, ticket_of
 
 Connection = asyncpg.Connection
-
-
-SCOPE = "SELECT set_config('app.organization_id', $1, true)"
-SCOPE_WITH_TIMEOUT = (
-    "SELECT set_config('app.organization_id', $1, true), set_config('statement_timeout', $2, true)"
-)
-
-
-async def act_in(connection: asyncpg.Connection, organization_id: UUID) -> None:
-    """From now until the transaction ends (or the next call), see and write only this
-    organization's rows: how one transaction visits several organizations in turn."""
-    await connection.execute(SCOPE, str(organization_id))
 
 
 def _encode_jsonb(value: Any) -> bytes:
@@ -158,8 +147,10 @@ class Database:
         limits: SessionLimits | None = None,
         application_name: str | None = None,
         on_connect: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+        scope_key: ScopeKey | None = None,
     ) -> None:
         self.url = url
+        self.scope_key = scope_key
         self.app_role = app_role
         self._probe_target: dict[str, Any] = {"dsn": _without_query(url), **_socket_options(url)}
         self.limits = limits or SessionLimits()
@@ -228,12 +219,21 @@ class Database:
         """A transaction that sees and writes only this organization's rows; its statements
         stop after ``statement_timeout`` seconds when given (else the session's limit)."""
         async with self.transaction() as connection:
-            if statement_timeout is None:
-                await act_in(connection, organization_id)
-            else:
-                milliseconds = f"{max(1, round(statement_timeout * 1000))}ms"
-                await connection.execute(SCOPE_WITH_TIMEOUT, str(organization_id), milliseconds)
+            await self.act_in(connection, organization_id, statement_timeout=statement_timeout)
             yield connection
+
+    async def act_in(
+        self, connection: asyncpg.Connection, organization_id: UUID, *, statement_timeout: float | None = None
+    ) -> None:
+        """From now until the transaction ends (or the next call), see and write only this
+        organization's rows (with its ticket: invoicing/storage/scopes.py); how one
+        transaction visits several organizations in turn."""
+        ticket = ticket_of(self.scope_key, organization_id)
+        if statement_timeout is None:
+            await connection.execute(NAME_SCOPE, str(organization_id), ticket)
+        else:
+            milliseconds = f"{max(1, round(statement_timeout * 1000))}ms"
+            await connection.execute(NAME_SCOPE_WITH_TIMEOUT, str(organization_id), ticket, milliseconds)
 
     @asynccontextmanager
     async def unscoped(self) -> AsyncIterator[asyncpg.Connection]:

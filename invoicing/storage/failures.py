@@ -25,6 +25,10 @@ _UNAVAILABLE = (
     asyncpg.CrashShutdownError,
     asyncpg.InsufficientResourcesError,
     asyncpg.IdleInTransactionSessionTimeoutError,
+    # The connection's protocol broke mid-request: seen when the server shut down while a
+    # statement's error was being read and the transaction's COMMIT followed ("cannot switch
+    # to state 15; another operation (2) is in progress"). That connection is as good as cut.
+    asyncpg_base.InternalClientError,
 )
 
 # Among those classes, what is our mistake and no outage: a value asyncpg cannot encode for a

@@ -25,16 +25,11 @@ from invoicing.domain.jobs import JobStatus
 from invoicing.domain.retries import JOB_FAILED, RetryPolicy, final_message
 from invoicing.records import BatchJob
 from invoicing.storage import progress
-from invoicing.storage.database import act_in
 from invoicing.storage.jobs import JOB
 
-# A queue message names only the job: the transaction then acts in the job's organization,
-# which only the owner's function may tell (migrations/0011_least_privilege.sql).
-ENTER_JOB_ORGANIZATION = """
-SELECT set_config('app.organization_id', organization_id::text, true) IS NOT NULL
-FROM batch_job_organization($1) AS organization_id
-WHERE organization_id IS NOT NULL
-"""
+# A queue message names only the job: which organization to claim it in. Only the owner's
+# function may tell (migrations/0011_least_privilege.sql).
+JOB_ORGANIZATION = "SELECT batch_job_organization($1)"
 
 # The row lock makes two claims of the same job serialize; the second finds nothing to update.
 CLAIM_JOB = f"""
@@ -217,13 +212,15 @@ class FailureOutcome:
     ticket: EnqueueTicket | None
 
 
+async def job_organization(connection: asyncpg.Connection, job_id: UUID) -> UUID | None:
+    """The organization of the job the queue names (None if there is no such job)."""
+    organization_id: UUID | None = await connection.fetchval(JOB_ORGANIZATION, job_id)
+    return organization_id
+
+
 async def claim_job(
     connection: asyncpg.Connection, job_id: UUID, owner: str, lease_seconds: float
 ) -> BatchJob | None:
-    """Claim the job the queue named by id, in a transaction that named no organization: it
-    then acts in the job's (None if the job is gone, or not claimable now)."""
-    if not await connection.fetchval(ENTER_JOB_ORGANIZATION, job_id):
-        return None
     row = await connection.fetchrow(CLAIM_JOB, job_id, owner, lease_seconds)
     return None if row is None else BatchJob.from_row(row)
 
@@ -316,17 +313,18 @@ def worker_session_name(worker_id: str) -> str:
 
 async def active_organizations(connection: asyncpg.Connection) -> list[UUID]:
     """The organizations with a job not finished: what the sweep visits, one after another
-    (``act_in``), as the application role reads no organization's jobs without naming it."""
+    (``Database.act_in``), as the application role reads no organization's jobs without
+    naming it."""
     return [row[0] for row in await connection.fetch(ACTIVE_ORGANIZATIONS)]
 
 
-async def end_lapsed_sessions(connection: asyncpg.Connection, stuck_seconds: float) -> int:
-    """End the transactions stuck for ``stuck_seconds`` in worker processes whose lease ran
-    out; how many were ended."""
-    workers: set[str] = set()
-    for organization_id in await active_organizations(connection):
-        await act_in(connection, organization_id)
-        workers.update(row["worker_id"] for row in await connection.fetch(LAPSED_WORKERS))
+async def lapsed_workers(connection: asyncpg.Connection) -> set[str]:
+    """The workers (of the organization in scope) whose lease on a job ran out while they held it."""
+    return {row["worker_id"] for row in await connection.fetch(LAPSED_WORKERS)}
+
+
+async def end_sessions_of(connection: asyncpg.Connection, workers: set[str], stuck_seconds: float) -> int:
+    """End the transactions of ``workers`` stuck for ``stuck_seconds``; how many were ended."""
     if not workers:
         return 0
     names = [worker_session_name(worker_id) for worker_id in sorted(workers)]

@@ -12,8 +12,10 @@ import pytest_asyncio
 
 from invoicing.pipeline import JobRun, committed_chunks
 from invoicing.processing import ChunkOutcome
-from invoicing.storage import invoices, jobs, leases
-from invoicing.storage.database import APP_ROLE, Database
+from invoicing.settings import Settings
+from invoicing.storage import jobs, leases
+from invoicing.storage.database import Database
+from invoicing.storage.pools import application_database
 from tests.support.factories import Organization, create_mixed_orders, create_orders, create_organization
 
 OWNER = "test-worker"
@@ -28,7 +30,7 @@ async def claimed_job(database: Database, organization: Organization, order_ids:
             order_ids=order_ids,
             payload={},
         )
-    async with database.unscoped() as connection:
+    async with database.scoped(organization.id) as connection:
         await leases.claim_job(connection, job.id, OWNER, 60)
     return job.id
 
@@ -60,11 +62,9 @@ async def written(database: Database, job_id: UUID) -> tuple[int, int]:
 
 
 @pytest_asyncio.fixture
-async def app_database(database_url: str) -> AsyncIterator[Database]:
+async def app_database(settings: Settings) -> AsyncIterator[Database]:
     """The database as the worker sees it: as the application role, under row-level security."""
-    async with Database(
-        database_url, pool_size=4, min_size=4, app_role=APP_ROLE, on_connect=invoices.create_staging_tables
-    ) as database:
+    async with application_database(settings, pool_size=4, min_size=4) as database:
         yield database
 
 
@@ -119,13 +119,11 @@ async def test_a_cancel_between_chunks_stops_the_job_with_nothing_of_the_prepare
 
 @pytest.mark.parametrize("steps", [1, 2, 3, 5, 8, 13, 21])
 async def test_stopping_the_worker_at_any_moment_gives_every_connection_back(
-    database: Database, database_url: str, steps: int
+    database: Database, settings: Settings, steps: int
 ) -> None:
     organization = await create_organization(database)
     order_ids = await create_orders(database, organization, 60)
-    worker_database = Database(
-        database_url, pool_size=4, min_size=4, app_role=APP_ROLE, on_connect=invoices.create_staging_tables
-    )
+    worker_database = application_database(settings, pool_size=4, min_size=4)
     await worker_database.connect()
     job_id = await claimed_job(worker_database, organization, order_ids)
     running = asyncio.create_task(run_to_the_end(worker_database, job_id, organization, size=5))

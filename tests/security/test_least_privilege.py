@@ -9,6 +9,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from uuid import UUID
 
 import asyncpg
 import pytest
@@ -17,8 +18,8 @@ import pytest_asyncio
 from invoicing.errors import ConfigurationError
 from invoicing.processing import invoice_single_order
 from invoicing.settings import Settings
-from invoicing.storage import invoices
-from invoicing.storage.database import APP_ROLE, Database, act_in
+from invoicing.storage.database import Database
+from invoicing.storage.pools import application_database, check_at_start
 from invoicing.storage.roles import (
     RUNTIME_ROLE,
     ensure_runtime_role,
@@ -26,6 +27,7 @@ from invoicing.storage.roles import (
     warn_if_privileged,
     with_login,
 )
+from invoicing.storage.scopes import NAME_SCOPE, ScopeKey
 from tests.support.factories import Organization, create_orders, create_organization
 
 
@@ -40,10 +42,7 @@ async def runtime(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 @pytest_asyncio.fixture
 async def one_connection_pool(settings: Settings) -> AsyncIterator[Database]:
     """The server's pool as it is built, shrunk to one connection: every request shares it."""
-    pool = Database(
-        settings.require_database(), pool_size=1, app_role=APP_ROLE, on_connect=invoices.create_staging_tables
-    )
-    async with pool:
+    async with application_database(settings, pool_size=1) as pool:
         yield pool
 
 
@@ -92,12 +91,18 @@ async def test_raw_sql_without_an_organization_sees_no_rows_and_cannot_switch_th
         await runtime.fetchval("SELECT count(*) FROM sales_orders")
 
 
-async def test_raw_sql_naming_one_organization_neither_reads_nor_writes_anothers_rows(
-    database: Database, runtime: asyncpg.Connection
+async def scope(runtime: asyncpg.Connection, organization_id: UUID, ticket: str) -> None:
+    await runtime.execute(NAME_SCOPE, str(organization_id), ticket)
+
+
+async def test_raw_sql_in_one_organizations_scope_neither_reads_nor_writes_anothers_rows(
+    settings: Settings, database: Database, runtime: asyncpg.Connection
 ) -> None:
+    """What SQL injected into one organization's request holds: its scope and ticket."""
     mine, theirs = await two_organizations(database)
+    ticket = sealing_key(settings).ticket(mine.id)
     async with runtime.transaction():
-        await act_in(runtime, mine.id)
+        await scope(runtime, mine.id, ticket)
         assert await runtime.fetchval("SELECT count(*) FROM sales_orders") == 3
         theirs_only = "WHERE organization_id = $1"
         assert await runtime.fetchval(f"SELECT count(*) FROM sales_orders {theirs_only}", theirs.id) == 0
@@ -113,14 +118,50 @@ async def test_raw_sql_naming_one_organization_neither_reads_nor_writes_anothers
             )
 
 
+async def test_naming_another_organization_without_its_ticket_shows_nothing(
+    settings: Settings, database: Database, runtime: asyncpg.Connection
+) -> None:
+    """Even with the other organization's id (the owner's functions tell a member's
+    organizations by email), the scope needs that organization's ticket."""
+    mine, theirs = await two_organizations(database)
+    async with runtime.transaction():
+        await runtime.execute("SET LOCAL ROLE invoicing_app")
+        found = await runtime.fetchval("SELECT organization_ids FROM login_candidate($1)", theirs.admin.email)
+        await runtime.execute("RESET ROLE")
+    assert found == [theirs.id]
+    for ticket in ("", sealing_key(settings).ticket(mine.id), "0" * 64):
+        async with runtime.transaction():
+            await scope(runtime, theirs.id, ticket)
+            for table in ("organizations", "sales_orders", "api_tokens", "users"):
+                assert await runtime.fetchval(f"SELECT count(*) FROM {table}") == 0, (table, ticket)
+            assert await runtime.execute("UPDATE sales_orders SET status = 'draft'") == "UPDATE 0"
+
+
 async def test_a_bulk_copy_past_the_policies_is_refused(
-    database: Database, runtime: asyncpg.Connection
+    settings: Settings, database: Database, runtime: asyncpg.Connection
 ) -> None:
     mine, _ = await two_organizations(database)
     async with runtime.transaction():
-        await act_in(runtime, mine.id)
+        await scope(runtime, mine.id, sealing_key(settings).ticket(mine.id))
         with pytest.raises(asyncpg.FeatureNotSupportedError, match="row-level security"):
             await runtime.copy_records_to_table("customers", records=[], columns=["name"])
+
+
+async def test_a_process_whose_secret_key_did_not_seal_the_scopes_refuses_to_start(
+    settings: Settings,
+) -> None:
+    other_key = settings.with_overrides(secret_key="another-secret-key-0123456789")
+    async with application_database(other_key, pool_size=1) as database:
+        with pytest.raises(ConfigurationError, match="SECRET_KEY is not the one"):
+            await check_at_start(database, "worker")
+    async with application_database(settings, pool_size=1) as database:
+        await check_at_start(database, "worker")
+
+
+def sealing_key(settings: Settings) -> ScopeKey:
+    key = ScopeKey.from_secret(settings.secret_key)
+    assert key is not None
+    return key
 
 
 async def test_migrate_creates_a_missing_runtime_role_with_only_the_applications_rights(

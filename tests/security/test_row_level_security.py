@@ -11,6 +11,7 @@ import pytest_asyncio
 
 from invoicing.settings import Settings
 from invoicing.storage.database import APP_ROLE, Database
+from invoicing.storage.pools import application_database
 from tests.support.app import api_client
 from tests.support.factories import Organization, create_orders, create_organization
 from tests.support.workers import drain_queue
@@ -32,7 +33,7 @@ UNFILTERED = {
 @pytest_asyncio.fixture
 async def app_database(settings: Settings) -> AsyncIterator[Database]:
     """The database as the server and the worker see it: acting as the application role."""
-    async with Database(settings.require_database(), pool_size=2, app_role=APP_ROLE) as connected:
+    async with application_database(settings, pool_size=2) as connected:
         yield connected
 
 

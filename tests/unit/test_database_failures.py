@@ -50,6 +50,12 @@ def lost_mid_transaction() -> asyncpg.InterfaceError:
             asyncpg.IdleInTransactionSessionTimeoutError("terminating connection due to idle-in-transaction"),
             id="session-ended",
         ),
+        pytest.param(
+            asyncpg_base.InternalClientError(
+                "cannot switch to state 15; another operation (2) is in progress"
+            ),
+            id="protocol-broken-by-a-shutdown",
+        ),
     ],
 )
 def test_the_database_being_out_of_reach_is_unavailable(error: BaseException) -> None:
