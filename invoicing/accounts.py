@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import hmac
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 
@@ -88,6 +89,21 @@ def normalized_email(email: str) -> str:
 def new_api_token() -> str:
     """Return a fresh API token (``inv_`` and 256 random bits); show it once, store its hash."""
     return API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_session_token(token: str, secret_key: str | None) -> bytes:
+    """The stored form of a session token: an HMAC-SHA256 under a key of ``SECRET_KEY`` (plain
+    SHA-256 without one). Keyed because a session can be switched to another organization of
+    its user: a row that SQL slipped into ``sessions`` (for a user who is also in another
+    organization) must never match a cookie anyone holds, and the database never sees the key."""
+    if not secret_key:
+        return hash_token(token)
+    return hmac.new(_session_key(secret_key), token.encode("utf-8"), hashlib.sha256).digest()
+
+
+@functools.cache
+def _session_key(secret_key: str) -> bytes:
+    return hmac.new(secret_key.encode("utf-8"), b"invoicing: session tokens", hashlib.sha256).digest()
 
 
 def hash_token(token: str) -> bytes:

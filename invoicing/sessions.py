@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from uuid import UUID
 
-from invoicing.accounts import check_password, check_stand_in_password, hash_token
+from invoicing.accounts import check_password, check_stand_in_password, hash_session_token
 from invoicing.errors import Forbidden, Unauthorized
 from invoicing.principal import Principal
 from invoicing.storage import accounts
@@ -26,7 +26,9 @@ class Session:
     organization_name: str
 
 
-async def login(database: Database, email: str, password: str, *, user_agent: str = "") -> Session:
+async def login(
+    database: Database, email: str, password: str, *, secret_key: str | None, user_agent: str = ""
+) -> Session:
     email = email.strip().lower()
     async with database.unscoped() as connection:
         candidate = await accounts.login_candidate(connection, email)
@@ -40,7 +42,7 @@ async def login(database: Database, email: str, password: str, *, user_agent: st
     async with database.scoped(organization_id) as connection:
         await accounts.create_session(
             connection,
-            token_hash=hash_token(token),
+            token_hash=hash_session_token(token, secret_key),
             user_id=candidate.user_id,
             organization_id=organization_id,
             lifetime_seconds=SESSION_LIFETIME_SECONDS,
@@ -50,14 +52,16 @@ async def login(database: Database, email: str, password: str, *, user_agent: st
     return Session(token, principal, organization_name)
 
 
-async def logout(database: Database, token: str) -> None:
+async def logout(database: Database, token: str, *, secret_key: str | None) -> None:
     async with database.unscoped() as connection:
-        await accounts.delete_session(connection, hash_token(token))
+        await accounts.delete_session(connection, hash_session_token(token, secret_key))
 
 
-async def principal_for_session(database: Database, token: str) -> Principal | None:
+async def principal_for_session(
+    database: Database, token: str, *, secret_key: str | None
+) -> Principal | None:
     async with database.unscoped() as connection:
-        return await accounts.principal_by_session(connection, hash_token(token))
+        return await accounts.principal_by_session(connection, hash_session_token(token, secret_key))
 
 
 async def memberships(database: Database, principal: Principal) -> list[tuple[UUID, str, str]]:
@@ -66,9 +70,13 @@ async def memberships(database: Database, principal: Principal) -> list[tuple[UU
         return await accounts.memberships_of(connection, principal.user_id)
 
 
-async def switch_organization(database: Database, token: str, organization_id: UUID) -> None:
+async def switch_organization(
+    database: Database, token: str, organization_id: UUID, *, secret_key: str | None
+) -> None:
     """Act in another organization of the user's, chosen explicitly; Forbidden otherwise."""
     async with database.unscoped() as connection:
-        switched = await accounts.switch_session_organization(connection, hash_token(token), organization_id)
+        switched = await accounts.switch_session_organization(
+            connection, hash_session_token(token, secret_key), organization_id
+        )
     if not switched:
         raise Forbidden("You are not a member of that organization.", code="not_a_member")

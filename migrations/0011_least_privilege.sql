@@ -51,6 +51,9 @@ AS $$
         UPDATE public.sessions s SET organization_id = p_organization_id
         WHERE s.token_hash = p_token_hash AND s.expires_at > now()
           AND EXISTS (
+              SELECT 1 FROM public.memberships m WHERE m.user_id = s.user_id AND m.organization_id = s.organization_id
+          )
+          AND EXISTS (
               SELECT 1 FROM public.memberships m WHERE m.user_id = s.user_id AND m.organization_id = p_organization_id
           )
         RETURNING 1
@@ -192,9 +195,13 @@ BEGIN
     IF NOT FOUND THEN
         RETURN named;
     END IF;
+    -- Loud, not empty: a process whose SECRET_KEY is not the sealing one (a key changed under
+    -- it) must fail, not find every organization empty; and no statement runs on a forged name.
     IF current_setting('app.organization_ticket', true) IS DISTINCT FROM
        encode(sha256(sealed.outer_key || sha256(sealed.inner_key || uuid_send(named))), 'hex') THEN
-        RETURN NULL;
+        RAISE EXCEPTION 'the organization in scope has no valid ticket'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'The process''s SECRET_KEY must be the one `invoicing migrate` sealed scopes with.';
     END IF;
     RETURN named;
 END
@@ -202,15 +209,19 @@ $$;
 
 -- Whether the processes' key is the stored one: they send the ticket of the nil uuid.
 CREATE FUNCTION organization_scope_check(p_ticket text) RETURNS text
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    sealed record;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM public.organization_scope_keys) THEN
+    SELECT inner_key, outer_key INTO sealed FROM public.organization_scope_keys;
+    IF NOT FOUND THEN
         RETURN 'unsealed';
     END IF;
-    PERFORM set_config('app.organization_id', '00000000-0000-0000-0000-000000000000', true);
-    PERFORM set_config('app.organization_ticket', coalesce(p_ticket, ''), true);
-    RETURN CASE WHEN public.current_organization_id() IS NULL THEN 'mismatch' ELSE 'sealed' END;
+    RETURN CASE
+        WHEN p_ticket = encode(sha256(sealed.outer_key || sha256(sealed.inner_key
+                               || uuid_send('00000000-0000-0000-0000-000000000000'))), 'hex')
+        THEN 'sealed' ELSE 'mismatch' END;
 END
 $$;
 REVOKE ALL ON FUNCTION organization_scope_check(text) FROM PUBLIC;
@@ -239,6 +250,13 @@ END
 $$;
 DROP POLICY organization_isolation ON organizations;
 CREATE POLICY organization_isolation ON organizations USING (id = (SELECT current_organization_id()));
+
+-- The application never writes accounts (users and memberships are the owner's: seeding and
+-- tools), and touches sessions only by creating one at login (its token hashed with a key the
+-- database never sees) and through the functions above: SQL on its connection can neither make
+-- itself a member elsewhere, nor give a user a password, nor move or read a session.
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON users, memberships FROM invoicing_app;
+REVOKE SELECT, UPDATE, DELETE, TRUNCATE ON sessions FROM invoicing_app;
 
 -- Functions made by later migrations are no one's to call until granted.
 ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;

@@ -10,12 +10,13 @@ from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
 
-from invoicing.accounts import hash_token
+from invoicing.accounts import hash_session_token, hash_token
 from invoicing.errors import Forbidden, Unauthorized
 from invoicing.principal import Principal
 from invoicing.sessions import principal_for_session
 from invoicing.storage.accounts import principal_by_token, still_allows
 from invoicing.storage.database import Database
+from server import state
 
 SESSION_COOKIE = "invoicing_session"
 MAX_TOKEN_LENGTH = 200
@@ -48,7 +49,7 @@ async def authenticate(connection: HTTPConnection, database: Database) -> Princi
     is_websocket = connection.scope["type"] == "websocket"
     if (is_websocket or connection.scope.get("method") not in SAFE_METHODS) and not same_origin(connection):
         raise Forbidden("This request must come from the application's own pages.", code="cross_site_request")
-    principal = await principal_for_session(database, token)
+    principal = await principal_for_session(database, token, secret_key=state.settings(connection).secret_key)
     if principal is None:
         raise Unauthorized("Your session has ended; log in again.", code="session_expired")
     return principal
@@ -80,7 +81,8 @@ async def still_authorized(connection: HTTPConnection, database: Database, princ
         token, is_session = session_token(connection) or "", True
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return False
+    token_hash = (
+        hash_session_token(token, state.settings(connection).secret_key) if is_session else hash_token(token)
+    )
     async with database.unscoped() as db:
-        return await still_allows(
-            db, token_hash=hash_token(token), is_session=is_session, principal=principal
-        )
+        return await still_allows(db, token_hash=token_hash, is_session=is_session, principal=principal)

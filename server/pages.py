@@ -97,7 +97,11 @@ async def login_submit(request: Request) -> Response:
         return refused
     try:
         session = await sessions.login(
-            state.database(request), email, password, user_agent=request.headers.get("user-agent", "")
+            state.database(request),
+            email,
+            password,
+            secret_key=settings.secret_key,
+            user_agent=request.headers.get("user-agent", ""),
         )
     except Unauthorized as error:
         return render_page(request, "login.html", 401, error=error.message, email=email)
@@ -159,7 +163,7 @@ async def logout(request: Request) -> Response:
     a session alive that the user believes ended (issue 12: the cookie went, the session stayed)."""
     token = session_token(request)
     if token is not None:
-        await sessions.logout(state.database(request), token)
+        await sessions.logout(state.database(request), token, secret_key=state.settings(request).secret_key)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -206,7 +210,9 @@ async def choose_organization(request: Request) -> Response:
         return RedirectResponse("/login", status_code=303)
     try:
         organization_id = UUID(str(form.get("organization_id", "")))
-        await sessions.switch_organization(state.database(request), token, organization_id)
+        await sessions.switch_organization(
+            state.database(request), token, organization_id, secret_key=state.settings(request).secret_key
+        )
     except (ValueError, Forbidden):
         return RedirectResponse("/orders?organization=refused", status_code=303)
     return RedirectResponse("/orders", status_code=303)

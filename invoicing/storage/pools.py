@@ -38,8 +38,9 @@ def application_database(
 
 async def check_at_start(database: Database, process: str) -> None:
     """Say what is wrong with the login before serving: a warning for a login stronger than
-    it needs, ConfigurationError when its SECRET_KEY is not the one scopes are sealed with
-    (every organization's rows would look empty)."""
+    it needs, or for scopes not sealed when the process has no SECRET_KEY either;
+    ConfigurationError when its SECRET_KEY is not the one scopes are sealed with (every scoped
+    statement would fail), or when it has one and scopes are not sealed at all."""
     await roles.warn_if_privileged(database, process)
     try:
         async with database.unscoped() as connection:
@@ -51,6 +52,12 @@ async def check_at_start(database: Database, process: str) -> None:
         raise ConfigurationError(
             "SECRET_KEY is not the one `invoicing migrate` sealed organization scopes with: run "
             "`invoicing migrate` with this SECRET_KEY (docs/SECURITY.md, sealed scopes)."
+        )
+    if status == "unsealed" and database.scope_key is not None:
+        # Its tickets would be checked by nobody: fail closed rather than run unprotected.
+        raise ConfigurationError(
+            "Organization scopes are not sealed: run `invoicing migrate` with this SECRET_KEY "
+            "(docs/SECURITY.md, sealed scopes)."
         )
     if status == "unsealed":
         logger.warning(

@@ -36,10 +36,16 @@ class ApiToken:
 
 _COLUMNS = "id, name, created_at, last_used_at, revoked_at"
 
-# Locks the membership row, so that two concurrent creations cannot both pass the count.
+# The membership, and a lock held to the transaction's end on creating this user's tokens, so
+# that two concurrent creations cannot both pass the count. An advisory lock: the application
+# role may not lock (nor write) memberships, which only the owner writes. The two-key form has
+# its own key space; the first key names this use, the second is the user's (a clash only
+# makes two users' creations take turns).
 LOCK_MEMBERSHIP = """
-SELECT true FROM memberships WHERE organization_id = $1 AND user_id = $2 FOR UPDATE
+SELECT pg_advisory_xact_lock($3, hashtext(user_id::text))
+FROM memberships WHERE organization_id = $1 AND user_id = $2
 """
+TOKEN_CREATION_LOCK_CLASS = 724_031_504
 
 COUNT_ACTIVE = """
 SELECT count(*) FROM api_tokens WHERE organization_id = $1 AND user_id = $2 AND revoked_at IS NULL
@@ -68,7 +74,8 @@ RETURNING {_COLUMNS}
 
 async def lock_membership(connection: asyncpg.Connection, organization_id: UUID, user_id: UUID) -> bool:
     """Lock the user's membership for this transaction; False if there is none."""
-    return bool(await connection.fetchval(LOCK_MEMBERSHIP, organization_id, user_id))
+    found = await connection.fetchrow(LOCK_MEMBERSHIP, organization_id, user_id, TOKEN_CREATION_LOCK_CLASS)
+    return found is not None
 
 
 async def count_active(connection: asyncpg.Connection, organization_id: UUID, user_id: UUID) -> int:

@@ -28,6 +28,7 @@ from invoicing.storage.roles import (
     with_login,
 )
 from invoicing.storage.scopes import NAME_SCOPE, ScopeKey
+from tests.support.app import api_client
 from tests.support.factories import Organization, create_orders, create_organization
 
 
@@ -78,7 +79,7 @@ async def test_raw_sql_without_an_organization_sees_no_rows_and_cannot_switch_th
 ) -> None:
     await two_organizations(database)
     await runtime.execute("RESET ROLE")
-    for table in ("organizations", "users", "sales_orders", "invoices", "api_tokens", "sessions"):
+    for table in ("organizations", "users", "memberships", "sales_orders", "invoices", "api_tokens"):
         assert await runtime.fetchval(f"SELECT count(*) FROM {table}") == 0, table
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await runtime.execute("ALTER TABLE sales_orders DISABLE ROW LEVEL SECURITY")
@@ -118,23 +119,62 @@ async def test_raw_sql_in_one_organizations_scope_neither_reads_nor_writes_anoth
             )
 
 
-async def test_naming_another_organization_without_its_ticket_shows_nothing(
+async def test_naming_another_organization_without_its_ticket_is_refused(
     settings: Settings, database: Database, runtime: asyncpg.Connection
 ) -> None:
     """Even with the other organization's id (the owner's functions tell a member's
-    organizations by email), the scope needs that organization's ticket."""
+    organizations by email), acting in it needs that organization's ticket."""
     mine, theirs = await two_organizations(database)
     async with runtime.transaction():
         await runtime.execute("SET LOCAL ROLE invoicing_app")
         found = await runtime.fetchval("SELECT organization_ids FROM login_candidate($1)", theirs.admin.email)
-        await runtime.execute("RESET ROLE")
     assert found == [theirs.id]
     for ticket in ("", sealing_key(settings).ticket(mine.id), "0" * 64):
+        for statement in ("SELECT count(*) FROM sales_orders", "UPDATE sales_orders SET status = 'draft'"):
+            async with runtime.transaction():
+                await scope(runtime, theirs.id, ticket)
+                with pytest.raises(asyncpg.InsufficientPrivilegeError, match="no valid ticket"):
+                    await runtime.execute(statement)
+
+
+async def test_sql_in_one_organization_cannot_make_a_way_into_another(
+    settings: Settings, database: Database, runtime: asyncpg.Connection
+) -> None:
+    """The way a first version allowed: make a user of the other organization a member here
+    (or give them a password), mint a session for them, and switch it over."""
+    mine, theirs = await two_organizations(database)
+    both = theirs.admin  # also a member here: a session of theirs here may switch over
+    async with database.connection() as connection:
+        await connection.execute(
+            "INSERT INTO memberships (organization_id, user_id, role) VALUES ($1, $2, 'member')",
+            mine.id,
+            both.id,
+        )
+    ticket = sealing_key(settings).ticket(mine.id)
+    for write in (
+        f"INSERT INTO memberships VALUES ('{mine.id}', '{theirs.member.id}', 'admin')",
+        f"UPDATE users SET password_hash = 'x' WHERE id = '{both.id}'",
+        "UPDATE sessions SET user_id = user_id",
+        "SELECT token_hash FROM sessions",
+    ):
         async with runtime.transaction():
-            await scope(runtime, theirs.id, ticket)
-            for table in ("organizations", "sales_orders", "api_tokens", "users"):
-                assert await runtime.fetchval(f"SELECT count(*) FROM {table}") == 0, (table, ticket)
-            assert await runtime.execute("UPDATE sales_orders SET status = 'draft'") == "UPDATE 0"
+            await scope(runtime, mine.id, ticket)
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await runtime.execute(write)
+    async with runtime.transaction():
+        await scope(runtime, mine.id, ticket)
+        await runtime.execute("SET LOCAL ROLE invoicing_app")
+        await runtime.execute(
+            "INSERT INTO sessions (token_hash, user_id, organization_id, expires_at)"
+            " VALUES (sha256('forged'), $1, $2, now() + interval '1 day')",
+            both.id,
+            mine.id,
+        )
+        assert await runtime.fetchval("SELECT switch_session_organization(sha256('forged'), $1)", theirs.id)
+    async with api_client(settings) as client:
+        client.cookies.set("invoicing_session", "forged")
+        response = await client.get("/api/me")
+    assert response.status_code == 401, "a session row written by SQL matches no cookie"
 
 
 async def test_a_bulk_copy_past_the_policies_is_refused(
