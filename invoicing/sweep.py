@@ -18,6 +18,9 @@ from invoicing.storage.leases import EnqueueTicket
 
 logger = logging.getLogger(__name__)
 
+#: Beyond twice ``statement_timeout``, what a statement may run before the sweep ends its session.
+RUNAWAY_GRACE_SECONDS = 5.0
+
 CRASH_MESSAGE = "Its worker stopped renewing the lease (crashed, killed or frozen)."
 
 
@@ -49,6 +52,7 @@ async def sweep(
     """
     if organization_id is None:
         await _end_lapsed_sessions(database, settings)
+        await _end_runaway_statements(database, settings)
     async with database.unscoped() as connection:
         if not await leases.try_sweep_lock(connection):
             return SweepResult(0, 0, 0, skipped=True)
@@ -104,6 +108,22 @@ async def _end_lapsed_sessions(database: Database, settings: Settings) -> None:
         return
     if ended:
         logger.warning("sweep: ended %d open transactions of workers whose lease ran out", ended)
+
+
+async def _end_runaway_statements(database: Database, settings: Settings) -> None:
+    """End statements that outlived ``statement_timeout`` by far (twice it and 5 s more)."""
+    if settings.db_statement_timeout_seconds <= 0:
+        return
+    try:
+        async with database.unscoped() as connection:
+            ended = await leases.end_runaway_statements(
+                connection, 2 * settings.db_statement_timeout_seconds + RUNAWAY_GRACE_SECONDS
+            )
+    except asyncpg.PostgresError as exc:
+        logger.warning("sweep: could not end runaway statements: %s", exc)
+        return
+    if ended:
+        logger.warning("sweep: ended %d sessions whose statement ran far past statement_timeout", ended)
 
 
 async def _ensure_queued(database: Database, queue: JobQueue, ticket: EnqueueTicket) -> bool:

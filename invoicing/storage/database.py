@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from invoicing.settings import Settings
 from invoicing.storage.scopes import NAME_SCOPE, NAME_SCOPE_WITH_TIMEOUT, ScopeKey, ticket_of
 
 Connection = asyncpg.Connection
+logger = logging.getLogger(__name__)
 
 
 def _encode_jsonb(value: Any) -> bytes:
@@ -75,6 +77,21 @@ def with_database_name(url: str, name: str) -> str:
 def _without_query(url: str) -> str:
     parts = urlsplit(url)
     return parts._replace(query="").geturl()
+
+
+#: How a connection of the application's pool must look when it goes back to the pool, past
+#: asyncpg's reset: acting as the application role, every statement asyncpg prepared still
+#: there, none prepared by SQL (PREPARE), and no temporary object but the staging tables.
+CLEAN_CONNECTION = """
+SELECT current_user = $1
+   AND (SELECT count(*) FROM pg_prepared_statements WHERE NOT from_sql AND name = ANY($2::text[]))
+       = cardinality($2::text[])
+   AND NOT EXISTS (SELECT 1 FROM pg_prepared_statements WHERE from_sql)
+   AND NOT EXISTS (
+       SELECT 1 FROM pg_class WHERE relnamespace = pg_my_temp_schema() AND NOT (relname = ANY($3::text[]))
+   )
+   AND NOT EXISTS (SELECT 1 FROM pg_proc WHERE pronamespace = pg_my_temp_schema())
+"""
 
 
 #: A server that has not accepted a new connection by then is treated as down (a 503 at the
@@ -148,9 +165,11 @@ class Database:
         application_name: str | None = None,
         on_connect: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
         scope_key: ScopeKey | None = None,
+        temporary_tables: tuple[str, ...] = (),
     ) -> None:
         self.url = url
         self.scope_key = scope_key
+        self.temporary_tables = temporary_tables
         self.app_role = app_role
         self._probe_target: dict[str, Any] = {"dsn": _without_query(url), **_socket_options(url)}
         self.limits = limits or SessionLimits()
@@ -169,6 +188,8 @@ class Database:
             **({"application_name": application_name} if application_name else {}),
         }
         startup: dict[str, Any] = {"server_settings": server_settings, "timeout": CONNECT_TIMEOUT_SECONDS}
+        if app_role:
+            startup["reset"] = self._reset_application_connection
         if self.limits.command_timeout is not None:
             startup["command_timeout"] = self.limits.command_timeout
         self._database = databases.Database(
@@ -179,6 +200,26 @@ class Database:
             **startup,
             **_socket_options(url),
         )
+
+    async def _reset_application_connection(self, connection: asyncpg.Connection) -> None:
+        """Give a connection of the application's pool back only as it was handed out.
+
+        asyncpg's own reset (RESET ALL, CLOSE ALL, UNLISTEN *, advisory locks) leaves what SQL
+        run on the connection may have made to outlast its transaction for the next request,
+        another organization's: a prepared statement of asyncpg's swapped for one of the same
+        name (a later request's scope and ticket would run through it), a temporary table or
+        function, another role. Any of those, or a statement asyncpg prepared gone missing,
+        and the connection is closed instead (the pool opens a fresh one when it is next needed)."""
+        await connection.execute(connection.get_reset_query())
+        prepared = [statement.name for statement in connection._stmt_cache.iter_statements()]
+        clean = await connection.fetchval(
+            CLEAN_CONNECTION, self.app_role, prepared, list(self.temporary_tables)
+        )
+        if not clean:
+            logger.warning(
+                "a pooled connection came back altered (a statement, a temporary object, the role): closed"
+            )
+            connection.terminate()
 
     async def connect(self) -> None:
         try:

@@ -182,6 +182,20 @@ WHERE application_name = ANY($1::text[])
 
 ACTIVE_ORGANIZATIONS = "SELECT organizations_with_active_jobs()"
 
+# Statements of the application's login running long past statement_timeout: SQL that got
+# onto a connection can lower its own timeout and swallow the cancel a client's timeout sends,
+# and so hold its locks (an organization's submit lock, say) after asyncpg gave the connection
+# up. Ending the session is the one thing it cannot catch. Not while the login is the tables'
+# owner: migrations may rightly run long.
+END_RUNAWAY_STATEMENTS = """
+SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 1000)) AS ended
+FROM pg_stat_activity
+WHERE usename = session_user AND datname = current_database() AND pid <> pg_backend_pid()
+  AND state = 'active' AND query_start < now() - make_interval(secs => $1)
+  AND session_user <> (SELECT tableowner FROM pg_tables WHERE schemaname = 'public'
+                                                          AND tablename = 'invoices')
+"""
+
 SWEEP_LOCK_KEY = 7_240_315_002
 
 #: PostgreSQL cuts application_name to 63 bytes.
@@ -333,6 +347,13 @@ async def end_sessions_of(connection: asyncpg.Connection, workers: set[str], stu
     # Back to the login role for this: the runtime role is no stronger than invoicing_app.
     await connection.execute("SET LOCAL ROLE NONE")
     return int(await connection.fetchval(END_LAPSED_SESSIONS, names, stuck_seconds))
+
+
+async def end_runaway_statements(connection: asyncpg.Connection, longest_seconds: float) -> int:
+    """End the sessions of the application's login whose statement has run longer than
+    ``longest_seconds``; how many were ended."""
+    await connection.execute("SET LOCAL ROLE NONE")  # sessions belong to the login role
+    return int(await connection.fetchval(END_RUNAWAY_STATEMENTS, longest_seconds))
 
 
 async def try_sweep_lock(connection: asyncpg.Connection) -> bool:

@@ -33,6 +33,7 @@ def application_database(
         application_name=application_name,
         on_connect=invoices.create_staging_tables,
         scope_key=scopes.ScopeKey.from_secret(settings.secret_key),
+        temporary_tables=tuple(invoices.STAGING_TABLES.values()),
     )
 
 

@@ -17,6 +17,7 @@ import pytest_asyncio
 
 from invoicing.errors import ConfigurationError
 from invoicing.processing import invoice_single_order
+from invoicing.queue import JobQueue
 from invoicing.settings import Settings
 from invoicing.storage.database import Database
 from invoicing.storage.pools import application_database, check_at_start
@@ -28,8 +29,11 @@ from invoicing.storage.roles import (
     with_login,
 )
 from invoicing.storage.scopes import NAME_SCOPE, ScopeKey
+from invoicing.sweep import sweep
+from tests.conftest import make_settings
 from tests.support.app import api_client
 from tests.support.factories import Organization, create_orders, create_organization
+from tests.support.waiting import eventually
 
 
 @pytest_asyncio.fixture
@@ -251,8 +255,9 @@ async def drop_role(database: Database, role: str) -> None:
 async def test_sql_left_on_a_pooled_connection_cannot_catch_the_next_organizations_writes(
     database: Database, one_connection_pool: Database
 ) -> None:
-    """Temporary objects outlive a request on its pooled connection: none may stand in for a
-    table of ours, nor hook the staging tables that invoices pass through."""
+    """Temporary objects would outlive a request on its pooled connection: none may stand in
+    for a table of ours, nor hook the staging tables that invoices pass through, and the
+    connection that carries them is closed when it goes back to the pool."""
     attacker, victim = await two_organizations(database)
     async with one_connection_pool.scoped(attacker.id) as connection:
         await connection.execute("CREATE TEMPORARY TABLE invoices (LIKE public.invoices)")
@@ -281,7 +286,8 @@ async def test_sql_left_on_a_pooled_connection_cannot_catch_the_next_organizatio
         )
     assert stored == victim.id
     async with one_connection_pool.scoped(attacker.id) as connection:
-        assert await connection.fetchval("SELECT count(*) FROM pg_temp.invoices") == 0
+        # The connection that carried them was closed when it came back altered.
+        assert await connection.fetchval("SELECT to_regclass('pg_temp.invoices')") is None
         assert await connection.fetchval("SELECT pg_relation_size('pg_temp.invoices_staging')") == 0
 
 
@@ -316,3 +322,56 @@ async def test_migrations_racing_to_create_the_runtime_role_all_succeed(
         for pool in pools:
             await pool.disconnect()
         await drop_role(database, role)
+
+
+async def test_a_statement_swapped_on_a_pooled_connection_never_runs_for_the_next_request(
+    database: Database, one_connection_pool: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """asyncpg prepares every query once per connection, under a name; SQL that swaps one of
+    them (the scope's, say, to keep the next organization's ticket) must never see it run."""
+    attacker, victim = await two_organizations(database)
+    async with one_connection_pool.scoped(attacker.id) as connection:
+        name = await connection.fetchval(
+            "SELECT name FROM pg_prepared_statements WHERE statement LIKE '%app.organization_ticket%'"
+        )
+        assert name is not None, "the scope's statement is prepared on this connection"
+        await connection.execute("CREATE TEMPORARY TABLE loot (organization text, ticket text)")
+        await connection.execute(f'DEALLOCATE "{name}"')
+        await connection.execute(
+            f'PREPARE "{name}" (text, text) AS WITH kept AS (INSERT INTO pg_temp.loot VALUES ($1, $2)) '
+            "SELECT set_config('app.organization_id', $1, true),"
+            " set_config('app.organization_ticket', $2, true)"
+        )
+    assert "came back altered" in caplog.text
+
+    async with one_connection_pool.scoped(victim.id) as connection:
+        assert await connection.fetchval("SELECT count(*) FROM sales_orders") == 4
+        assert await connection.fetchval("SELECT to_regclass('pg_temp.loot')") is None
+
+
+async def test_a_statement_that_swallows_its_cancels_is_ended_by_the_sweep(
+    database: Database, database_url: str, redis_url: str, queue: JobQueue
+) -> None:
+    """SQL that lowers its own timeout and catches the cancel of a client's timeout would keep
+    its locks (an organization's submit lock, say) after asyncpg gave the connection up."""
+    settings = make_settings(database_url, redis_url, DB_STATEMENT_TIMEOUT_SECONDS="0.5")
+    runaway = await asyncpg.connect(settings.require_database())
+    stuck = asyncio.create_task(
+        runaway.execute(
+            "SET statement_timeout = 0; DO $$ BEGIN LOOP BEGIN PERFORM pg_sleep(1); "
+            "EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END $$"
+        )
+    )
+    try:
+        async with application_database(settings, pool_size=1) as sweeping:
+
+            async def ended() -> bool:
+                await sweep(sweeping, queue, settings)
+                return stuck.done()
+
+            await eventually(ended, timeout=30, what="the runaway statement's session to be ended")
+        with pytest.raises((asyncpg.AdminShutdownError, asyncpg.ConnectionDoesNotExistError)):
+            stuck.result()
+    finally:
+        stuck.cancel()
+        runaway.terminate()
