@@ -55,6 +55,13 @@ REFUSED_REQUESTS_WINDOW_SECONDS = 60
 # A hint only: active jobs end when they end; polling every few seconds is cheap.
 ACTIVE_JOBS_RETRY_AFTER_SECONDS = 10
 
+#: Lua: ``now_ms``, the time in milliseconds by Redis's clock, so that server processes on hosts
+#: whose clocks disagree still agree on when a wait or a lease ends.
+REDIS_NOW_MS = """
+local clock = redis.call('TIME')
+local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+"""
+
 # Refuses (without counting) while any counter is at the limit; otherwise counts on all of
 # them. Checking and counting in one script keeps parallel requests from all slipping in
 # between a check and a count. Returns {allowed (0|1), seconds until the blocking window ends}.
@@ -102,11 +109,11 @@ return 0
 # a counter is kept once its wait is over; ARGV[2]: JSON, one schedule per key, in order:
 # {"free": failures without a wait, "waits": seconds after free, free + 1, ... failures, the
 # last one holding from there on}. Returns {allowed (0|1), seconds to wait when refused}.
-_LOGIN_RESERVE_SCRIPT = """
+_LOGIN_RESERVE_SCRIPT = (
+    REDIS_NOW_MS
+    + """
 local keep = tonumber(ARGV[1])
 local schedules = cjson.decode(ARGV[2])
-local clock = redis.call('TIME')
-local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local function wait_ms(schedule, failures)
     local beyond = failures - schedule.free
     if beyond < 0 then
@@ -131,6 +138,7 @@ for i, key in ipairs(KEYS) do
 end
 return {1, 0}
 """
+)
 
 # Gives back a login attempt's count, never below zero. `last_ms` keeps the attempt's time (the
 # value it replaced is gone, and with parallel attempts there is no one value to restore): a
@@ -184,7 +192,7 @@ async def hit(redis: Redis, key: str, *, limit: int, window_seconds: int) -> Rat
 async def hit_all(redis: Redis, counters: Sequence[str], *, limit: int, window_seconds: int) -> RateDecision:
     """Like :func:`hit` over several counters at once: refused if any of them is at the limit."""
     try:
-        allowed, wait = await _run(redis, _HIT_SCRIPT, counters, str(limit), str(window_seconds))
+        allowed, wait = await run_script(redis, _HIT_SCRIPT, counters, str(limit), str(window_seconds))
     except (RedisError, OSError) as exc:
         logger.warning("rate limit not enforced, Redis is unavailable: %s", exc)
         return ALLOWED
@@ -192,14 +200,15 @@ async def hit_all(redis: Redis, counters: Sequence[str], *, limit: int, window_s
 
 
 async def refund(redis: Redis, counters: Sequence[str]) -> None:
-    """Take back one count from each counter (e.g. a login attempt that succeeded)."""
+    """Take back one count from each counter (a request that turned out not to count)."""
     try:
-        await _run(redis, _REFUND_SCRIPT, counters)
+        await run_script(redis, _REFUND_SCRIPT, counters)
     except (RedisError, OSError) as exc:
         logger.warning("could not refund a rate limit count, Redis is unavailable: %s", exc)
 
 
-async def _run(redis: Redis, script: str, counters: Sequence[str], *args: str) -> list[int]:
+async def run_script(redis: Redis, script: str, counters: Sequence[str], *args: str) -> list[int]:
+    """Run the Lua ``script`` with ``counters`` as its KEYS and ``args`` as its ARGV; its reply."""
     # redis-py types eval for both its sync and async clients; this one is async.
     reply = redis.eval(script, len(counters), *counters, *args)
     return await cast("Awaitable[list[int]]", reply)
@@ -368,7 +377,7 @@ async def refund_login_attempt(redis: Redis, attempt: LoginAttempt) -> None:
     if not attempt.counted:
         return
     try:
-        await _run(redis, _LOGIN_REFUND_SCRIPT, attempt.counted)
+        await run_script(redis, _LOGIN_REFUND_SCRIPT, attempt.counted)
     except (RedisError, OSError) as exc:
         logger.warning("could not refund a login attempt, Redis is unavailable: %s", exc)
 
@@ -376,7 +385,7 @@ async def refund_login_attempt(redis: Redis, attempt: LoginAttempt) -> None:
 async def _reserve(redis: Redis, backoffs: Mapping[str, Backoff]) -> LoginAttempt:
     schedules = [{"free": backoff.free_failures, "waits": backoff.waits()} for backoff in backoffs.values()]
     try:
-        allowed, wait = await _run(
+        allowed, wait = await run_script(
             redis, _LOGIN_RESERVE_SCRIPT, list(backoffs), str(FORGET_AFTER_SECONDS), json.dumps(schedules)
         )
     except (RedisError, OSError) as exc:

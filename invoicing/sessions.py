@@ -6,7 +6,12 @@ import secrets
 from dataclasses import dataclass
 from uuid import UUID
 
-from invoicing.accounts import check_password, check_stand_in_password, hash_session_token
+from invoicing.accounts import (
+    check_password,
+    check_stand_in_password,
+    hash_session_token,
+    normalized_email,
+)
 from invoicing.errors import Forbidden, Unauthorized
 from invoicing.principal import Principal
 from invoicing.storage import accounts
@@ -29,7 +34,7 @@ class Session:
 async def login(
     database: Database, email: str, password: str, *, secret_key: str | None, user_agent: str = ""
 ) -> Session:
-    email = email.strip().lower()
+    email = normalized_email(email)
     async with database.unscoped() as connection:
         candidate = await accounts.login_candidate(connection, email)
     if candidate is None:

@@ -13,41 +13,33 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from collections.abc import Awaitable, Sequence
-from typing import cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from invoicing import keys
 from invoicing.errors import TooManyRequests
+from invoicing.limits import REDIS_NOW_MS, run_script
 from invoicing.principal import Principal
 from invoicing.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-# The time in milliseconds by Redis's clock, so that server processes on hosts whose clocks
-# disagree still agree on when a slot lapses.
-_REDIS_NOW_MS = """
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-"""
 
 # KEYS: the user's and the organization's sets of open sockets (score: when the slot lapses).
 # ARGV: socket id, lease in ms, the user's cap, the organization's cap. Drops lapsed slots, then
 # refuses while either set is full ({1}: the user's, {2}: the organization's), else adds the
 # socket to both ({0}). One script, so parallel handshakes cannot all pass the same count.
 _TAKE_SOCKET_SLOT_SCRIPT = (
-    _REDIS_NOW_MS
+    REDIS_NOW_MS
     + """
 for index, key in ipairs(KEYS) do
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms)
     if redis.call('ZCARD', key) >= tonumber(ARGV[2 + index]) then
         return {index}
     end
 end
 for _, key in ipairs(KEYS) do
-    redis.call('ZADD', key, now + tonumber(ARGV[2]), ARGV[1])
+    redis.call('ZADD', key, now_ms + tonumber(ARGV[2]), ARGV[1])
     redis.call('PEXPIRE', key, ARGV[2])
 end
 return {0}
@@ -57,10 +49,10 @@ return {0}
 # Pushes the socket's lapse time out by a lease; adds it back if it had lapsed or Redis lost
 # it (a restart, or a socket admitted while Redis was down), even past a cap: it is open.
 _RENEW_SOCKET_SLOT_SCRIPT = (
-    _REDIS_NOW_MS
+    REDIS_NOW_MS
     + """
 for _, key in ipairs(KEYS) do
-    redis.call('ZADD', key, now + tonumber(ARGV[2]), ARGV[1])
+    redis.call('ZADD', key, now_ms + tonumber(ARGV[2]), ARGV[1])
     redis.call('PEXPIRE', key, ARGV[2])
 end
 return {}
@@ -102,7 +94,7 @@ class SocketSlot:
         its organization already has as many open as allowed (nothing is counted then)."""
         user_cap, organization_cap = self._caps
         try:
-            (full,) = await _run(
+            (full,) = await run_script(
                 self._redis, _TAKE_SOCKET_SLOT_SCRIPT, self._sets, self.id, self._lease_ms,
                 str(user_cap), str(organization_cap),
             )  # fmt: skip
@@ -131,14 +123,8 @@ class SocketSlot:
 
     async def _best_effort(self, script: str, what: str) -> None:
         try:
-            await _run(self._redis, script, self._sets, self.id, self._lease_ms)
+            await run_script(self._redis, script, self._sets, self.id, self._lease_ms)
         except (RedisError, OSError) as exc:
             # DEBUG: every open socket renews every few seconds, and an outage would flood the
             # log; a slot not renewed or not released lapses on its own.
             logger.debug("could not %s a socket slot, Redis is unavailable: %s", what, exc)
-
-
-async def _run(redis: Redis, script: str, sets: Sequence[str], *args: str) -> list[int]:
-    # redis-py types eval for both its sync and async clients; this one is async.
-    reply = redis.eval(script, len(sets), *sets, *args)
-    return await cast("Awaitable[list[int]]", reply)

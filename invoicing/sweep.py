@@ -57,12 +57,13 @@ async def sweep(
         if not await leases.try_sweep_lock(connection):
             return SweepResult(0, 0, 0, skipped=True)
         visited = [organization_id] if organization_id else await leases.active_organizations(connection)
+        policy = RetryPolicy.from_settings(settings)
         crashed: list[leases.FailureOutcome] = []
         runnable: list[EnqueueTicket] = []
         for organization in visited:
             await database.act_in(connection, organization)
             crashed += await leases.record_crashed_runs(
-                connection, RetryPolicy.from_settings(settings), WORKER_CRASHED, CRASH_MESSAGE, organization
+                connection, policy, WORKER_CRASHED, CRASH_MESSAGE, organization
             )
             runnable += await leases.runnable_jobs(
                 connection, settings.sweep_pending_after_seconds, organization

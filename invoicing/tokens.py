@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from invoicing.accounts import hash_token, new_api_token
+from invoicing.accounts import hash_token, new_api_token, normalized_email
 from invoicing.errors import BadRequest, Conflict, NotFound
 from invoicing.principal import Principal
 from invoicing.storage import accounts, tokens
@@ -101,7 +101,7 @@ async def create_token_for_email(
     """The command line's way in: the user by email, and the organization when there are several."""
     name = parse_token_name(name)
     async with database.unscoped() as connection:
-        candidate = await accounts.login_candidate(connection, email.strip().lower())
+        candidate = await accounts.login_candidate(connection, normalized_email(email))
     if candidate is None:
         raise NotFound(f"No user has the email {email.strip()[:320]!r}.", code="user_not_found")
     memberships = {organization_id: org_name for organization_id, org_name, _role in candidate.memberships}

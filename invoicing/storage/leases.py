@@ -85,7 +85,7 @@ SELECT id, stalled_attempts, cancel_requested,
        processed_items + cancelled_items > claimed_progress AS progressed
 FROM batch_job_queue
 WHERE status = 'processing' AND lease_owner IS NOT NULL AND lease_expires_at < now()
-  AND ($1::uuid IS NULL OR organization_id = $1)
+  AND organization_id = $1
 ORDER BY lease_expires_at
 FOR UPDATE SKIP LOCKED
 """
@@ -137,7 +137,7 @@ RUNNABLE_JOBS = """
 SELECT id, organization_id, enqueue_generation FROM batch_job_queue
 WHERE ((status = 'pending' AND created_at < now() - make_interval(secs => $1))
        OR (status = 'processing' AND lease_owner IS NULL AND lease_expires_at <= now()))
-  AND ($2::uuid IS NULL OR organization_id = $2)
+  AND organization_id = $2
 ORDER BY created_at
 """
 
@@ -271,10 +271,9 @@ async def record_crashed_runs(
     policy: RetryPolicy,
     code: str,
     message: str,
-    organization_id: UUID | None = None,
+    organization_id: UUID,
 ) -> list[FailureOutcome]:
-    """The sweep's part: every job (of ``organization_id`` if given) whose worker stopped
-    renewing its lease."""
+    """The sweep's part: every job of the organization whose worker stopped renewing its lease."""
     rows = await connection.fetch(CRASHED_JOBS, organization_id)
     return [await _settle(connection, row, policy, code, message) for row in rows]
 
@@ -362,9 +361,9 @@ async def try_sweep_lock(connection: asyncpg.Connection) -> bool:
 
 
 async def runnable_jobs(
-    connection: asyncpg.Connection, pending_after_seconds: float, organization_id: UUID | None = None
+    connection: asyncpg.Connection, pending_after_seconds: float, organization_id: UUID
 ) -> list[EnqueueTicket]:
-    """Jobs (of ``organization_id`` if given) that may run and should have a queue message."""
+    """Jobs of the organization that may run and should have a queue message."""
     rows = await connection.fetch(RUNNABLE_JOBS, pending_after_seconds, organization_id)
     return [EnqueueTicket.from_row(row) for row in rows]
 
