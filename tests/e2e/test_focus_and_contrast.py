@@ -22,6 +22,10 @@ from tests.support.factories import create_orders
 
 pytestmark = pytest.mark.slow
 
+#: Orders of a job that is still running once a page has loaded and the user reached its Cancel
+#: button (in chunks of 10): 400 finished first, once, on a loaded machine.
+RUNNING_WHILE_A_PAGE_LOADS = 2000
+
 ROWS = "[data-orders-body] tr"
 COUNT_REQUEST = re.compile(r"/api/sales-orders\?.*include_total=true")
 ROWS_REQUEST = re.compile(r"/api/sales-orders\?(?!.*include_total).*")
@@ -89,7 +93,7 @@ async def test_a_job_ending_under_the_focused_cancel_button_keeps_focus_in_the_p
     ends; the button is hidden and focus falls to <body>. The card on Orders does the same
     (cancelButton.hidden = finished)."""
     async with running_product(database_url, redis_url, database, tmp_path, orders=0) as product:
-        orders = await create_orders(database, product.organization, 400)
+        orders = await create_orders(database, product.organization, RUNNING_WHILE_A_PAGE_LOADS)
         page = await logged_in_page(browser, product)
         job_id = await submit(product, orders)
         await page.goto(f"/jobs/{job_id}")
@@ -110,7 +114,7 @@ async def test_the_orders_card_ending_under_the_focused_cancel_button_keeps_focu
 ) -> None:
     """The same on the Orders page's progress card."""
     async with running_product(database_url, redis_url, database, tmp_path, orders=0) as product:
-        orders = await create_orders(database, product.organization, 400)
+        orders = await create_orders(database, product.organization, RUNNING_WHILE_A_PAGE_LOADS)
         page = await logged_in_page(browser, product)
         job_id = await submit(product, orders)
         await page.reload()
