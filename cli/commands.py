@@ -7,15 +7,18 @@ from typing import Any
 
 import asyncpg
 
-from invoicing import collector, tokens
-from invoicing.errors import ConfigurationError
-from invoicing.queue import JobQueue, connect_redis
-from invoicing.settings import Settings
-from invoicing.storage import pools, roles, scopes
-from invoicing.storage.database import Database
-from invoicing.storage.migrations import migrate
-from invoicing.storage.seed import SeedResult, seed
-from invoicing.sweep import sweep
+from devtools.seed import SeedResult, seed
+from invoicing.accounts import api_tokens as tokens
+from invoicing.infra import gc_tuning as collector
+from invoicing.infra import roles
+from invoicing.infra.database import Database
+from invoicing.infra.migrations import migrate
+from invoicing.infra.queue import JobQueue, connect_redis
+from invoicing.infra.scopes import seal_scopes
+from invoicing.jobs.sweep import sweep
+from invoicing.kernel.errors import ConfigurationError
+from invoicing.kernel.settings import Settings
+from invoicing.services import application_database
 
 
 def serve(settings: Settings, *, host: str, port: int, processes: int = 1) -> int:
@@ -105,15 +108,6 @@ async def migrate_database(settings: Settings) -> list[int]:
     return applied
 
 
-async def seal_scopes(owner: Database, secret_key: str | None) -> None:
-    """Seal organization scopes with SECRET_KEY's key (without SECRET_KEY, keep whatever key is
-    stored: the processes say at start if theirs does not match)."""
-    key = scopes.ScopeKey.from_secret(secret_key)
-    if key is not None:
-        async with owner.connection() as connection:
-            await scopes.store_key(connection, key)
-
-
 async def seed_database(
     settings: Settings, organizations: int, orders: int, invalid_ratio: float
 ) -> SeedResult:
@@ -126,7 +120,7 @@ async def process_pending(settings: Settings) -> dict[str, int]:
     _, redis_url = settings.require_services()
     queue = JobQueue(connect_redis(redis_url), settings)
     try:
-        async with pools.application_database(settings, pool_size=2) as database:
+        async with application_database(settings, pool_size=2) as database:
             return (await sweep(database, queue, settings)).to_json()
     finally:
         await queue.close()
@@ -134,6 +128,6 @@ async def process_pending(settings: Settings) -> dict[str, int]:
 
 async def create_token(settings: Settings, email: str, name: str, organization: str | None) -> str:
     """A new API token for the user (in the chosen organization); returns the plaintext once."""
-    async with pools.application_database(settings, pool_size=2) as database:
+    async with application_database(settings, pool_size=2) as database:
         created = await tokens.create_token_for_email(database, email, name, organization)
     return created.token

@@ -9,8 +9,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from invoicing.errors import InvoicingError
-from invoicing.settings import Settings
+from invoicing.kernel.errors import InvoicingError
+from invoicing.kernel.settings import Settings
 
 logger = logging.getLogger("invoicing")
 
@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from cli import commands
-    from cli.dev import run_dev, with_running_dev_services
+    from devtools.dev import run_dev, with_running_dev_services
 
     if args.command == "dev":
         return run_dev(settings, host=args.host, port=args.port, workers=args.workers)
@@ -144,35 +144,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         result = asyncio.run(commands.seed_database(settings, args.orgs, args.orders, args.invalid_ratio))
         print(json.dumps(result, indent=2))
         return 0
-    if args.command == "bench-websockets":
-        from cli.bench_websockets import run
-
-        counts = [int(part) for part in args.clients.split(",") if part.strip()]
-        return run(settings, clients=counts, orders=args.orders, processes=args.processes, as_json=args.json)
-    if args.command == "bench":
-        from cli.bench import run as run_bench
-
-        sizes = [int(part) for part in args.sizes.split(",") if part.strip()]
-        workers = [int(part) for part in args.workers_list.split(",") if part.strip()]
-        return run_bench(
-            settings, sizes=sizes, workers_list=workers, naive_sample=args.naive_sample, as_json=args.json
-        )
-    if args.command == "bench-load":
-        from dataclasses import fields
-
-        from cli.bench_load import LoadOptions
-        from cli.bench_load import run as run_load
-
-        options = {field.name: getattr(args, field.name) for field in fields(LoadOptions)}
-        return run_load(settings, LoadOptions(**options), as_json=args.json)
-    if args.command == "bench-orders":
-        from dataclasses import fields
-
-        from cli.bench_orders import Options
-        from cli.bench_orders import run as run_orders
-
-        chosen = {field.name: getattr(args, field.name) for field in fields(Options)}
-        return run_orders(settings, Options(**chosen), as_json=args.json)
+    if args.command.startswith("bench"):
+        return _run_bench(args, settings)
     if args.command == "create-token":
         token = asyncio.run(commands.create_token(settings, args.email, args.name, args.organization))
         print(token)
@@ -184,4 +157,57 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "process-pending":
         print(json.dumps(asyncio.run(commands.process_pending(settings))))
         return 0
+    raise AssertionError(args.command)
+
+
+#: What the benchmarks need beyond the product (pyproject.toml's ``dev`` extra).
+DEV_EXTRA_MODULES = frozenset({"httpx", "websockets"})
+
+
+def _run_bench(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        return _bench(args, settings)
+    except ModuleNotFoundError as missing:
+        if missing.name not in DEV_EXTRA_MODULES:
+            raise
+        print(
+            f"invoicing {args.command}: the benchmarks need the development tools "
+            f"({missing.name} is missing): pip install -e '.[dev]'",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "bench-websockets":
+        from devtools.bench_websockets import run as run_websockets
+
+        counts = [int(part) for part in args.clients.split(",") if part.strip()]
+        return run_websockets(
+            settings, clients=counts, orders=args.orders, processes=args.processes, as_json=args.json
+        )
+    if args.command == "bench":
+        from devtools.bench import run as run_bench
+
+        sizes = [int(part) for part in args.sizes.split(",") if part.strip()]
+        workers = [int(part) for part in args.workers_list.split(",") if part.strip()]
+        return run_bench(
+            settings, sizes=sizes, workers_list=workers, naive_sample=args.naive_sample, as_json=args.json
+        )
+    if args.command == "bench-load":
+        from dataclasses import fields
+
+        from devtools.bench_load import LoadOptions
+        from devtools.bench_load import run as run_load
+
+        options = {field.name: getattr(args, field.name) for field in fields(LoadOptions)}
+        return run_load(settings, LoadOptions(**options), as_json=args.json)
+    if args.command == "bench-orders":
+        from dataclasses import fields
+
+        from devtools.bench_orders import Options
+        from devtools.bench_orders import run as run_orders
+
+        chosen = {field.name: getattr(args, field.name) for field in fields(Options)}
+        return run_orders(settings, Options(**chosen), as_json=args.json)
     raise AssertionError(args.command)

@@ -8,9 +8,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from invoicing.principal import Principal
-from invoicing.storage import operations
-from invoicing.sweep import sweep
+from invoicing.admin import operations
+from invoicing.jobs.sweep import sweep
+from invoicing.kernel.principal import Principal
 from server import state
 from server.auth import authenticate
 from server.pages import account_context, principal_or_none, render_page

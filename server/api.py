@@ -10,13 +10,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from invoicing import batches, limits, processing
-from invoicing.domain.jobs import ItemStatus, JobStatus, parse_batch_request
+from invoicing.accounts import store as accounts
+from invoicing.domain.batch_requests import parse_batch_request
+from invoicing.domain.job_states import ItemStatus, JobStatus
 from invoicing.domain.order_filters import BATCH_DEFAULTS, FILTER_FIELDS, OrderFilter, parse_order_filter
-from invoicing.errors import BadRequest, NotFound
-from invoicing.principal import Principal
-from invoicing.records import BatchJob, BatchJobItem, CustomerSummary, Invoice, SalesOrderSummary, money_text
-from invoicing.storage import accounts, customers, invoices, jobs, orders
+from invoicing.infra import limits
+from invoicing.infra.database import FAST_UUID
+from invoicing.invoices import store as invoices
+from invoicing.invoices.single_order import invoice_single_order
+from invoicing.invoices.views import Invoice, money_text
+from invoicing.jobs import actions as batches
+from invoicing.jobs import store as jobs
+from invoicing.jobs.views import BatchJob, BatchJobItem
+from invoicing.kernel.errors import BadRequest, NotFound
+from invoicing.kernel.principal import Principal
+from invoicing.orders import customers
+from invoicing.orders import store as orders
+from invoicing.orders.views import CustomerSummary, SalesOrderSummary
 from server import state
 from server.auth import authenticate
 from server.paging import (
@@ -152,7 +162,7 @@ async def list_customers(request: Request) -> Response:
 async def invoice_sales_order(request: Request) -> Response:
     principal = await _principal(request)
     order_id = path_uuid(request, "order_id", ORDER_NOT_FOUND)
-    invoice = await processing.invoice_single_order(
+    invoice = await invoice_single_order(
         state.database(request),
         organization_id=principal.organization_id,
         order_id=order_id,
@@ -172,7 +182,9 @@ async def create_batch_job(request: Request) -> Response:
     principal = await _principal(request)
     settings, queue = state.settings(request), state.queue(request)
     async with limits.refusals_counted(queue.redis, settings, principal):
-        batch = parse_batch_request(await read_json(request), max_batch_size=settings.max_batch_size)
+        batch = parse_batch_request(
+            await read_json(request), max_batch_size=settings.max_batch_size, make_uuid=FAST_UUID
+        )
         async with limits.job_creation_quota(queue.redis, settings, principal):
             job = await batches.submit_batch(
                 state.database(request), queue, principal, batch, settings, gate=state.write_gate(request)

@@ -16,13 +16,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from invoicing import collector
-from invoicing.errors import InvoicingError
-from invoicing.queue import JobQueue, connect_redis
-from invoicing.read_gate import ReadGate
-from invoicing.settings import Settings
-from invoicing.storage import pools
-from invoicing.write_gate import WriteGate
+from invoicing.infra import gc_tuning as collector
+from invoicing.infra import pools
+from invoicing.infra.queue import JobQueue, connect_redis
+from invoicing.infra.read_gate import ReadGate
+from invoicing.infra.write_gate import WriteGate
+from invoicing.kernel.errors import InvoicingError
+from invoicing.kernel.settings import Settings
+from invoicing.services import application_database
 from server import admin, api, openapi, pages, tokens, ws
 from server.body_limit import BodyLimit
 from server.errors import (
@@ -73,7 +74,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        database = pools.application_database(settings, pool_size=settings.db_pool_size)
+        database = application_database(settings, pool_size=settings.db_pool_size)
         await database.connect()
         await pools.check_at_start(database, "server")
         # Redis connects lazily: the server starts, and accepts jobs, while Redis is down.

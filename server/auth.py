@@ -10,12 +10,12 @@ from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
 
-from invoicing.accounts import hash_session_token, hash_token
-from invoicing.errors import Forbidden, Unauthorized
-from invoicing.principal import Principal
-from invoicing.sessions import principal_for_session
-from invoicing.storage.accounts import principal_by_token, still_allows
-from invoicing.storage.database import Database
+from invoicing.accounts.credentials import hash_session_token, hash_token
+from invoicing.accounts.sessions import principal_for_session
+from invoicing.accounts.store import principal_by_token, still_allows
+from invoicing.infra.database import Database
+from invoicing.kernel.errors import Forbidden, Unauthorized
+from invoicing.kernel.principal import Principal
 from server import state
 
 SESSION_COOKIE = "invoicing_session"

@@ -12,8 +12,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
-from invoicing import errors
-from invoicing.storage.failures import is_unavailable
+from invoicing.infra.database_failures import is_unavailable
+from invoicing.kernel import errors
 
 logger = logging.getLogger(__name__)
 

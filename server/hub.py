@@ -25,7 +25,7 @@ from uuid import UUID
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from invoicing import keys
+from invoicing.infra import redis_keys as keys
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from invoicing.domain.jobs import ItemStatus, JobStatus
+from invoicing.domain.job_states import ItemStatus, JobStatus
 from invoicing.domain.order_filters import ORDER_STATUSES
 from invoicing.domain.paging import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
-from invoicing.settings import Settings
+from invoicing.kernel.settings import Settings
 from server.openapi_schemas import (
     CURRENCY,
     DATE,

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from invoicing.domain.jobs import ItemStatus, JobStatus
+from invoicing.accounts.api_tokens import MAX_NAME_LENGTH as MAX_TOKEN_NAME_LENGTH
+from invoicing.domain.job_states import ItemStatus, JobStatus
 from invoicing.domain.order_filters import ORDER_STATUSES
-from invoicing.settings import ENVIRONMENT
-from invoicing.tokens import MAX_NAME_LENGTH as MAX_TOKEN_NAME_LENGTH
+from invoicing.kernel.settings import ENVIRONMENT
 
 Schema = dict[str, Any]
 

@@ -13,11 +13,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from invoicing import limits, sessions
-from invoicing.devices import DEVICE_COOKIE_LIFETIME_SECONDS, DeviceCookies
-from invoicing.errors import Forbidden, InvoicingError, NotFound, Unauthorized
-from invoicing.principal import Principal
-from invoicing.storage import accounts, jobs
+from invoicing.accounts import sessions
+from invoicing.accounts import store as accounts
+from invoicing.accounts.devices import DEVICE_COOKIE_LIFETIME_SECONDS, DeviceCookies
+from invoicing.infra import limits
+from invoicing.jobs import store as jobs
+from invoicing.kernel.errors import Forbidden, InvoicingError, NotFound, Unauthorized
+from invoicing.kernel.principal import Principal
 from server import state
 from server.addresses import request_address
 from server.auth import SESSION_COOKIE, authenticate, same_origin, session_token

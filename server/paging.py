@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from invoicing.domain.paging import decode_cursor, encode_cursor, parse_limit
-from invoicing.errors import BadRequest
+from invoicing.kernel.errors import BadRequest
 
 T = TypeVar("T")
 

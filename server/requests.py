@@ -7,7 +7,7 @@ from uuid import UUID
 import orjson
 from starlette.requests import Request
 
-from invoicing.errors import BadRequest, NotFound
+from invoicing.kernel.errors import BadRequest, NotFound
 from server.errors import PayloadTooLarge
 
 #: 100,000 ids of 36 characters plus JSON punctuation fit in about 4 MB.

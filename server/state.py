@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
-from invoicing.queue import JobQueue
-from invoicing.read_gate import ReadGate
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
-from invoicing.write_gate import WriteGate
+from invoicing.infra.database import Database
+from invoicing.infra.queue import JobQueue
+from invoicing.infra.read_gate import ReadGate
+from invoicing.infra.write_gate import WriteGate
+from invoicing.kernel.settings import Settings
 
 
 def database(connection: HTTPConnection) -> Database:

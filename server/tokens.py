@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from invoicing import tokens
+from invoicing.accounts import api_tokens as tokens
 from server import state
 from server.auth import authenticate
 from server.pages import account_context, principal_or_none, render_page

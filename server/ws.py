@@ -26,9 +26,12 @@ from uuid import UUID
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from invoicing import batches
 from invoicing.domain.token_bucket import TokenBucket
-from invoicing.errors import (
+from invoicing.infra.socket_slots import SocketSlot
+from invoicing.jobs import actions as batches
+from invoicing.jobs import store as jobs
+from invoicing.jobs.events import event_for
+from invoicing.kernel.errors import (
     BadRequest,
     Forbidden,
     InvoicingError,
@@ -37,10 +40,7 @@ from invoicing.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from invoicing.events import event_for
-from invoicing.principal import Principal
-from invoicing.socket_slots import SocketSlot
-from invoicing.storage import jobs
+from invoicing.kernel.principal import Principal
 from server.auth import authenticate, same_origin, still_authorized
 from server.errors import database_failures_translated, response_for
 from server.hub import Event, Subscription

@@ -20,13 +20,13 @@ import pytest
 import pytest_asyncio
 from redis.exceptions import RedisError
 
-from invoicing.embedded import EmbeddedPostgres, EmbeddedRedis, port_answers
-from invoicing.queue import JobQueue, connect_redis
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
-from invoicing.storage.migrations import migrate
-from invoicing.storage.roles import RUNTIME_ROLE, ensure_runtime_role, with_login
-from invoicing.storage.scopes import ScopeKey, store_key
+from devtools.embedded import EmbeddedPostgres, EmbeddedRedis, port_answers
+from invoicing.infra.database import Database
+from invoicing.infra.migrations import migrate
+from invoicing.infra.queue import JobQueue, connect_redis
+from invoicing.infra.roles import RUNTIME_ROLE, ensure_runtime_role, with_login
+from invoicing.infra.scopes import ScopeKey, store_key
+from invoicing.kernel.settings import Settings
 from tests.support.app import api_client
 from tests.support.factories import Organization, create_organization
 from tests.support.postgres import PostgresServer, PrivateDatabase

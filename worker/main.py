@@ -20,11 +20,13 @@ from typing import Any
 
 from arq.worker import Worker, func
 
-from invoicing import keys
-from invoicing.queue import connect_redis
-from invoicing.settings import Settings
-from invoicing.storage import leases, pools
-from invoicing.storage.database import Database
+from invoicing.infra import pools
+from invoicing.infra import redis_keys as keys
+from invoicing.infra.database import Database
+from invoicing.infra.queue import connect_redis
+from invoicing.jobs import leases
+from invoicing.kernel.settings import Settings
+from invoicing.services import application_database
 from worker.sweeper import sweep_periodically
 from worker.tasks import process_batch_job
 
@@ -85,7 +87,7 @@ async def run_worker(settings: Settings, *, burst: bool = False, handle_signals:
     # heartbeat), opened up front: a connection still being opened when the worker is stopped
     # could be lost to the pool. Two more for the sweep and claims.
     connections = 3 * settings.worker_max_jobs + 2
-    database = pools.application_database(
+    database = application_database(
         settings,
         pool_size=connections,
         min_size=connections,

@@ -11,11 +11,11 @@ import asyncio
 import logging
 import random
 
-from invoicing.queue import JobQueue, connect_redis
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
-from invoicing.storage.failures import is_unavailable
-from invoicing.sweep import sweep
+from invoicing.infra.database import Database
+from invoicing.infra.database_failures import is_unavailable
+from invoicing.infra.queue import JobQueue, connect_redis
+from invoicing.jobs.sweep import sweep
+from invoicing.kernel.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -14,14 +14,14 @@ import asyncpg
 
 from invoicing.domain.chunking import ChunkSizer
 from invoicing.domain.retries import DATABASE_ERROR, INTERNAL_ERROR, RetryPolicy
-from invoicing.pipeline import JobRun, committed_chunks
-from invoicing.processing import ChunkOutcome
-from invoicing.queue import JobQueue
-from invoicing.records import BatchJob
-from invoicing.settings import Settings
-from invoicing.storage import leases
-from invoicing.storage.database import Database
-from invoicing.storage.failures import database_reason, is_contention, is_unavailable
+from invoicing.infra.database import Database
+from invoicing.infra.database_failures import database_reason, is_contention, is_unavailable
+from invoicing.infra.queue import JobQueue
+from invoicing.jobs import leases
+from invoicing.jobs.chunks import ChunkOutcome
+from invoicing.jobs.pipeline import JobRun, committed_chunks
+from invoicing.jobs.views import BatchJob
+from invoicing.kernel.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from invoicing.domain.models import (
     TaxAmount,
 )
 from invoicing.domain.money import exact_arithmetic, is_valid_currency, money_quantum, round_to
-from invoicing.errors import InvoiceRuleError
+from invoicing.kernel.errors import InvoiceRuleError
 
 INVOICE_NUMBER_PREFIX = "INV"
 

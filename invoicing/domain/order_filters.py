@@ -10,7 +10,7 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from invoicing.errors import BadRequest
+from invoicing.kernel.errors import BadRequest
 
 ORDER_STATUSES = ("draft", "confirmed", "cancelled")
 #: Month-end filters, beside ``status`` and ``invoiced``.

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Sequence
 
-from invoicing.errors import BadRequest
+from invoicing.kernel.errors import BadRequest
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from invoicing.settings import Settings
+from invoicing.kernel.settings import Settings
 
 #: Job-level reasons, recorded as ``last_error_code`` and, if the job ends failed, in its errors.
 WORKER_CRASHED = "worker_crashed"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest_asyncio
 
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
 from tests.support.browser import Product, running_product
 
 

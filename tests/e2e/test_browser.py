@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Request, WebSocketRoute, expect
 
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
 from tests.conftest import make_settings
 from tests.support.browser import (
     Product,

@@ -17,7 +17,7 @@ import httpx
 import psutil
 import pytest
 
-from invoicing.embedded import free_port, port_answers
+from devtools.embedded import free_port, port_answers
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Route, expect
 
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
 from tests.support.axe import assert_no_axe_violations
 from tests.support.browser import Product, logged_in_page, running_product
 from tests.support.factories import create_orders

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
 from tests.support.browser import NO_SIDEWAYS_SCROLL, Product, logged_in_page, running_product
 from tests.support.factories import Organization, create_mixed_orders, create_orders, create_organization
 from tests.support.waiting import eventually

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
 from tests.support.browser import DESKTOP, PHONE, Product, card, logged_in_page
 from tests.support.factories import create_mixed_orders
 

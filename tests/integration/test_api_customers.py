@@ -6,7 +6,7 @@ from uuid import uuid4
 
 import httpx
 
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
 from tests.support.app import error_of, walk
 from tests.support.factories import Organization, create_organization
 

@@ -8,10 +8,10 @@ from uuid import UUID, uuid4
 import httpx
 from arq.constants import job_key_prefix
 
-from invoicing import keys
-from invoicing.queue import JobQueue
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.infra import redis_keys as keys
+from invoicing.infra.database import Database
+from invoicing.infra.queue import JobQueue
+from invoicing.kernel.settings import Settings
 from tests.support.app import error_of, walk
 from tests.support.factories import Organization, create_mixed_orders, create_orders, create_organization
 from tests.support.workers import drain_queue

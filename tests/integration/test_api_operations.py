@@ -10,8 +10,8 @@ from uuid import UUID
 import httpx
 
 from invoicing.domain.paging import encode_cursor
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from tests.integration.test_api_jobs import submit, walk
 from tests.support.factories import (
     Organization,

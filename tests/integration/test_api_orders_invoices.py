@@ -8,8 +8,8 @@ from uuid import UUID, uuid4
 
 import httpx
 
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from tests.support.app import api_client, error_of
 from tests.support.factories import Line, Organization, create_orders, create_organization
 from tests.support.workers import drain_queue

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from tests.integration.test_api_jobs import submit
 from tests.support.app import error_of
 from tests.support.factories import (

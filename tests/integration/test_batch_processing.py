@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from invoicing.queue import JobQueue
-from invoicing.settings import Settings
-from invoicing.storage import jobs as job_storage
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.infra.queue import JobQueue
+from invoicing.jobs import store as job_storage
+from invoicing.kernel.settings import Settings
 from tests.support.app import api_client
 from tests.support.factories import create_mixed_orders, create_organization
 from tests.support.workers import drain_queue

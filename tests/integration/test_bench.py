@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from tests.support.workers import ROOT, environment_of
 
 FIELDS = {

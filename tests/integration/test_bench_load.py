@@ -9,8 +9,8 @@ import sys
 import asyncpg
 import pytest
 
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from tests.support.workers import ROOT, environment_of
 
 DOCUMENT = {"options", "db_pool_size", "scratch_database", "burst_seconds", "submits", "phases"}

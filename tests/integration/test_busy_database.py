@@ -17,14 +17,16 @@ import asyncpg
 import httpx
 import pytest
 
-from invoicing import batches, keys, limits
-from invoicing.domain.jobs import BatchRequest
-from invoicing.errors import DatabaseBusy
-from invoicing.principal import Principal
-from invoicing.queue import JobQueue
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
-from invoicing.write_gate import WriteGate
+from invoicing.domain.batch_requests import BatchRequest
+from invoicing.infra import redis_keys as keys
+from invoicing.infra.database import Database
+from invoicing.infra.queue import JobQueue
+from invoicing.infra.write_gate import WriteGate
+from invoicing.jobs import actions as batches
+from invoicing.jobs import active_jobs
+from invoicing.kernel.errors import DatabaseBusy
+from invoicing.kernel.principal import Principal
+from invoicing.kernel.settings import Settings
 from tests.conftest import make_settings
 from tests.support.app import api_client, error_of
 from tests.support.factories import Organization, create_orders, create_organization
@@ -46,8 +48,8 @@ async def held(database_url: str, statement: str, *args: object) -> AsyncIterato
 def submit_lock_of(organization: Organization) -> tuple[str, int, int]:
     return (
         "SELECT pg_advisory_xact_lock($1, $2)",
-        limits.SUBMIT_LOCK_CLASS,
-        limits.submit_lock_key(organization.id),
+        active_jobs.SUBMIT_LOCK_CLASS,
+        active_jobs.submit_lock_key(organization.id),
     )
 
 

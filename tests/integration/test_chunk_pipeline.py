@@ -10,12 +10,13 @@ from uuid import UUID
 import pytest
 import pytest_asyncio
 
-from invoicing.pipeline import JobRun, committed_chunks
-from invoicing.processing import ChunkOutcome
-from invoicing.settings import Settings
-from invoicing.storage import jobs, leases
-from invoicing.storage.database import Database
-from invoicing.storage.pools import application_database
+from invoicing.infra.database import Database
+from invoicing.jobs import leases
+from invoicing.jobs import store as jobs
+from invoicing.jobs.chunks import ChunkOutcome
+from invoicing.jobs.pipeline import JobRun, committed_chunks
+from invoicing.kernel.settings import Settings
+from invoicing.services import application_database
 from tests.support.factories import Organization, create_mixed_orders, create_orders, create_organization
 
 OWNER = "test-worker"

@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import psutil
 
-from invoicing.embedded import DevServices, free_port, record_services
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from devtools.embedded import DevServices, free_port, record_services
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from tests.support.workers import ROOT, environment_of
 
 

@@ -10,9 +10,9 @@ from uuid import UUID
 import pytest
 
 from invoicing.domain.invoice_rules import build_invoice_draft, format_invoice_number
-from invoicing.settings import Settings
-from invoicing.storage import invoices
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.invoices import store as invoices
+from invoicing.kernel.settings import Settings
 from tests.support.app import api_client
 from tests.support.factories import Line, Organization, create_orders, create_organization
 from tests.support.workers import drain_queue

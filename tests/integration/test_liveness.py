@@ -18,13 +18,13 @@ from uuid import UUID, uuid4
 import asyncpg
 import pytest
 
-from invoicing import keys
-from invoicing.domain.jobs import JobStatus
-from invoicing.queue import JobQueue
-from invoicing.settings import Settings
-from invoicing.storage import leases
-from invoicing.storage.database import Database
-from invoicing.sweep import sweep
+from invoicing.domain.job_states import JobStatus
+from invoicing.infra import redis_keys as keys
+from invoicing.infra.database import Database
+from invoicing.infra.queue import JobQueue
+from invoicing.jobs import leases
+from invoicing.jobs.sweep import sweep
+from invoicing.kernel.settings import Settings
 from tests.conftest import make_settings
 from tests.support.app import api_client
 from tests.support.factories import Line, Organization, create_orders, create_organization

@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest_asyncio
 
-from invoicing.records import BatchJob, BatchJobItem, Invoice
-from invoicing.storage.database import Database
-from invoicing.storage.invoices import INVOICE_COLUMNS, LINE_COLUMNS
-from invoicing.storage.migrations import load_migrations, migrate
+from invoicing.infra.database import Database
+from invoicing.infra.migrations import load_migrations, migrate
+from invoicing.invoices.store import INVOICE_COLUMNS, LINE_COLUMNS
+from invoicing.invoices.views import Invoice
+from invoicing.jobs.views import BatchJob, BatchJobItem
 from tests.support.services import database_url_for
 
 

@@ -13,8 +13,8 @@ from uuid import UUID, uuid4
 
 import httpx
 
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from tests.conftest import make_settings
 from tests.support.app import api_client, error_of
 from tests.support.factories import Organization, create_orders, create_organization

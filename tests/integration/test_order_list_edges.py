@@ -12,9 +12,9 @@ from uuid import UUID
 import httpx
 
 from invoicing.domain.order_filters import OrderFilter
-from invoicing.settings import Settings
-from invoicing.storage import orders
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
+from invoicing.orders import store as orders
 from tests.support.app import api_client
 from tests.support.factories import Line, Organization, create_orders
 

@@ -6,8 +6,8 @@ import asyncio
 
 import asyncpg
 
-from invoicing.storage import invoices
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.invoices import store as invoices
 from tests.support.factories import create_orders, create_organization
 from tests.support.waiting import eventually
 

@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
 from tests.conftest import make_settings
 from tests.support.app import api_client, error_of
 from tests.support.factories import Organization, create_orders, create_organization

@@ -11,12 +11,12 @@ import asyncpg
 import pytest
 from argon2 import extract_parameters
 
-from invoicing.accounts import hash_token, stand_in_password_hash, verify_password
+from devtools.seed import INVALID_KINDS, database_is_empty, seed
+from invoicing.accounts.credentials import hash_token, stand_in_password_hash, verify_password
 from invoicing.domain.invoice_rules import INVOICE_ERROR_CODES, build_invoice_draft
 from invoicing.domain.models import Customer, OrderLine, SalesOrder
-from invoicing.errors import InvoiceRuleError
-from invoicing.storage.database import Database
-from invoicing.storage.seed import INVALID_KINDS, database_is_empty, seed
+from invoicing.infra.database import Database
+from invoicing.kernel.errors import InvoiceRuleError
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from websockets.asyncio.client import connect
 
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from tests.support.factories import Organization, create_orders
 from tests.support.server_process import ServerProcess
 from tests.support.sockets import job_socket, messages_until_closed, receive, submit

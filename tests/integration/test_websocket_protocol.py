@@ -10,8 +10,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from tests.support.factories import create_orders, create_organization
 from tests.support.live_server import live_server
 from tests.support.sockets import job_socket, messages_until_closed, receive, submit

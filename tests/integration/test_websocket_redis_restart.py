@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from tests.conftest import make_settings
 from tests.support.factories import create_orders, create_organization
 from tests.support.live_server import live_server

@@ -13,11 +13,11 @@ from uuid import UUID
 import pytest
 import redis.asyncio
 
-from invoicing.domain.jobs import JobStatus
-from invoicing.queue import JobQueue
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
-from invoicing.sweep import SweepResult, sweep
+from invoicing.domain.job_states import JobStatus
+from invoicing.infra.database import Database
+from invoicing.infra.queue import JobQueue
+from invoicing.jobs.sweep import SweepResult, sweep
+from invoicing.kernel.settings import Settings
 from tests.conftest import make_settings
 from tests.support.app import api_client
 from tests.support.factories import create_orders, create_organization

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from invoicing.errors import ConfigurationError
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.kernel.errors import ConfigurationError
+from invoicing.kernel.settings import Settings
 from tests.conftest import make_settings
 from tests.support.app import api_client
 from tests.support.factories import create_organization

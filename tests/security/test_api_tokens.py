@@ -6,10 +6,10 @@ import subprocess
 import sys
 from uuid import UUID, uuid4
 
-from invoicing.accounts import hash_token
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
-from invoicing.tokens import MAX_ACTIVE_TOKENS
+from invoicing.accounts.api_tokens import MAX_ACTIVE_TOKENS
+from invoicing.accounts.credentials import hash_token
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from tests.support.app import api_client
 from tests.support.factories import TEST_PASSWORD, Organization, User, create_organization
 from tests.support.workers import ROOT, environment_of

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from invoicing.domain.paging import encode_cursor
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
 from tests.conftest import make_settings
 from tests.support.app import api_client, error_of
 from tests.support.factories import Organization, create_orders

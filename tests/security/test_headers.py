@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from tests.conftest import make_settings
 from tests.security.test_sessions import log_in
 from tests.support.app import api_client

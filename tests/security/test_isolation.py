@@ -9,8 +9,8 @@ from uuid import uuid4
 import httpx
 from websockets.asyncio.client import connect
 
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from tests.support.app import api_client
 from tests.support.factories import Organization, create_orders, create_organization
 from tests.support.isolation import probes

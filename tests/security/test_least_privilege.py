@@ -15,21 +15,22 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from invoicing.errors import ConfigurationError
-from invoicing.processing import invoice_single_order
-from invoicing.queue import JobQueue
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
-from invoicing.storage.pools import application_database, check_at_start
-from invoicing.storage.roles import (
+from invoicing.infra.database import Database
+from invoicing.infra.pools import check_at_start
+from invoicing.infra.queue import JobQueue
+from invoicing.infra.roles import (
     RUNTIME_ROLE,
     ensure_runtime_role,
     privilege_problems,
     warn_if_privileged,
     with_login,
 )
-from invoicing.storage.scopes import NAME_SCOPE, ScopeKey
-from invoicing.sweep import sweep
+from invoicing.infra.scopes import NAME_SCOPE, ScopeKey
+from invoicing.invoices.single_order import invoice_single_order
+from invoicing.jobs.sweep import sweep
+from invoicing.kernel.errors import ConfigurationError
+from invoicing.kernel.settings import Settings
+from invoicing.services import application_database
 from tests.conftest import make_settings
 from tests.support.app import api_client
 from tests.support.factories import Organization, create_orders, create_organization
@@ -241,7 +242,7 @@ async def test_migrate_refuses_a_runtime_role_that_could_leave_row_level_securit
 async def test_a_server_logging_in_as_the_owner_says_so_at_start_up(
     database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="invoicing.storage.roles"):
+    with caplog.at_level(logging.WARNING, logger="invoicing.infra.roles"):
         await warn_if_privileged(database, "server")
     assert "row-level security would not stop an SQL injection" in caplog.text
     assert "MIGRATION_DATABASE_URL" in caplog.text

@@ -16,8 +16,8 @@ from uuid import uuid4
 import httpx
 from starlette.types import Receive, Scope, Send
 
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from server.app import create_app
 from tests.conftest import make_settings
 from tests.support.app import api_client

@@ -21,9 +21,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from invoicing.devices import DeviceCookies
+from invoicing.accounts.devices import DeviceCookies
 from invoicing.domain.login_backoff import ACCOUNT_MAX_WAIT_SECONDS
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
 from server.pages import DEVICE_COOKIE
 from tests.conftest import make_settings
 from tests.support.factories import TEST_PASSWORD, create_organization

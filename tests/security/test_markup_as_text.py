@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, expect
 
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
 from tests.support.browser import card, logged_in_page, running_product, start_batch_of_all_matching
 from tests.support.factories import create_orders
 

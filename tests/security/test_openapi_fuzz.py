@@ -35,8 +35,8 @@ from schemathesis.python import asgi
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 from starlette.routing import Route
 
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from server import api, tokens
 from server.app import create_app
 from server.openapi import openapi_document

@@ -10,7 +10,7 @@ from uuid import uuid4
 
 import httpx
 
-from invoicing.accounts import PASSWORD_CHECKS_AT_ONCE
+from invoicing.accounts.credentials import PASSWORD_CHECKS_AT_ONCE
 from tests.conftest import make_settings
 from tests.support.live_server import live_server
 

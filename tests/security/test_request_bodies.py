@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from tests.security.test_bad_input import rows_written
 from tests.support.app import error_of
 from tests.support.factories import Organization

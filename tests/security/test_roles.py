@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from tests.support.app import api_client, error_of
 from tests.support.factories import TEST_PASSWORD, Organization, User, create_orders, create_organization
 

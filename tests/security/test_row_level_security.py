@@ -9,9 +9,9 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from invoicing.settings import Settings
-from invoicing.storage.database import APP_ROLE, Database
-from invoicing.storage.pools import application_database
+from invoicing.infra.database import APP_ROLE, Database
+from invoicing.kernel.settings import Settings
+from invoicing.services import application_database
 from tests.support.app import api_client
 from tests.support.factories import Organization, create_orders, create_organization
 from tests.support.workers import drain_queue

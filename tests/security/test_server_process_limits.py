@@ -21,9 +21,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from invoicing import keys
-from invoicing.queue import JobQueue
-from invoicing.settings import Settings
+from invoicing.infra import redis_keys as keys
+from invoicing.infra.queue import JobQueue
+from invoicing.kernel.settings import Settings
 from tests.support.factories import Organization
 from tests.support.server_process import ServerProcess, running_server
 from tests.support.sockets import receive

@@ -12,8 +12,8 @@ import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from server.ws import RECHECK_SECONDS
 from tests.support.factories import TEST_PASSWORD, create_orders, create_organization
 from tests.support.live_server import live_server

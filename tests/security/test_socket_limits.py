@@ -15,8 +15,8 @@ from typing import Any
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
-from invoicing import keys
-from invoicing.storage.database import Database
+from invoicing.infra import redis_keys as keys
+from invoicing.infra.database import Database
 from server.ws import RECHECK_SECONDS
 from tests.conftest import make_settings
 from tests.support.factories import Organization, User, create_orders, create_organization

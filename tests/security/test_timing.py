@@ -20,9 +20,9 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from invoicing.accounts import hash_password
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.accounts.credentials import hash_password
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from tests.conftest import make_settings
 from tests.support.app import api_client
 from tests.support.factories import Organization, create_orders, create_organization

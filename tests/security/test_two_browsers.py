@@ -16,7 +16,7 @@ from uuid import uuid4
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
 from tests.support.browser import card, logged_in_page, running_product, start_batch_of_all_matching
 from tests.support.factories import create_mixed_orders, create_organization
 from tests.support.isolation import probes

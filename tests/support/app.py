@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from invoicing.settings import Settings
+from invoicing.kernel.settings import Settings
 from server.app import create_app
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from playwright.async_api import Browser, Page, expect
 
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
+from invoicing.infra.database import Database
+from invoicing.kernel.settings import Settings
 from tests.conftest import make_settings
 from tests.support.factories import TEST_PASSWORD, Organization, User, create_orders, create_organization
 from tests.support.live_server import LiveServer, live_server

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID, uuid4
 
-from invoicing.accounts import FAST_PASSWORD_HASHER, hash_password, hash_token, new_api_token
-from invoicing.storage.database import Database
+from invoicing.accounts.credentials import FAST_PASSWORD_HASHER, hash_password, hash_token, new_api_token
+from invoicing.infra.database import Database
 
 # Most tests never log in with a password; a fixed, non-verifiable hash keeps them fast.
 UNUSABLE_PASSWORD_HASH = "!test-user-without-password"

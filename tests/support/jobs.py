@@ -8,14 +8,15 @@ from itertools import pairwise
 from typing import Any
 from uuid import UUID
 
-from invoicing import batches
-from invoicing.domain.jobs import BatchRequest, JobStatus
-from invoicing.principal import Principal
-from invoicing.queue import JobQueue, connect_redis
-from invoicing.records import BatchJob
-from invoicing.settings import Settings
-from invoicing.storage.database import Database
-from invoicing.storage.jobs import JOB
+from invoicing.domain.batch_requests import BatchRequest
+from invoicing.domain.job_states import JobStatus
+from invoicing.infra.database import Database
+from invoicing.infra.queue import JobQueue, connect_redis
+from invoicing.jobs import actions as batches
+from invoicing.jobs.store import JOB
+from invoicing.jobs.views import BatchJob
+from invoicing.kernel.principal import Principal
+from invoicing.kernel.settings import Settings
 from tests.support.factories import Organization, create_orders, create_organization
 from tests.support.waiting import eventually
 from tests.support.workers import WorkerProcess

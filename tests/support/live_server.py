@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import uvicorn
 
 from cli.commands import uvicorn_security_options
-from invoicing.embedded import free_port
-from invoicing.settings import Settings
+from devtools.embedded import free_port
+from invoicing.kernel.settings import Settings
 from server.app import create_app
 
 

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from invoicing.embedded import free_port, port_answers
+from devtools.embedded import free_port, port_answers
 
 #: Speed over durability: the data is thrown away after the test.
 SERVER_OPTIONS = (

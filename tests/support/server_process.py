@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from invoicing.embedded import free_port
-from invoicing.settings import Settings
+from devtools.embedded import free_port
+from invoicing.kernel.settings import Settings
 from tests.support.live_server import LiveServer
 from tests.support.workers import ROOT, environment_of
 

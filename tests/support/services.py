@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import signal
 
-from invoicing.embedded import EmbeddedRedis
-from invoicing.storage.database import with_database_name as database_url_for
+from devtools.embedded import EmbeddedRedis
+from invoicing.infra.database import with_database_name as database_url_for
 
 __all__ = ["RedisServer", "database_url_for"]
 

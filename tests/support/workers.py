@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from invoicing.settings import Settings
+from invoicing.kernel.settings import Settings
 from worker.main import run_worker
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import pytest
 
 from invoicing.domain.invoice_rules import build_invoice_draft
 from invoicing.domain.models import Customer, InvoiceDraft, OrderLine, SalesOrder
-from invoicing.errors import InvoiceRuleError
+from invoicing.kernel.errors import InvoiceRuleError
 
 ISSUE_DATE = date(2026, 3, 15)
 ORDER_ID = UUID("00000000-0000-4000-8000-000000000001")

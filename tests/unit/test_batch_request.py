@@ -8,14 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from invoicing.domain.jobs import (
-    JOB_TYPE_BULK_INVOICE,
-    BatchRequest,
-    ItemStatus,
-    JobStatus,
-    parse_batch_request,
-)
-from invoicing.errors import BadRequest
+from invoicing.domain.batch_requests import BatchRequest, parse_batch_request
+from invoicing.domain.job_states import JOB_TYPE_BULK_INVOICE, ItemStatus, JobStatus
+from invoicing.kernel.errors import BadRequest
 
 ERROR_CODES = {
     "invalid_body",

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from invoicing.collector import YOUNG_GENERATION_THRESHOLD, tune_for_throughput
+from invoicing.infra.gc_tuning import YOUNG_GENERATION_THRESHOLD, tune_for_throughput
 
 
 @pytest.fixture

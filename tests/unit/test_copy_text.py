@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from uuid import UUID
 
-from invoicing.storage.copy_text import NULL, escape, optional
+from invoicing.infra.copy_text import NULL, escape, optional
 
 
 def test_plain_text_is_left_as_it_is() -> None:

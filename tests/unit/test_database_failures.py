@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 from asyncpg.exceptions import _base as asyncpg_base
 
-from invoicing.storage.failures import is_unavailable
+from invoicing.infra.database_failures import is_unavailable
 
 
 def lost_mid_transaction() -> asyncpg.InterfaceError:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from invoicing.devices import DEVICE_COOKIE_LIFETIME_SECONDS, DeviceCookies
+from invoicing.accounts.devices import DEVICE_COOKIE_LIFETIME_SECONDS, DeviceCookies
 
 NOW = 1_790_000_000
 EMAIL = "Alice@Example.test"

@@ -7,7 +7,7 @@ from uuid import uuid4
 
 import pytest
 
-from invoicing.storage.invoices import InvoiceRows
+from invoicing.invoices.store import InvoiceRows
 from tests.unit.invoice_factories import ISSUE_DATE, build, lines_of, make_line, make_order
 
 

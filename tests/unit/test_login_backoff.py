@@ -15,7 +15,7 @@ from invoicing.domain.login_backoff import (
     address_backoff,
     device_trust,
 )
-from invoicing.limits import login_retry_message
+from invoicing.infra.limits import login_retry_message
 
 
 def test_the_free_failures_cost_nothing_then_the_wait_doubles_up_to_the_cap() -> None:

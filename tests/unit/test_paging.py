@@ -14,7 +14,7 @@ from invoicing.domain.paging import (
     encode_cursor,
     parse_limit,
 )
-from invoicing.errors import BadRequest
+from invoicing.kernel.errors import BadRequest
 
 
 def raw_cursor(text: str) -> str:

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from invoicing.domain.jobs import JobStatus, ProgressMetrics, progress_metrics
+from invoicing.domain.job_progress import ProgressMetrics, progress_metrics
+from invoicing.domain.job_states import JobStatus
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -7,8 +7,8 @@ from uuid import uuid4
 
 import pytest
 
-from invoicing.errors import DatabaseBusy
-from invoicing.read_gate import ReadGate
+from invoicing.infra.read_gate import ReadGate
+from invoicing.kernel.errors import DatabaseBusy
 
 
 async def test_an_organization_runs_at_most_its_share_of_heavy_reads_at_once() -> None:

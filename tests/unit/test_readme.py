@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from invoicing.settings import ENVIRONMENT
+from invoicing.kernel.settings import ENVIRONMENT
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

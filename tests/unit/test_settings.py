@@ -8,8 +8,8 @@ from ipaddress import ip_network
 import pytest
 
 from cli.commands import forwarded_allow_ips, uvicorn_security_options
-from invoicing.errors import ConfigurationError
-from invoicing.settings import Settings
+from invoicing.kernel.errors import ConfigurationError
+from invoicing.kernel.settings import Settings
 
 
 def test_no_proxy_is_trusted_by_default() -> None:

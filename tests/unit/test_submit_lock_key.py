@@ -6,7 +6,7 @@ from uuid import UUID
 
 import pytest
 
-from invoicing.limits import submit_lock_key
+from invoicing.jobs.active_jobs import submit_lock_key
 
 INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1
 

@@ -7,8 +7,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from invoicing.errors import DatabaseBusy
-from invoicing.write_gate import WriteGate
+from invoicing.infra.write_gate import WriteGate
+from invoicing.kernel.errors import DatabaseBusy
 
 
 async def test_writes_of_one_organization_take_turns_and_others_pass() -> None:

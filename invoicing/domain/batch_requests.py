@@ -1,0 +1,170 @@
+"""Parsing a request to create a batch job: order ids or a filter, canonical and bounded."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+from uuid import UUID
+
+from invoicing.domain.order_filters import (
+    BATCH_DEFAULTS,
+    FILTER_FIELDS,
+    OrderFilter,
+    parse_order_filter,
+)
+from invoicing.kernel.errors import BadRequest
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRequest:
+    """A validated request: explicit order ids (duplicates removed, first kept) or a filter."""
+
+    order_ids: tuple[UUID, ...] = ()
+    order_filter: OrderFilter | None = None
+    # The finished job whose uninvoiced orders these are (a retry), if any.
+    retry_of: UUID | None = None
+
+
+_ALLOWED_FIELDS = frozenset({"order_ids", "filter"})
+
+
+_PREVIEW_LENGTH = 40
+
+
+_MAX_NAMED_FIELDS = 5
+
+
+# ``uuid.UUID()`` alone is too lenient: it accepts braces, "urn:uuid:", missing or misplaced
+# hyphens, and the int() behind it takes "+", "_" and surrounding whitespace.
+_CANONICAL_UUID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE | re.ASCII
+)
+
+
+_SEPARATOR = "\n"
+
+
+_HYPHEN_POSITIONS = (8, 13, 18, 23)
+
+
+_UUID_LENGTH = 36
+
+
+_HEX_DIGITS_PER_UUID = 32
+
+
+def parse_batch_request(
+    body: object, *, max_batch_size: int, make_uuid: Callable[[str], UUID] = UUID
+) -> BatchRequest:
+    """Validate the decoded JSON body ``{"order_ids": ["<uuid>", ...]}``.
+
+    Raises :class:`BadRequest` with one of the stable codes ``invalid_body``,
+    ``unknown_field``, ``missing_field``, ``invalid_type``, ``empty_batch``,
+    ``batch_too_large`` or ``invalid_order_id``. The size limit is checked before
+    duplicates are removed, so an oversized list is refused without parsing it. ``make_uuid``
+    builds each id from its canonical text (the server passes a faster one than the standard
+    library's; the domain imports no driver).
+    """
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.", code="invalid_body")
+    unknown = [str(key) for key in body if key not in _ALLOWED_FIELDS]
+    if unknown:
+        raise BadRequest(f"Unknown field(s): {_name_fields(unknown)}.", code="unknown_field")
+    if "order_ids" in body and "filter" in body:
+        raise BadRequest("Send either 'order_ids' or 'filter', not both.", code="conflicting_fields")
+    if "filter" in body:
+        return BatchRequest(order_filter=parse_batch_filter(body["filter"]))
+    if "order_ids" not in body:
+        raise BadRequest("The field 'order_ids' (or 'filter') is required.", code="missing_field")
+    raw_ids = body["order_ids"]
+    if not isinstance(raw_ids, list):
+        raise BadRequest("The field 'order_ids' must be a list of UUID strings.", code="invalid_type")
+    if not raw_ids:
+        raise BadRequest("The field 'order_ids' must contain at least one order.", code="empty_batch")
+    if len(raw_ids) > max_batch_size:
+        raise BadRequest(
+            f"A batch may contain at most {max_batch_size} orders; got {len(raw_ids)}.",
+            code="batch_too_large",
+        )
+    return BatchRequest(order_ids=_parse_order_ids(raw_ids, make_uuid))
+
+
+def parse_batch_filter(raw: object) -> OrderFilter:
+    """``{"status": "confirmed", "invoiced": false, "order_date_from": ...}``: every field
+    optional (see ``order_filters``), nothing else allowed."""
+    if not isinstance(raw, dict):
+        raise BadRequest("The field 'filter' must be a JSON object.", code="invalid_type")
+    unknown = [str(key) for key in raw if key not in FILTER_FIELDS]
+    if unknown:
+        raise BadRequest(f"Unknown filter field(s): {_name_fields(unknown)}.", code="unknown_field")
+    return parse_order_filter(raw, defaults=BATCH_DEFAULTS, refuse=_invalid_filter)
+
+
+def _invalid_filter(message: str) -> BadRequest:
+    return BadRequest(f"filter.{message}", code="invalid_filter")
+
+
+def _parse_order_ids(raw_ids: list[object], make_uuid: Callable[[str], UUID]) -> tuple[UUID, ...]:
+    if set(map(type, raw_ids)) == {str}:
+        joined = _SEPARATOR.join(cast("list[str]", raw_ids))
+        if _is_canonical_uuid_lines(joined, len(raw_ids)):
+            # Lowercased before removing duplicates so "AB…" and "ab…" count as one order.
+            unique = dict.fromkeys(joined.lower().split(_SEPARATOR))
+            return tuple(map(make_uuid, unique))
+    raise _first_invalid_order_id(raw_ids)
+
+
+def _is_canonical_uuid_lines(joined: str, count: int) -> bool:
+    """Whether ``joined`` is ``count`` canonical UUIDs, one per line.
+
+    Checked on the whole batch with C-level string operations: for 100,000 ids a per-id regex
+    added half again to the cost of building the UUIDs, this adds about a tenth. Length, hyphen and separator
+    positions fix the layout; then exactly 32 hex digits per id must remain once hyphens and
+    separators are removed (an id holding its own newline or hyphen leaves fewer), and
+    ``bytes.fromhex`` rejects anything that is not hex (whitespace it would skip shortens
+    the result, which the length check catches).
+    """
+    stride = _UUID_LENGTH + len(_SEPARATOR)
+    if len(joined) != stride * count - len(_SEPARATOR):
+        return False
+    if any(joined[position::stride] != "-" * count for position in _HYPHEN_POSITIONS):
+        return False
+    if joined[_UUID_LENGTH::stride] != _SEPARATOR * (count - 1):
+        return False
+    digits = joined.replace("-", "").replace(_SEPARATOR, "")
+    if len(digits) != _HEX_DIGITS_PER_UUID * count:
+        return False
+    try:
+        return len(bytes.fromhex(digits)) * 2 == len(digits)
+    except ValueError:
+        return False
+
+
+def _first_invalid_order_id(raw_ids: list[object]) -> BadRequest:
+    """The error naming the first bad id (the slow path, taken only when the batch is refused)."""
+    for index, value in enumerate(raw_ids):
+        if type(value) is not str or _CANONICAL_UUID.fullmatch(value) is None:
+            return BadRequest(
+                f"order_ids[{index}] is not a UUID string: {_preview(value)}.", code="invalid_order_id"
+            )
+    # Not reached while both checks agree (a differential property test holds them to it).
+    return BadRequest("order_ids must be UUID strings.", code="invalid_order_id")
+
+
+def _preview(value: object) -> str:
+    """A short, cheap description of a bad value (never the repr of a huge structure)."""
+    if isinstance(value, str):
+        return repr(value[:_PREVIEW_LENGTH])
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)[:_PREVIEW_LENGTH]
+
+
+def _name_fields(names: list[str]) -> str:
+    shown = ", ".join(repr(name[:_PREVIEW_LENGTH]) for name in sorted(names)[:_MAX_NAMED_FIELDS])
+    hidden = len(names) - _MAX_NAMED_FIELDS
+    return f"{shown} and {hidden} more" if hidden > 0 else shown

@@ -1,0 +1,90 @@
+"""The Redis side: enqueueing jobs on arq and publishing progress events.
+
+Redis is only the trigger and the event bus. Every call here is best effort: when Redis is
+down it logs and returns, and the sweep (which reads PostgreSQL) makes up for it later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from uuid import UUID
+
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool
+from redis.exceptions import RedisError
+
+from invoicing.infra import redis_keys as keys
+from invoicing.jobs.events import encode, event_for
+from invoicing.jobs.views import BatchJob
+from invoicing.kernel.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def connect_redis(url: str, *, timeout: float = 2.0) -> ArqRedis:
+    """A lazily connecting client: creating it never fails, even with Redis down."""
+    pool = ConnectionPool.from_url(
+        url, socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=15
+    )
+    return ArqRedis(connection_pool=pool)
+
+
+class JobQueue:
+    """Enqueue batch jobs and publish their events on one Redis connection pool."""
+
+    def __init__(self, redis: ArqRedis, settings: Settings) -> None:
+        self.redis = redis
+        self.queue_name = settings.queue_name
+        self.prefix = settings.redis_prefix
+
+    async def enqueue(self, job_id: UUID, generation: int, *, delay: float = 0.0) -> bool:
+        """True if arq accepted a new job; False if it was already queued or Redis is down.
+
+        With ``delay``, no worker starts it before that many seconds (a backoff).
+        """
+        try:
+            queued = await self.redis.enqueue_job(
+                keys.PROCESS_BATCH_JOB,
+                str(job_id),
+                _job_id=keys.arq_job_id(job_id, generation),
+                _queue_name=self.queue_name,
+                _defer_by=delay or None,
+            )
+        except (RedisError, OSError) as exc:
+            logger.warning("could not enqueue job %s (the sweep will): %s", job_id, exc)
+            return False
+        return queued is not None
+
+    async def is_waiting(self, job_id: UUID, generation: int) -> bool | None:
+        """Whether arq holds this generation's message and no worker has started it (queued
+        or deferred). False when it is missing (Redis lost it) or started, which for a job
+        nobody claimed means its worker died before claiming it. None if Redis is down."""
+        arq_id = keys.arq_job_id(job_id, generation)
+        try:
+            queued = await self.redis.exists(keys.arq_message(arq_id))
+            started = await self.redis.exists(keys.arq_in_progress(arq_id))
+        except (RedisError, OSError) as exc:
+            logger.warning("could not check the queue for job %s: %s", job_id, exc)
+            return None
+        return bool(queued) and not started
+
+    async def publish(self, job: BatchJob) -> None:
+        """Announce a committed state of the job. Call only after the commit."""
+        try:
+            await self.redis.publish(
+                keys.events_channel(self.prefix, job.organization_id), encode(event_for(job))
+            )
+        except (RedisError, OSError) as exc:
+            logger.debug("could not publish progress of job %s: %s", job.id, exc)
+
+    async def ping(self, within: float = 2.0) -> bool:
+        """Redis answers within ``within`` seconds (a frozen server otherwise costs a socket timeout)."""
+        try:
+            async with asyncio.timeout(within):
+                return bool(await self.redis.ping())
+        except (RedisError, OSError):  # TimeoutError is an OSError
+            return False
+
+    async def close(self) -> None:
+        await self.redis.aclose(close_connection_pool=True)

@@ -1,0 +1,81 @@
+"""Invoices as the API shows them, with ``from_row`` and one JSON serializer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from invoicing.domain.money import round_money
+from invoicing.kernel.json_values import iso_time, plain_number
+
+
+def money_text(amount: Decimal, currency: str) -> str:
+    """An amount as a string with exactly the currency's minor digits (JSON has no decimals)."""
+    return str(round_money(amount, currency))
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    id: UUID
+    organization_id: UUID
+    number: str
+    sales_order_id: UUID
+    customer_id: UUID
+    billing_name: str
+    billing_address: str
+    billing_email: str
+    issue_date: date
+    due_date: date
+    currency: str
+    subtotal: Decimal
+    tax_total: Decimal
+    total: Decimal
+    tax_breakdown: list[dict[str, str]]
+    created_by: UUID
+    batch_job_id: UUID | None
+    created_at: datetime
+    lines: tuple[Any, ...] | None = None
+
+    @classmethod
+    def from_row(cls, row: Any, lines: list[Any] | None = None) -> Invoice:
+        fields = {name: row[name] for name in cls.__slots__ if name != "lines"}
+        return cls(**fields, lines=None if lines is None else tuple(lines))
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": str(self.id),
+            "number": self.number,
+            "sales_order_id": str(self.sales_order_id),
+            "customer_id": str(self.customer_id),
+            "billing_name": self.billing_name,
+            "billing_address": self.billing_address,
+            "billing_email": self.billing_email,
+            "issue_date": self.issue_date.isoformat(),
+            "due_date": self.due_date.isoformat(),
+            "currency": self.currency,
+            "subtotal": money_text(self.subtotal, self.currency),
+            "tax_total": money_text(self.tax_total, self.currency),
+            "total": money_text(self.total, self.currency),
+            "taxes": self.tax_breakdown,
+            "created_by": str(self.created_by),
+            "batch_job_id": None if self.batch_job_id is None else str(self.batch_job_id),
+            "created_at": iso_time(self.created_at),
+        }
+        if self.lines is not None:
+            body["lines"] = [_invoice_line_json(line, self.currency) for line in self.lines]
+        return body
+
+
+def _invoice_line_json(row: Any, currency: str) -> dict[str, Any]:
+    return {
+        "position": row["position"],
+        "description": row["description"],
+        "quantity": plain_number(row["quantity"]),
+        "unit_price": plain_number(row["unit_price"]),
+        "discount_percent": plain_number(row["discount_percent"]),
+        "tax_rate_percent": plain_number(row["tax_rate_percent"]),
+        "net_amount": money_text(row["net_amount"], currency),
+    }

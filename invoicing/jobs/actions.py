@@ -1,0 +1,166 @@
+"""Use cases on batch jobs, called by the HTTP and WebSocket edges."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from invoicing.domain.batch_requests import BatchRequest
+from invoicing.domain.order_filters import OrderFilter
+from invoicing.infra.database import Database
+from invoicing.infra.queue import JobQueue
+from invoicing.infra.write_gate import WriteGate
+from invoicing.jobs import active_jobs
+from invoicing.jobs import store as jobs
+from invoicing.jobs.views import BatchJob
+from invoicing.kernel.errors import BadRequest, Conflict, OrdersInActiveJob
+from invoicing.kernel.principal import Principal
+from invoicing.kernel.settings import Settings
+from invoicing.orders import store as orders
+
+
+async def submit_batch(
+    database: Database,
+    queue: JobQueue,
+    principal: Principal,
+    request: BatchRequest,
+    settings: Settings,
+    *,
+    gate: WriteGate | None = None,
+) -> BatchJob:
+    """Record the job and its items in one transaction, then trigger a worker.
+
+    That transaction first checks the organization's cap of active jobs under its lock
+    (TooManyRequests ``too_many_active_jobs``), so parallel submits never exceed it. No order
+    goes into two running jobs: a filter is resolved to order ids inside that transaction, by
+    the database, leaving out orders a running job holds, and a list of ids naming any of them
+    is refused (``OrdersInActiveJob``). As every submit of the organization holds the same
+    lock, two parallel submits cannot both take an order. The enqueue happens
+    after the commit: a worker can never look for a job that is not there yet, and if Redis
+    is down the job simply waits in PostgreSQL for the sweep.
+
+    Submits take turns without holding a connection while they wait (``gate``, the server
+    process's: see invoicing/write_gate.py); DatabaseBusy if the turn does not come in time.
+    """
+    gate = gate or WriteGate(slots=1)
+    deadline = gate.deadline()
+    async with gate.turn(principal.organization_id, deadline):
+        job = await _record_when_unlocked(database, gate, deadline, principal, request, settings)
+    await queue.enqueue(job.id, job.enqueue_generation)
+    return job
+
+
+async def _record_when_unlocked(
+    database: Database,
+    gate: WriteGate,
+    deadline: float,
+    principal: Principal,
+    request: BatchRequest,
+    settings: Settings,
+) -> BatchJob:
+    attempt = 0
+    while True:
+        async with gate.slot(deadline), database.scoped(principal.organization_id) as connection:
+            if await active_jobs.try_lock_submits(connection, principal.organization_id):
+                return await _record(connection, principal, request, settings)
+        # Another server process is submitting for this organization: its transaction holds
+        # the lock. Ours ended empty and gave its connection back; wait, then try again.
+        await gate.pause(attempt, deadline)
+        attempt += 1
+
+
+async def _record(
+    connection: asyncpg.Connection, principal: Principal, request: BatchRequest, settings: Settings
+) -> BatchJob:
+    """The job and its items, under the organization's submit lock."""
+    await active_jobs.check_active_jobs(
+        connection, principal.organization_id, settings.max_active_jobs_per_org
+    )
+    order_ids = list(request.order_ids)
+    extra: dict[str, Any] = {}
+    if request.retry_of is not None:
+        await jobs.refuse_second_retry(connection, request.retry_of)
+    if order_ids:
+        held = await orders.held_orders(connection, principal.organization_id, order_ids)
+        if held and request.retry_of is not None:
+            # A retry takes what is still free; another job is already on the rest.
+            order_ids = [order_id for order_id in order_ids if order_id not in held]
+            if not order_ids:
+                raise _nothing_to_retry()
+        elif held:
+            raise OrdersInActiveJob.holding(held)
+    if request.order_filter is not None:
+        order_ids = await _resolve_filter(
+            connection, principal, request.order_filter, settings.max_batch_size
+        )
+        extra["filter"] = request.order_filter.to_json()
+    if request.retry_of is not None:
+        extra["retry_of"] = str(request.retry_of)
+    return await jobs.create_job(
+        connection,
+        organization_id=principal.organization_id,
+        created_by=principal.user_id,
+        order_ids=order_ids,
+        payload=job_payload(principal.user_id, "api", extra),
+        retry_of=request.retry_of,
+    )
+
+
+async def _resolve_filter(
+    connection: Any, principal: Principal, order_filter: OrderFilter, max_batch_size: int
+) -> list[UUID]:
+    order_ids = await orders.matching_order_ids(
+        connection, principal.organization_id, order_filter, limit=max_batch_size + 1
+    )
+    if not order_ids:
+        message = "No orders match the filter (orders in running jobs are left out)."
+        raise BadRequest(message, code="empty_batch")
+    if len(order_ids) > max_batch_size:
+        raise BadRequest(
+            f"More than {max_batch_size} orders match; a batch may contain at most {max_batch_size}.",
+            code="batch_too_large",
+        )
+    return order_ids
+
+
+async def retry_batch(
+    database: Database,
+    queue: JobQueue,
+    principal: Principal,
+    job_id: UUID,
+    settings: Settings,
+    *,
+    gate: WriteGate | None = None,
+) -> BatchJob:
+    """A new job over the orders of a finished job that still have no invoice and that no
+    running job holds (the failed items' reasons are usually fixed in the orders first: an
+    address, a price)."""
+    async with database.scoped(principal.organization_id) as connection:
+        job = await jobs.get_job(connection, principal.organization_id, job_id)
+        if not job.is_finished:
+            message = f"The job is still {job.status.value}; retry it once it has finished."
+            raise Conflict(message, code="job_not_finished")
+        order_ids = await jobs.uninvoiced_order_ids(connection, job)
+    if not order_ids:
+        raise _nothing_to_retry()
+    retry = BatchRequest(order_ids=tuple(order_ids), retry_of=job.id)
+    return await submit_batch(database, queue, principal, retry, settings, gate=gate)
+
+
+def _nothing_to_retry() -> Conflict:
+    message = "Every order of the job has its invoice or is in a running job; there is nothing to retry."
+    return Conflict(message, code="nothing_to_retry")
+
+
+async def cancel_batch(database: Database, queue: JobQueue, principal: Principal, job_id: UUID) -> BatchJob:
+    async with database.scoped(principal.organization_id) as connection:
+        job = await jobs.request_cancel(connection, principal.organization_id, job_id, principal.user_id)
+    await queue.publish(job)
+    return job
+
+
+def job_payload(user_id: UUID, source: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The request context stored with a job (the seed's ``payload``), for audit and support."""
+    return {"requested_by": str(user_id), "source": source, **(extra or {})}

@@ -1,0 +1,69 @@
+"""Progress events: what the worker publishes after each commit and WebSockets forward."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Literal, TypedDict
+
+from invoicing.jobs.views import BatchJob
+
+
+class ProgressEvent(TypedDict, total=False):
+    type: Literal["progress"]
+    job_id: str
+    organization_id: str
+    seq: int
+    status: str
+    total_items: int
+    processed_items: int
+    successful_items: int
+    failed_items: int
+    cancelled_items: int
+    cancel_requested: bool
+    items_per_second: float | None
+    eta_seconds: float | None
+    #: When the worker published it (Unix time); lets anyone measure delivery delay.
+    published_at: float
+
+
+class FinishedEvent(TypedDict, total=False):
+    type: Literal["finished"]
+    job_id: str
+    organization_id: str
+    seq: int
+    job: dict[str, Any]
+    published_at: float
+
+
+def event_for(job: BatchJob) -> ProgressEvent | FinishedEvent:
+    """The event announcing this committed state of the job (``seq`` only grows)."""
+    body = job.to_json()
+    if job.is_finished:
+        return FinishedEvent(
+            type="finished",
+            job_id=body["id"],
+            organization_id=body["organization_id"],
+            seq=job.progress_seq,
+            job=body,
+        )
+    return ProgressEvent(
+        type="progress",
+        job_id=body["id"],
+        organization_id=body["organization_id"],
+        seq=job.progress_seq,
+        status=body["status"],
+        total_items=job.total_items,
+        processed_items=job.processed_items,
+        successful_items=job.successful_items,
+        failed_items=job.failed_items,
+        cancelled_items=job.cancelled_items,
+        cancel_requested=job.cancel_requested,
+        items_per_second=body["items_per_second"],
+        eta_seconds=body["eta_seconds"],
+    )
+
+
+def encode(event: ProgressEvent | FinishedEvent) -> str:
+    """The wire form, stamped with the moment of publishing."""
+    return json.dumps({**event, "published_at": round(time.time(), 6)}, separators=(",", ":"))

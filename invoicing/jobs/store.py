@@ -1,0 +1,234 @@
+"""Batch jobs and their items: every database operation on them, named by intent."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from invoicing.domain.job_states import JOB_TYPE_BULK_INVOICE, ItemStatus, JobStatus
+from invoicing.jobs.views import BatchJob, BatchJobItem
+from invoicing.kernel.errors import Conflict, NotFound
+
+JOB_NOT_FOUND = "Batch job not found."
+
+
+def job_columns(table: str = "batch_job_queue") -> str:
+    """A job row and what its JSON adds, for a SELECT list or a RETURNING clause: who started
+    it (name, else email; NULL once they are no longer a member of the job's organization, which
+    also holds where row-level security is off) and the job that retried it. Two key lookups
+    per row (memberships and users by primary key, the unique index on ``retry_of``)."""
+    return f"""{table}.*,
+    (SELECT coalesce(nullif(creator.name, ''), creator.email)
+     FROM memberships membership JOIN users creator ON creator.id = membership.user_id
+     WHERE membership.organization_id = {table}.organization_id
+       AND membership.user_id = {table}.created_by) AS created_by_name,
+    (SELECT retry.id FROM batch_job_queue retry
+     WHERE retry.retry_of = {table}.id AND retry.organization_id = {table}.organization_id) AS retried_as"""
+
+
+JOB = job_columns()
+
+INSERT_JOB = f"""
+INSERT INTO batch_job_queue (organization_id, job_type, total_items, payload, created_by, retry_of)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING {JOB}
+"""
+
+# One statement for any number of items: the ids travel as one array parameter.
+INSERT_ITEMS = """
+INSERT INTO batch_job_items (job_id, position, order_id, organization_id)
+SELECT $1, item.position, item.order_id, $3
+FROM unnest($2::uuid[]) WITH ORDINALITY AS item(order_id, position)
+"""
+
+INSERT_AUDIT = """
+INSERT INTO audit_log (organization_id, user_id, action, job_id, detail) VALUES ($1, $2, $3, $4, $5)
+"""
+
+# The order number is shown only for this organization's orders: a foreign id stays opaque.
+LIST_ITEMS = """
+SELECT item.*, o.number AS order_number, invoice.number AS invoice_number
+FROM batch_job_items item
+LEFT JOIN sales_orders o ON o.id = item.order_id AND o.organization_id = $5
+LEFT JOIN invoices invoice ON invoice.id = item.invoice_id AND invoice.organization_id = $5
+WHERE item.job_id = $1 AND item.position > $2 AND ($4::text IS NULL OR item.status = $4)
+ORDER BY item.position
+LIMIT $3
+"""
+
+SELECT_JOB = f"SELECT {JOB} FROM batch_job_queue WHERE id = $1 AND organization_id = $2"
+
+# A job no worker holds (pending, or handed back after a failure and waiting out its backoff)
+# is cancelled at once; a running one is flagged and its worker stops before the next chunk.
+# The row lock orders this against a worker's claim and chunk transactions.
+REQUEST_CANCEL = f"""
+UPDATE batch_job_queue
+SET cancel_requested = true,
+    cancel_requested_at = coalesce(cancel_requested_at, now()),
+    cancelled_by = coalesce(cancelled_by, $3),
+    status = CASE WHEN lease_owner IS NULL THEN 'cancelled' ELSE status END,
+    completed_at = CASE WHEN lease_owner IS NULL THEN now() ELSE completed_at END,
+    cancelled_items = CASE WHEN lease_owner IS NULL THEN total_items - processed_items
+                           ELSE cancelled_items END,
+    lease_expires_at = CASE WHEN lease_owner IS NULL THEN NULL ELSE lease_expires_at END,
+    progress_seq = progress_seq + 1,
+    updated_at = now()
+WHERE id = $1 AND organization_id = $2 AND status IN ('pending', 'processing')
+RETURNING {JOB}
+"""
+
+# The orders of a finished job that got no invoice (failed, cancelled, or never reached) and
+# still have none.
+UNINVOICED_ORDER_IDS = """
+SELECT item.order_id
+FROM batch_job_items item
+CROSS JOIN LATERAL (
+    SELECT 1 FROM sales_orders o WHERE o.id = item.order_id AND o.invoice_id IS NULL OFFSET 0
+) AS o
+WHERE item.job_id = $1 AND item.status <> 'succeeded'
+ORDER BY item.position
+"""
+
+CANCEL_PENDING_ITEMS = """
+UPDATE batch_job_items SET status = 'cancelled', processed_at = now()
+WHERE job_id = $1 AND status = 'pending'
+"""
+
+
+async def create_job(
+    connection: asyncpg.Connection,
+    *,
+    organization_id: UUID,
+    created_by: UUID,
+    order_ids: Sequence[UUID],
+    payload: dict[str, Any],
+    retry_of: UUID | None = None,
+) -> BatchJob:
+    """Record a job and one pending item per order. Call inside a transaction.
+
+    A retry (``retry_of``) is audited on both jobs; a second retry of the same job is refused
+    by the database's unique index, whichever request commits first wins.
+    """
+    try:
+        row = await connection.fetchrow(
+            INSERT_JOB, organization_id, JOB_TYPE_BULK_INVOICE, len(order_ids), payload, created_by, retry_of
+        )
+    except asyncpg.UniqueViolationError:
+        raise _already_retried() from None
+    job = BatchJob.from_row(row)
+    await connection.execute(INSERT_ITEMS, job.id, list(order_ids), organization_id)
+    detail: dict[str, Any] = {"total_items": len(order_ids)}
+    if retry_of is not None:
+        detail["retry_of"] = str(retry_of)
+        retried = {"retry_job_id": str(job.id), "total_items": len(order_ids)}
+        await audit(connection, organization_id, retry_of, created_by, "job_retried", retried)
+    await audit(connection, organization_id, job.id, created_by, "job_created", detail)
+    return job
+
+
+async def refuse_second_retry(connection: asyncpg.Connection, job_id: UUID) -> None:
+    """Conflict ``already_retried`` if ``job_id`` has a retry (the unique index on retry_of
+    decides between two that commit at once)."""
+    if await connection.fetchval("SELECT 1 FROM batch_job_queue WHERE retry_of = $1", job_id):
+        raise _already_retried()
+
+
+def _already_retried() -> Conflict:
+    return Conflict("The job was already retried; follow the retry job instead.", code="already_retried")
+
+
+async def uninvoiced_order_ids(connection: asyncpg.Connection, job: BatchJob) -> list[UUID]:
+    """The orders a retry of ``job`` would invoice again, in the job's order."""
+    return [row["order_id"] for row in await connection.fetch(UNINVOICED_ORDER_IDS, job.id)]
+
+
+async def audit(
+    connection: asyncpg.Connection,
+    organization_id: UUID,
+    job_id: UUID,
+    user_id: UUID | None,
+    action: str,
+    detail: dict[str, Any],
+) -> None:
+    await connection.execute(INSERT_AUDIT, organization_id, user_id, action, job_id, detail)
+
+
+async def get_job(connection: asyncpg.Connection, organization_id: UUID, job_id: UUID) -> BatchJob:
+    row = await connection.fetchrow(SELECT_JOB, job_id, organization_id)
+    if row is None:
+        raise NotFound(JOB_NOT_FOUND, code="job_not_found")
+    return BatchJob.from_row(row)
+
+
+async def list_jobs(
+    connection: asyncpg.Connection,
+    organization_id: UUID,
+    *,
+    status: JobStatus | None,
+    limit: int,
+    after: tuple[datetime, UUID] | None,
+) -> list[BatchJob]:
+    """Newest first; ``after`` is the (created_at, id) of the last job of the previous page."""
+    conditions = ["organization_id = $1"]
+    values: list[Any] = [organization_id]
+    if status is not None:
+        values.append(status.value)
+        conditions.append(f"status = ${len(values)}")
+    if after is not None:
+        values += [after[0], after[1]]
+        conditions.append(f"(created_at, id) < (${len(values) - 1}::timestamptz, ${len(values)})")
+    values.append(limit)
+    query = f"""
+        SELECT {JOB} FROM batch_job_queue WHERE {" AND ".join(conditions)}
+        ORDER BY created_at DESC, id DESC LIMIT ${len(values)}
+    """
+    return [BatchJob.from_row(row) for row in await connection.fetch(query, *values)]
+
+
+async def list_active_jobs(connection: asyncpg.Connection, organization_id: UUID) -> list[BatchJob]:
+    """Pending and processing jobs, oldest first (what a live jobs page shows at the top)."""
+    rows = await connection.fetch(
+        f"""
+        SELECT {JOB} FROM batch_job_queue
+        WHERE organization_id = $1 AND status IN ('pending', 'processing')
+        ORDER BY created_at, id
+        LIMIT 200
+        """,
+        organization_id,
+    )
+    return [BatchJob.from_row(row) for row in rows]
+
+
+async def list_items(
+    connection: asyncpg.Connection,
+    job: BatchJob,
+    *,
+    status: ItemStatus | None,
+    limit: int,
+    after_position: int | None,
+) -> list[BatchJobItem]:
+    status_value = None if status is None else status.value
+    after = after_position or 0
+    rows = await connection.fetch(LIST_ITEMS, job.id, after, limit, status_value, job.organization_id)
+    return [BatchJobItem.from_row(row) for row in rows]
+
+
+async def request_cancel(
+    connection: asyncpg.Connection, organization_id: UUID, job_id: UUID, user_id: UUID
+) -> BatchJob:
+    """Cancel a pending job now, or ask its worker to stop; Conflict if it already finished."""
+    row = await connection.fetchrow(REQUEST_CANCEL, job_id, organization_id, user_id)
+    if row is None:
+        job = await get_job(connection, organization_id, job_id)
+        raise Conflict(f"The job is already {job.status.value}; it cannot be cancelled.", code="job_finished")
+    job = BatchJob.from_row(row)
+    if job.status is JobStatus.cancelled:
+        await connection.execute(CANCEL_PENDING_ITEMS, job.id)
+    await audit(
+        connection, job.organization_id, job.id, user_id, "job_cancel_requested", {"status": job.status.value}
+    )
+    return job

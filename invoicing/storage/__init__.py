@@ -1,1 +1,0 @@
-"""PostgreSQL storage: the pool, migrations and one repository module per aggregate."""
