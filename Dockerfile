@@ -15,6 +15,7 @@ COPY invoicing /src/invoicing
 COPY server /src/server
 COPY worker /src/worker
 COPY cli /src/cli
+COPY devtools /src/devtools
 RUN pip install /src && rm -rf /src
 
 WORKDIR /app

@@ -1,0 +1,1 @@
+"""Development tools, not the product: `invoicing dev`, embedded services, demo data, benchmarks."""

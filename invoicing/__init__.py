@@ -1,1 +1,1 @@
-"""Batch invoicing: the domain and storage shared by the server and the worker."""
+"""Batch invoicing: what the server and the worker share (layers in docs/ARCHITECTURE.md)."""

@@ -13,12 +13,13 @@ from starlette.routing import Route
 from invoicing.accounts import store as accounts
 from invoicing.domain.batch_requests import parse_batch_request
 from invoicing.domain.job_states import ItemStatus, JobStatus
+from invoicing.domain.money import money_text
 from invoicing.domain.order_filters import BATCH_DEFAULTS, FILTER_FIELDS, OrderFilter, parse_order_filter
 from invoicing.infra import limits
 from invoicing.infra.database import FAST_UUID
 from invoicing.invoices import store as invoices
 from invoicing.invoices.single_order import invoice_single_order
-from invoicing.invoices.views import Invoice, money_text
+from invoicing.invoices.views import Invoice
 from invoicing.jobs import actions as batches
 from invoicing.jobs import store as jobs
 from invoicing.jobs.views import BatchJob, BatchJobItem

@@ -32,6 +32,7 @@ from tests.support.factories import Organization, create_organization
 from tests.support.postgres import PostgresServer, PrivateDatabase
 from tests.support.server_process import ServerProcess, running_server
 from tests.support.services import RedisServer, database_url_for
+from tests.support.transitions import enforce_transitions
 
 RUN_ID = secrets.token_hex(4)
 TEST_SECRET_KEY = "test-secret-key-0123456789"
@@ -78,6 +79,8 @@ async def session_database(postgres_admin_url: str) -> AsyncIterator[str]:
             await migrate(database)
             await ensure_runtime_role(database, runtime_url(url))
             await seal_scopes(database)
+            async with database.connection() as connection:
+                await enforce_transitions(connection)
         yield url
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -210,6 +213,8 @@ async def private_postgres() -> AsyncIterator[PrivateDatabase]:
             await migrate(database)
             await ensure_runtime_role(database, runtime_url(url))
             await seal_scopes(database)
+            async with database.connection() as connection:
+                await enforce_transitions(connection)
         yield PrivateDatabase(server=server, url=url)
     finally:
         server.close()

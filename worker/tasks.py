@@ -17,7 +17,7 @@ from invoicing.domain.retries import DATABASE_ERROR, INTERNAL_ERROR, RetryPolicy
 from invoicing.infra.database import Database
 from invoicing.infra.database_failures import database_reason, is_contention, is_unavailable
 from invoicing.infra.queue import JobQueue
-from invoicing.jobs import leases
+from invoicing.jobs import events, leases
 from invoicing.jobs.chunks import ChunkOutcome
 from invoicing.jobs.pipeline import JobRun, committed_chunks
 from invoicing.jobs.views import BatchJob
@@ -76,7 +76,7 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
     )
     runner = _JobRunner(run, queue, settings, progress=job.processed_items + job.cancelled_items)
     try:
-        await queue.publish(job)
+        await events.publish(queue, job)
         return await runner.run()
     except asyncio.CancelledError:
         # Shutting down or Redis lost: hand the job back now instead of leaving it until the
@@ -181,7 +181,7 @@ class _JobRunner:
                 if outcome.job is not None:
                     self.progressed_at = time.monotonic()
                     self.contention_pause = FIRST_CONTENTION_PAUSE
-                    await self.queue.publish(outcome.job)
+                    await events.publish(self.queue, outcome.job)
                 sizer.committed()
         if outcome.lease_lost or outcome.job is None:
             logger.warning("job %s: lease lost to another worker; stopping", run.job_id)
@@ -252,7 +252,7 @@ class _JobRunner:
             return
         if outcome is None:
             return
-        await self.queue.publish(outcome.job)
+        await events.publish(self.queue, outcome.job)
         if outcome.ticket is None:
             logger.warning("job %s %s: %s", run.job_id, outcome.job.status.value, message)
             return

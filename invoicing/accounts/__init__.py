@@ -1,0 +1,1 @@
+"""Accounts: users, memberships, passwords, sessions, API tokens and device cookies."""

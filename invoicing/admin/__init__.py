@@ -1,0 +1,1 @@
+"""What admins see across their organization's jobs: the Operations page's reads."""

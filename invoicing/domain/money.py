@@ -101,3 +101,8 @@ def is_valid_currency(code: str) -> bool:
 def exact_arithmetic() -> AbstractContextManager[Context]:
     """Context manager under which ``Decimal`` products and sums of amounts are exact."""
     return localcontext(_EXACT)
+
+
+def money_text(amount: Decimal, currency: str) -> str:
+    """An amount as a string with exactly the currency's minor digits (JSON has no decimals)."""
+    return str(round_money(amount, currency))

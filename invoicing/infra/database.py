@@ -104,7 +104,7 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 
 #: The role the server and the worker act as: it owns no table, so row-level security applies.
 #: They log in as a role that is a member of it (``RUNTIME_ROLE`` unless configured otherwise,
-#: see invoicing/storage/roles.py) and act as it from the start of every connection.
+#: see invoicing/infra/roles.py) and act as it from the start of every connection.
 APP_ROLE = "invoicing_app"
 
 
@@ -271,7 +271,7 @@ class Database:
         self, connection: asyncpg.Connection, organization_id: UUID, *, statement_timeout: float | None = None
     ) -> None:
         """From now until the transaction ends (or the next call), see and write only this
-        organization's rows (with its ticket: invoicing/storage/scopes.py); how one
+        organization's rows (with its ticket: invoicing/infra/scopes.py); how one
         transaction visits several organizations in turn."""
         ticket = ticket_of(self.scope_key, organization_id)
         if statement_timeout is None:

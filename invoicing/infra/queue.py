@@ -15,8 +15,6 @@ from redis.asyncio import ConnectionPool
 from redis.exceptions import RedisError
 
 from invoicing.infra import redis_keys as keys
-from invoicing.jobs.events import encode, event_for
-from invoicing.jobs.views import BatchJob
 from invoicing.kernel.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -69,14 +67,12 @@ class JobQueue:
             return None
         return bool(queued) and not started
 
-    async def publish(self, job: BatchJob) -> None:
-        """Announce a committed state of the job. Call only after the commit."""
+    async def publish(self, organization_id: UUID, message: str) -> None:
+        """Send an event to the organization's subscribers (``invoicing.jobs.events`` says what)."""
         try:
-            await self.redis.publish(
-                keys.events_channel(self.prefix, job.organization_id), encode(event_for(job))
-            )
+            await self.redis.publish(keys.events_channel(self.prefix, organization_id), message)
         except (RedisError, OSError) as exc:
-            logger.debug("could not publish progress of job %s: %s", job.id, exc)
+            logger.debug("could not publish an event of organization %s: %s", organization_id, exc)
 
     async def ping(self, within: float = 2.0) -> bool:
         """Redis answers within ``within`` seconds (a frozen server otherwise costs a socket timeout)."""

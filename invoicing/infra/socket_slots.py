@@ -3,7 +3,7 @@
 Each socket holds a leased slot in two sorted sets, its user's and its organization's (member:
 a random socket id, score: when the slot lapses, by Redis's clock). It renews the slot while
 it is open and gives it back when it closes; the slots of a server process that died simply
-lapse. Like the other limits (``invoicing/limits.py``) this fails open: when Redis cannot be
+lapse. Like the other limits (``invoicing/infra/limits.py``) this fails open: when Redis cannot be
 reached a socket is admitted, because live progress is a convenience over PostgreSQL's truth
 and pages fall back to polling anyway.
 """

@@ -1,0 +1,1 @@
+"""Invoices: the COPY path, deciding orders with the rules, invoicing one order, and their JSON."""

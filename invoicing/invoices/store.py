@@ -11,11 +11,12 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from invoicing.domain.invoice_rules import format_invoice_number
-from invoicing.domain.models import Customer, InvoiceDraft, OrderLine, SalesOrder, TaxAmount
+from invoicing.domain.models import Customer, InvoiceDraft, SalesOrder, TaxAmount
 from invoicing.infra.copy_text import escape, optional
 from invoicing.infra.database_failures import database_reason
 from invoicing.invoices.views import Invoice
 from invoicing.kernel.errors import NotFound, OrderLocked
+from invoicing.orders.store import order_lines
 
 # Each chunk looks up a few hundred keys in tables of any size, so every read below is a loop
 # of primary- or unique-key lookups, whatever the planner's statistics say: the LATERAL
@@ -55,13 +56,6 @@ FROM unnest($2::uuid[]) AS wanted(id)
 CROSS JOIN LATERAL (SELECT id FROM sales_orders WHERE id = wanted.id AND organization_id = $1 OFFSET 0) AS o
 """
 
-SELECT_LINES = """
-SELECT l.sales_order_id, l.position, l.description, l.quantity, l.unit_price, l.discount_percent,
-       l.tax_rate_percent
-FROM unnest($1::uuid[]) AS wanted(id)
-CROSS JOIN LATERAL (SELECT * FROM sales_order_lines WHERE sales_order_id = wanted.id OFFSET 0) AS l
-ORDER BY l.sales_order_id, l.position
-"""
 
 SELECT_INVOICED = """
 SELECT i.sales_order_id
@@ -182,18 +176,6 @@ async def lock_orders_for_invoicing(
             currency=row["customer_currency"],
         )
     return OrdersToInvoice(orders, customers, invoiced, locked_elsewhere)
-
-
-async def order_lines(
-    connection: asyncpg.Connection, order_ids: Sequence[UUID]
-) -> dict[UUID, list[OrderLine]]:
-    """The lines of each of ``order_ids`` (visible to the connection), by position."""
-    lines: dict[UUID, list[OrderLine]] = {order_id: [] for order_id in order_ids}
-    if order_ids:
-        # Unpacked in SELECT_LINES's column order: cheaper than seven lookups by name a line.
-        for order_id, *line in await connection.fetch(SELECT_LINES, order_ids):
-            lines[order_id].append(OrderLine(*line))
-    return lines
 
 
 def _tax_breakdown(taxes: Sequence[TaxAmount]) -> str:

@@ -8,13 +8,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from invoicing.domain.money import round_money
+from invoicing.domain.money import money_text
 from invoicing.kernel.json_values import iso_time, plain_number
-
-
-def money_text(amount: Decimal, currency: str) -> str:
-    """An amount as a string with exactly the currency's minor digits (JSON has no decimals)."""
-    return str(round_money(amount, currency))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""Batch jobs: their SQL, every status change, the use cases (submit, run, cancel, sweep) and their JSON."""

@@ -12,7 +12,7 @@ from invoicing.domain.order_filters import OrderFilter
 from invoicing.infra.database import Database
 from invoicing.infra.queue import JobQueue
 from invoicing.infra.write_gate import WriteGate
-from invoicing.jobs import active_jobs
+from invoicing.jobs import active_jobs, events
 from invoicing.jobs import store as jobs
 from invoicing.jobs.views import BatchJob
 from invoicing.kernel.errors import BadRequest, Conflict, OrdersInActiveJob
@@ -157,7 +157,7 @@ def _nothing_to_retry() -> Conflict:
 async def cancel_batch(database: Database, queue: JobQueue, principal: Principal, job_id: UUID) -> BatchJob:
     async with database.scoped(principal.organization_id) as connection:
         job = await jobs.request_cancel(connection, principal.organization_id, job_id, principal.user_id)
-    await queue.publish(job)
+    await events.publish(queue, job)
     return job
 
 

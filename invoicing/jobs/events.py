@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any, Literal, TypedDict
 
+from invoicing.infra.queue import JobQueue
 from invoicing.jobs.views import BatchJob
 
 
@@ -67,3 +68,8 @@ def event_for(job: BatchJob) -> ProgressEvent | FinishedEvent:
 def encode(event: ProgressEvent | FinishedEvent) -> str:
     """The wire form, stamped with the moment of publishing."""
     return json.dumps({**event, "published_at": round(time.time(), 6)}, separators=(",", ":"))
+
+
+async def publish(queue: JobQueue, job: BatchJob) -> None:
+    """Announce a committed state of the job. Call only after the commit; best effort."""
+    await queue.publish(job.organization_id, encode(event_for(job)))

@@ -35,7 +35,7 @@ HAS_PENDING_ITEMS = """
 SELECT EXISTS (SELECT 1 FROM batch_job_items WHERE job_id = $1 AND status = 'pending')
 """
 
-# One primary-key lookup per item (see invoicing/storage/invoices.py on LATERAL ... OFFSET 0):
+# One primary-key lookup per item (see invoicing/invoices/store.py on LATERAL ... OFFSET 0):
 # with the statistics of a freshly submitted job, the planner otherwise read every pending
 # item of the job for each chunk. Only a pending item moves to its outcome.
 RECORD_ITEMS = """

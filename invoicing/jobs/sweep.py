@@ -12,7 +12,7 @@ from invoicing.domain.job_states import JobStatus
 from invoicing.domain.retries import WORKER_CRASHED, RetryPolicy
 from invoicing.infra.database import Database
 from invoicing.infra.queue import JobQueue
-from invoicing.jobs import leases
+from invoicing.jobs import events, leases
 from invoicing.jobs.leases import EnqueueTicket
 from invoicing.kernel.settings import Settings
 
@@ -71,7 +71,7 @@ async def sweep(
     failed = 0
     resumed = 0
     for outcome in crashed:
-        await queue.publish(outcome.job)
+        await events.publish(queue, outcome.job)
         if outcome.job.status is JobStatus.cancelled:
             logger.info("job %s cancelled (its worker stopped after the cancel was asked)", outcome.job.id)
         elif outcome.ticket is None:

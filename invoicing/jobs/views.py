@@ -1,4 +1,4 @@
-"""Domain objects read from storage, each with ``from_row`` and one JSON serializer."""
+"""Batch jobs and their items as the API shows them, each with ``from_row`` and one JSON serializer."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class BatchJob:
     enqueue_generation: int
     progress_seq: int
     retry_of: UUID | None
-    #: Read beside the row (``storage.jobs.job_columns``), not stored in it: the starter's name
+    #: Read beside the row (``invoicing.jobs.store.job_columns``), not stored in it: the starter's name
     #: (else email; None once they left the organization) and the job that retried this one.
     created_by_name: str | None
     retried_as: UUID | None

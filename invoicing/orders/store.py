@@ -12,10 +12,9 @@ from uuid import UUID
 import asyncpg
 
 from invoicing.domain.invoice_rules import order_total
-from invoicing.domain.models import SalesOrder
+from invoicing.domain.models import OrderLine, SalesOrder
 from invoicing.domain.money import exact_arithmetic
 from invoicing.domain.order_filters import ORDER_STATUSES, OrderFilter
-from invoicing.invoices.store import order_lines
 from invoicing.orders.views import SalesOrderSummary
 
 # Every read here is planned the same whatever the statistics say: the page's orders come
@@ -273,3 +272,24 @@ async def held_orders(
     """Those of ``order_ids`` a running job holds → the job."""
     rows = await connection.fetch(HELD_ORDERS, organization_id, list(order_ids))
     return {row["order_id"]: row["job_id"] for row in rows}
+
+
+SELECT_LINES = """
+SELECT l.sales_order_id, l.position, l.description, l.quantity, l.unit_price, l.discount_percent,
+       l.tax_rate_percent
+FROM unnest($1::uuid[]) AS wanted(id)
+CROSS JOIN LATERAL (SELECT * FROM sales_order_lines WHERE sales_order_id = wanted.id OFFSET 0) AS l
+ORDER BY l.sales_order_id, l.position
+"""
+
+
+async def order_lines(
+    connection: asyncpg.Connection, order_ids: Sequence[UUID]
+) -> dict[UUID, list[OrderLine]]:
+    """The lines of each of ``order_ids`` (visible to the connection), by position."""
+    lines: dict[UUID, list[OrderLine]] = {order_id: [] for order_id in order_ids}
+    if order_ids:
+        # Unpacked in SELECT_LINES's column order: cheaper than seven lookups by name a line.
+        for order_id, *line in await connection.fetch(SELECT_LINES, order_ids):
+            lines[order_id].append(OrderLine(*line))
+    return lines

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from invoicing.invoices.views import money_text
+from invoicing.domain.money import money_text
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,4 +138,4 @@ def test_dockerfile_copies_only_paths_that_exist(dockerfile_lines: list[str]) ->
 
 def test_dockerfile_installs_every_package_of_the_project(dockerfile_lines: list[str]) -> None:
     copied = {line.split()[1] for line in dockerfile_lines if line.startswith("COPY ")}
-    assert {"invoicing", "server", "worker", "cli", "migrations"} <= copied
+    assert {"invoicing", "server", "worker", "cli", "devtools", "migrations"} <= copied
