@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from invoicing.admin import operations
+from invoicing.admin.views import AuditEntry
 from invoicing.jobs.sweep import sweep
 from invoicing.kernel.principal import Principal
 from server import state
@@ -54,7 +55,7 @@ async def audit_log(request: Request) -> Response:
             before_id=uuid_cursor(request),
             limit=limit + 1,
         )
-    return page(entries, limit, operations.AuditEntry.to_json, lambda e: (str(e.id),))
+    return page(entries, limit, AuditEntry.to_json, lambda e: (str(e.id),))
 
 
 async def operations_page(request: Request) -> Response:

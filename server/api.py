@@ -11,9 +11,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from invoicing.accounts import store as accounts
+from invoicing.accounts.views import me_json
 from invoicing.domain.batch_requests import parse_batch_request
 from invoicing.domain.job_states import ItemStatus, JobStatus
-from invoicing.domain.money import money_text
 from invoicing.domain.order_filters import BATCH_DEFAULTS, FILTER_FIELDS, OrderFilter, parse_order_filter
 from invoicing.infra import limits
 from invoicing.infra.database import FAST_UUID
@@ -117,7 +117,7 @@ async def list_sales_orders(request: Request) -> Response:
             count = await orders.count_orders(
                 connection, principal.organization_id, order_filter, most_held=most_held
             )
-    extra = {} if count is None else {"total": count.total, "in_active_jobs": count.in_active_jobs}
+    extra = {} if count is None else count.to_json()
     return page(found, limit, SalesOrderSummary.to_json, lambda o: (o.number, str(o.id)), **extra)
 
 
@@ -132,20 +132,7 @@ async def sales_order_totals(request: Request) -> Response:
         totals = await orders.selection_totals(
             connection, principal.organization_id, order_filter, limit=settings.max_batch_size
         )
-    return JSONResponse(
-        {
-            "currencies": [
-                {
-                    "currency": entry.currency,
-                    "orders": entry.orders,
-                    "total": money_text(entry.total, entry.currency),
-                }
-                for entry in totals.currencies
-            ],
-            "orders": sum(entry.orders for entry in totals.currencies) + totals.without_total,
-            "without_total": totals.without_total,
-        }
-    )
+    return JSONResponse(totals.to_json())
 
 
 async def list_customers(request: Request) -> Response:
@@ -306,12 +293,7 @@ async def me(request: Request) -> Response:
     principal = await _principal(request)
     async with state.database(request).scoped(principal.organization_id) as connection:
         name = await accounts.organization_name(connection, principal.organization_id)
-    return JSONResponse(
-        {
-            "user": {"id": str(principal.user_id), "email": principal.email, "role": principal.role},
-            "organization": {"id": str(principal.organization_id), "name": name},
-        }
-    )
+    return JSONResponse(me_json(principal, name))
 
 
 routes = [

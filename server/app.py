@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,9 +11,6 @@ import asyncpg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from invoicing.infra import gc_tuning as collector
 from invoicing.infra import pools
@@ -24,7 +20,7 @@ from invoicing.infra.write_gate import WriteGate
 from invoicing.kernel.errors import InvoicingError
 from invoicing.kernel.settings import Settings
 from invoicing.services import application_database
-from server import admin, api, openapi, pages, tokens, ws
+from server import admin, api, health, openapi, pages, tokens, ws
 from server.body_limit import BodyLimit
 from server.errors import (
     DRIVER_ERRORS,
@@ -39,29 +35,6 @@ from server.hosts import AllowedHosts
 from server.hub import EventHub
 
 logger = logging.getLogger(__name__)
-
-
-async def healthz(request: Request) -> Response:
-    """The process is up (no dependency checked: a liveness probe must not flap with Redis)."""
-    return JSONResponse({"status": "ok"})
-
-
-#: /readyz answers within about this long whatever hangs: a probe that waits is no answer.
-READY_TIMEOUT_SECONDS = 1.5
-
-
-async def readyz(request: Request) -> Response:
-    """PostgreSQL and Redis both answer (each checked at once, on a connection of its own)."""
-    database_ok, redis_ok = await asyncio.gather(
-        request.state.database.ping(within=READY_TIMEOUT_SECONDS),
-        request.state.queue.ping(within=READY_TIMEOUT_SECONDS),
-    )
-    body = {
-        "status": "ok" if database_ok and redis_ok else "unavailable",
-        "database": database_ok,
-        "redis": redis_ok,
-    }
-    return JSONResponse(body, status_code=200 if database_ok and redis_ok else 503)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -97,8 +70,7 @@ def create_app(settings: Settings) -> Starlette:
             await database.disconnect()
 
     routes = [
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
+        *health.routes,
         *api.routes,
         *admin.routes,
         *openapi.routes,

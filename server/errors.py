@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from invoicing.infra.database_failures import is_unavailable
 from invoicing.kernel import errors
+from invoicing.kernel.json_schema import COUNT, ID, Schema, array, closed_object, ref
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,68 @@ def error_response(
 ) -> JSONResponse:
     body = {"code": code, "message": message, **(details or {})}
     return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+#: What ``error_response`` writes: the one error body of every API answer that is not a success.
+ERROR_SCHEMA = closed_object(
+    {
+        "error": closed_object(
+            {
+                "code": {"type": "string", "description": "Stable, machine-readable."},
+                "message": {"type": "string", "description": "Safe to show to a user."},
+                "request_id": {"type": "string", "description": "Only on a 500; it is in the server log."},
+                "count": {**COUNT, "description": "`orders_in_active_job`: how many of the orders are held."},
+                "jobs": array(
+                    closed_object({"id": ID, "orders": COUNT}),
+                    description="`orders_in_active_job`: the running jobs that hold them, and how many each.",
+                ),
+            },
+            optional=("request_id", "count", "jobs"),
+        )
+    }
+)
+
+
+#: What each error status means: the OpenAPI document's shared error answers.
+ERROR_DESCRIPTIONS = {
+    "400": "Malformed input: unknown or invalid parameter, limit, cursor or body.",
+    "401": "No or invalid credentials.",
+    "403": "Not allowed: an admin-only action, or a cookie request from another site.",
+    "404": "No such resource in your organization (another organization's looks the same).",
+    "409": "The current state forbids it; `order_locked` (someone else is changing the order) comes with "
+    "`Retry-After`; `orders_in_active_job` names the running jobs that hold the orders (`count`, `jobs`).",
+    "413": "The request body is larger than 8 MB.",
+    "422": "The order cannot be invoiced; the code says why.",
+    "429": "A limit was reached (jobs created per minute, refused job requests per minute, active jobs); "
+    "retry after `Retry-After` seconds.",
+    "500": "A bug on our side; quote the request id.",
+    "503": "Nothing was done: the database cannot be reached (`service_unavailable`), a lock or the turn "
+    "to take one did not come in time (`database_busy`), or a statement ran too long "
+    "(`database_timeout`); retry after `Retry-After` seconds.",
+}
+
+_RETRY_AFTER: Schema = {"type": "string", "description": "Seconds."}
+#: The headers ``headers_for`` adds, by status (a 409 has Retry-After only for `order_locked`).
+_ERROR_HEADERS: dict[str, dict[str, Schema]] = {
+    "401": {"WWW-Authenticate": {"required": True, "schema": {"const": "Bearer"}}},
+    "409": {"Retry-After": {"required": False, "schema": _RETRY_AFTER}},
+    "429": {"Retry-After": {"required": True, "schema": _RETRY_AFTER}},
+    "503": {"Retry-After": {"required": True, "schema": _RETRY_AFTER}},
+}
+
+
+def error_responses() -> dict[str, Schema]:
+    """The document's ``components.responses``: ``Error400``... each the error body, and its headers."""
+    responses: dict[str, Schema] = {}
+    for code, description in ERROR_DESCRIPTIONS.items():
+        response: Schema = {
+            "description": description,
+            "content": {"application/json": {"schema": ref("Error")}},
+        }
+        if code in _ERROR_HEADERS:
+            response["headers"] = _ERROR_HEADERS[code]
+        responses[f"Error{code}"] = response
+    return responses
 
 
 def status_for(error: errors.InvoicingError) -> int:

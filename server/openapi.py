@@ -1,9 +1,10 @@
 """The published OpenAPI 3.1 description of the JSON API (``GET /api/openapi.json``).
 
-Built by hand from small helpers, so that it says exactly what the handlers of ``server/api.py``
-and ``server/tokens.py`` answer: the response schemas mirror the ``to_json()`` serializers in
-``invoicing/records.py``, and every error is the one shape of ``server/errors.py``. The
-schemathesis test in ``tests/security`` holds the document and the application to each other.
+The paths and operations are the server's and are written here; every component schema comes
+from the module that writes that JSON, beside its ``to_json`` (``invoicing/*/views.py``, the
+request parsers, ``server/errors.py``, ``server/paging.py``, ``server/health.py``).
+``tests/integration/test_openapi_answers.py`` calls every route and holds each answer to its
+schema; the schemathesis test in ``tests/security`` fuzzes the document against the app.
 """
 
 from __future__ import annotations
@@ -17,43 +18,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from invoicing.accounts import views as account_views
+from invoicing.accounts.api_tokens import TOKEN_REQUEST_SCHEMA
+from invoicing.admin import views as admin_views
+from invoicing.domain.batch_requests import batch_request_schema
 from invoicing.domain.job_states import ItemStatus, JobStatus
 from invoicing.domain.order_filters import ORDER_STATUSES
 from invoicing.domain.paging import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
-from invoicing.kernel.settings import Settings
-from server.openapi_schemas import (
-    CURRENCY,
-    DATE,
-    DEFAULT_MAX_BATCH_SIZE,
-    ERROR,
-    UUID,
-    Schema,
-    account_schemas,
-    admin_schemas,
-    enum,
-    job_schemas,
-    order_and_invoice_schemas,
-    ref,
-)
+from invoicing.invoices import views as invoice_views
+from invoicing.jobs import views as job_views
+from invoicing.jobs.sweep import SWEEP_RESULT_SCHEMA
+from invoicing.kernel.json_schema import CURRENCY, DATE, ID, Schema, enum, ref
+from invoicing.kernel.settings import ENVIRONMENT, Settings
+from invoicing.orders import views as order_views
+from server import health
+from server.errors import ERROR_SCHEMA, error_responses
+from server.paging import paged
 
-ERROR_DESCRIPTIONS = {
-    "400": "Malformed input: unknown or invalid parameter, limit, cursor or body.",
-    "401": "No or invalid credentials.",
-    "403": "Not allowed: an admin-only action, or a cookie request from another site.",
-    "404": "No such resource in your organization (another organization's looks the same).",
-    "409": "The current state forbids it; `order_locked` (someone else is changing the order) comes with "
-    "`Retry-After`; `orders_in_active_job` names the running jobs that hold the orders (`count`, `jobs`).",
-    "413": "The request body is larger than 8 MB.",
-    "422": "The order cannot be invoiced; the code says why.",
-    "429": "A limit was reached (jobs created per minute, refused job requests per minute, active jobs); "
-    "retry after `Retry-After` seconds.",
-    "500": "A bug on our side; quote the request id.",
-    "503": "Nothing was done: the database cannot be reached (`service_unavailable`), a lock or the turn "
-    "to take one did not come in time (`database_busy`), or a statement ran too long "
-    "(`database_timeout`); retry after `Retry-After` seconds.",
-}
-
-RETRY_AFTER: Schema = {"type": "string", "description": "Seconds."}
+DEFAULT_MAX_BATCH_SIZE = int(ENVIRONMENT["MAX_BATCH_SIZE"] or 100_000)
 
 
 def json_content(schema: Schema) -> dict[str, Any]:
@@ -73,27 +55,13 @@ def errors(*statuses: int) -> dict[str, Any]:
     return {code: {"$ref": f"#/components/responses/Error{code}"} for code in codes}
 
 
-def _error_responses() -> dict[str, Any]:
-    responses: dict[str, Any] = {}
-    for code, description in ERROR_DESCRIPTIONS.items():
-        response: dict[str, Any] = {"description": description, "content": json_content(ref("Error"))}
-        if code == "401":
-            response["headers"] = {"WWW-Authenticate": {"required": True, "schema": {"const": "Bearer"}}}
-        if code in ("429", "503"):
-            response["headers"] = {"Retry-After": {"required": True, "schema": RETRY_AFTER}}
-        if code == "409":
-            response["headers"] = {"Retry-After": {"required": False, "schema": RETRY_AFTER}}
-        responses[f"Error{code}"] = response
-    return responses
-
-
 def id_parameter(name: str, what: str) -> Schema:
     return {
         "name": name,
         "in": "path",
         "required": True,
         "description": f"The {what}'s id; a malformed one is answered like a missing one (404).",
-        "schema": UUID,
+        "schema": ID,
     }
 
 
@@ -130,7 +98,7 @@ ORDER_FILTERS = [
     enum_query("invoiced", BOOLEAN_TEXT, "Only orders with (true) or without (false) an invoice."),
     query("order_date_from", DATE, "Orders dated on or after this day (YYYY-MM-DD)."),
     query("order_date_to", DATE, "Orders dated on or before this day."),
-    query("customer_id", UUID, "Only this customer's orders."),
+    query("customer_id", ID, "Only this customer's orders."),
     query("currency", CURRENCY, "Only orders in this currency."),
 ]
 
@@ -309,7 +277,7 @@ def _paths() -> dict[str, Any]:
                 "The organization's invoices, newest first (without lines).",
                 ok("A page of invoices.", "InvoicePage"),
                 400,
-                parameters=[query("job_id", UUID, "Only the invoices of this batch job."), *PAGING],
+                parameters=[query("job_id", ID, "Only the invoices of this batch job."), *PAGING],
             ),
         },
         "/api/invoices/{invoice_id}": {
@@ -364,6 +332,29 @@ def _paths() -> dict[str, Any]:
     }
 
 
+def _component_schemas(max_batch_size: int) -> dict[str, Schema]:
+    """Each resource's schema from the module that writes it; the pages are ``server/paging``'s
+    envelope around them."""
+    return {
+        "Error": ERROR_SCHEMA,
+        **account_views.SCHEMAS,
+        "TokenRequest": TOKEN_REQUEST_SCHEMA,
+        "SweepResult": SWEEP_RESULT_SCHEMA,
+        **health.SCHEMAS,
+        **order_views.SCHEMAS,
+        "CustomerPage": paged("Customer"),
+        "SalesOrderPage": paged("SalesOrder", **order_views.ORDER_COUNT_PROPERTIES),
+        **invoice_views.SCHEMAS,
+        "InvoicePage": paged("InvoiceSummary"),
+        "BatchRequest": batch_request_schema(max_batch_size),
+        **job_views.SCHEMAS,
+        "BatchJobPage": paged("BatchJob"),
+        "BatchJobItemPage": paged("BatchJobItem"),
+        **admin_views.SCHEMAS,
+        "AuditEntryPage": paged("AuditEntry"),
+    }
+
+
 @lru_cache(maxsize=4)
 def _document(max_batch_size: int) -> dict[str, Any]:
     return {
@@ -386,14 +377,8 @@ def _document(max_batch_size: int) -> dict[str, Any]:
                     "description": "The browser's session; a state-changing request must come from the site.",
                 },
             },
-            "schemas": {
-                "Error": ERROR,
-                **account_schemas(),
-                **order_and_invoice_schemas(),
-                **job_schemas(max_batch_size),
-                **admin_schemas(),
-            },
-            "responses": _error_responses(),
+            "schemas": _component_schemas(max_batch_size),
+            "responses": error_responses(),
         },
     }
 

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 
 from invoicing.domain.paging import decode_cursor, encode_cursor, parse_limit
 from invoicing.kernel.errors import BadRequest
+from invoicing.kernel.json_schema import Schema, array, closed_object, ref
 
 T = TypeVar("T")
 
@@ -104,3 +105,19 @@ def page(
     shown = items[:limit]
     next_cursor = encode_cursor(key(shown[-1])) if len(items) > limit else None
     return JSONResponse({"items": [render(item) for item in shown], "next_cursor": next_cursor, **extra})
+
+
+def paged(item_schema: str, **extra: Schema) -> Schema:
+    """The schema of what ``page`` writes: items of that component schema, ``next_cursor`` and
+    the optional ``extra`` fields."""
+    return closed_object(
+        {
+            "items": array(ref(item_schema)),
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "Pass as `cursor` for the next page; null on the last page.",
+            },
+            **extra,
+        },
+        optional=tuple(extra),
+    )

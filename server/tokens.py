@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from invoicing.accounts import api_tokens as tokens
+from invoicing.accounts.views import token_list_json
 from server import state
 from server.auth import authenticate
 from server.pages import account_context, principal_or_none, render_page
@@ -19,7 +20,7 @@ MAX_BODY_BYTES = 16 * 1024
 async def list_tokens(request: Request) -> Response:
     principal = await authenticate(request, state.database(request))
     found = await tokens.list_tokens(state.database(request), principal)
-    return JSONResponse({"items": [item.to_json() for item in found]})
+    return JSONResponse(token_list_json(found))
 
 
 async def create_token(request: Request) -> Response:
@@ -30,7 +31,7 @@ async def create_token(request: Request) -> Response:
     )
     # The only answer that ever carries the token: never cached, never stored.
     return JSONResponse(
-        {"token": created.token, "item": created.item.to_json()},
+        created.to_json(),
         status_code=201,
         headers={"Cache-Control": "no-store"},
     )

@@ -6,16 +6,16 @@ organizations gets one token per organization, each chosen explicitly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from uuid import UUID
 
 from invoicing.accounts import store as accounts
 from invoicing.accounts import token_store as tokens
 from invoicing.accounts.credentials import hash_token, new_api_token
-from invoicing.accounts.token_store import ApiToken
+from invoicing.accounts.views import ApiToken, CreatedToken
 from invoicing.domain.emails import normalized_email
 from invoicing.infra.database import Database
 from invoicing.kernel.errors import BadRequest, Conflict, NotFound
+from invoicing.kernel.json_schema import closed_object
 from invoicing.kernel.principal import Principal
 
 MAX_NAME_LENGTH = 100
@@ -26,13 +26,6 @@ LIST_LIMIT = 200
 
 TOKEN_NOT_FOUND = NotFound("API token not found.", code="token_not_found")
 _ALLOWED_FIELDS = frozenset({"name"})
-
-
-@dataclass(frozen=True, slots=True)
-class CreatedToken:
-    token: str  # shown to the user once, never stored
-    item: ApiToken
-    organization_id: UUID
 
 
 def parse_token_name(name: object) -> str:
@@ -64,6 +57,12 @@ def parse_create_request(body: object) -> str:
     if "name" not in body:
         raise BadRequest("The field 'name' is required.", code="missing_field")
     return parse_token_name(body["name"])
+
+
+#: What ``parse_create_request`` accepts (it also trims the name and refuses control characters).
+TOKEN_REQUEST_SCHEMA = closed_object(
+    {"name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH}}
+)
 
 
 async def create_token(database: Database, organization_id: UUID, user_id: UUID, name: str) -> CreatedToken:

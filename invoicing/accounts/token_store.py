@@ -2,37 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-
-@dataclass(frozen=True, slots=True)
-class ApiToken:
-    """A token's record; the token itself is never stored, only its digest (not read here)."""
-
-    id: UUID
-    name: str
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: Any) -> ApiToken:
-        return cls(row["id"], row["name"], row["created_at"], row["last_used_at"], row["revoked_at"])
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "name": self.name,
-            "created_at": self.created_at.isoformat(),
-            "last_used_at": None if self.last_used_at is None else self.last_used_at.isoformat(),
-            "revoked_at": None if self.revoked_at is None else self.revoked_at.isoformat(),
-        }
-
+from invoicing.accounts.views import ApiToken
 
 _COLUMNS = "id, name, created_at, last_used_at, revoked_at"
 

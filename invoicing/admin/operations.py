@@ -6,13 +6,11 @@ windows are bounded by indexed columns so the page stays cheap however long the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from invoicing.admin.views import AuditEntry, ErrorPattern, OperationalStats, StuckJob
 from invoicing.jobs.store import JOB
 from invoicing.jobs.views import BatchJob
 
@@ -112,89 +110,6 @@ WHERE entry.organization_id = $1
 ORDER BY entry.id DESC
 LIMIT $3
 """
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorPattern:
-    """Failed orders of one reason; ``count`` is distinct orders, each under its latest reason."""
-
-    code: str
-    count: int
-    last_seen: datetime | None
-    example: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "count": self.count,
-            "last_seen": None if self.last_seen is None else self.last_seen.isoformat(),
-            "example": self.example,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class StuckJob:
-    job: BatchJob
-    reason: str  # lease_expired | waiting_for_worker
-
-    def to_json(self) -> dict[str, Any]:
-        return {"reason": self.reason, "job": self.job.to_json()}
-
-
-@dataclass(frozen=True, slots=True)
-class OperationalStats:
-    pending_jobs: int
-    processing_jobs: int
-    oldest_pending_seconds: float | None
-    jobs_last_24h: dict[str, int]
-    invoices_last_hour: int
-    error_patterns: list[ErrorPattern]
-    stuck_jobs: list[StuckJob]
-
-    @property
-    def success_rate(self) -> float | None:
-        """Of the orders the last 24 hours' jobs processed, the share that has its invoice now.
-
-        Counted per order, not per item: a retry does not count an order twice, and an order
-        refused as ``already_invoiced`` has its invoice. None when nothing was processed.
-        """
-        invoiced = self.jobs_last_24h["orders_invoiced"]
-        processed = self.jobs_last_24h["orders_processed"]
-        return None if processed == 0 else round(invoiced / processed, 4)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "active": {
-                "pending": self.pending_jobs,
-                "processing": self.processing_jobs,
-                "stuck": len(self.stuck_jobs),
-                "oldest_pending_seconds": self.oldest_pending_seconds,
-            },
-            "last_24h": {**self.jobs_last_24h, "success_rate": self.success_rate},
-            "invoices_last_hour": self.invoices_last_hour,
-            "error_patterns": [pattern.to_json() for pattern in self.error_patterns],
-            "stuck_jobs": [stuck.to_json() for stuck in self.stuck_jobs],
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    id: UUID  # the public id
-    created_at: datetime
-    action: str
-    job_id: UUID | None
-    user_email: str | None  # None for the system's own actions (the sweep)
-    detail: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "created_at": self.created_at.isoformat(),
-            "action": self.action,
-            "job_id": None if self.job_id is None else str(self.job_id),
-            "user_email": self.user_email,
-            "detail": self.detail,
-        }
 
 
 async def operational_stats(connection: asyncpg.Connection, organization_id: UUID) -> OperationalStats:

@@ -11,10 +11,12 @@ from uuid import UUID
 from invoicing.domain.order_filters import (
     BATCH_DEFAULTS,
     FILTER_FIELDS,
+    ORDER_STATUSES,
     OrderFilter,
     parse_order_filter,
 )
 from invoicing.kernel.errors import BadRequest
+from invoicing.kernel.json_schema import CURRENCY, DATE, ID, Schema, array, closed_object, enum
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,28 @@ def parse_batch_filter(raw: object) -> OrderFilter:
     if unknown:
         raise BadRequest(f"Unknown filter field(s): {_name_fields(unknown)}.", code="unknown_field")
     return parse_order_filter(raw, defaults=BATCH_DEFAULTS, refuse=_invalid_filter)
+
+
+#: What ``parse_batch_filter`` accepts; a field left out keeps its batch default.
+BATCH_FILTER_SCHEMA = closed_object(
+    {
+        "status": enum(ORDER_STATUSES, default=BATCH_DEFAULTS.status),
+        "invoiced": {"type": "boolean", "default": BATCH_DEFAULTS.invoiced},
+        "order_date_from": {**DATE, "description": "Orders dated on or after this day."},
+        "order_date_to": {**DATE, "description": "Orders dated on or before this day."},
+        "customer_id": ID,
+        "currency": CURRENCY,
+    },
+    optional=FILTER_FIELDS,
+)
+
+
+def batch_request_schema(max_batch_size: int) -> Schema:
+    """What ``parse_batch_request`` accepts: order ids, or a filter."""
+    order_ids = array(ID, minItems=1, maxItems=max_batch_size, description="Duplicates count once.")
+    return {
+        "oneOf": [closed_object({"order_ids": order_ids}), closed_object({"filter": BATCH_FILTER_SCHEMA})]
+    }
 
 
 def _invalid_filter(message: str) -> BadRequest:

@@ -17,6 +17,9 @@ from decimal import (
 )
 from functools import cache
 
+from invoicing.kernel.json_schema import Schema
+from invoicing.kernel.json_values import DECIMAL
+
 # ISO 4217 exponents that differ from the usual two decimals.
 _ZERO_DECIMAL_CURRENCIES = frozenset(
     {
@@ -106,3 +109,7 @@ def exact_arithmetic() -> AbstractContextManager[Context]:
 def money_text(amount: Decimal, currency: str) -> str:
     """An amount as a string with exactly the currency's minor digits (JSON has no decimals)."""
     return str(round_money(amount, currency))
+
+
+#: What ``money_text`` writes, as the OpenAPI document describes it.
+MONEY: Schema = {**DECIMAL, "description": "An amount with exactly the currency's minor digits."}

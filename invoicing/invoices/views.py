@@ -1,4 +1,5 @@
-"""Invoices as the API shows them, with ``from_row`` and one JSON serializer."""
+"""Invoices as the API shows them: ``from_row``, one JSON serializer and, beside it, the schema
+of that JSON in the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -8,8 +9,19 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from invoicing.domain.money import money_text
-from invoicing.kernel.json_values import iso_time, plain_number
+from invoicing.domain.money import MONEY, money_text
+from invoicing.kernel.json_schema import (
+    CURRENCY,
+    DATE,
+    ID,
+    NULLABLE_ID,
+    TEXT,
+    Schema,
+    array,
+    closed_object,
+    ref,
+)
+from invoicing.kernel.json_values import DECIMAL, INSTANT, iso_time, plain_number
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +76,36 @@ class Invoice:
         return body
 
 
+#: An entry of ``taxes``: the invoice rules' breakdown per rate, stored with the invoice.
+TAX_AMOUNT_SCHEMA = closed_object({"rate": TEXT, "base": TEXT, "tax": TEXT})
+
+#: What ``Invoice.to_json`` writes for an invoice in a list: no lines.
+INVOICE_SUMMARY_SCHEMA = closed_object(
+    {
+        "id": ID,
+        "number": {"type": "string", "examples": ["INV-2026-000123"]},
+        "sales_order_id": ID,
+        "customer_id": ID,
+        "billing_name": TEXT,
+        "billing_address": TEXT,
+        "billing_email": TEXT,
+        "issue_date": DATE,
+        "due_date": DATE,
+        "currency": CURRENCY,
+        "subtotal": MONEY,
+        "tax_total": MONEY,
+        "total": MONEY,
+        "taxes": array(ref("TaxAmount")),
+        "created_by": ID,
+        "batch_job_id": NULLABLE_ID,
+        "created_at": INSTANT,
+    }
+)
+
+#: What ``Invoice.to_json`` writes for one invoice fetched (or created) alone: with its lines.
+INVOICE_SCHEMA = closed_object({**INVOICE_SUMMARY_SCHEMA["properties"], "lines": array(ref("InvoiceLine"))})
+
+
 def _invoice_line_json(row: Any, currency: str) -> dict[str, Any]:
     return {
         "position": row["position"],
@@ -74,3 +116,25 @@ def _invoice_line_json(row: Any, currency: str) -> dict[str, Any]:
         "tax_rate_percent": plain_number(row["tax_rate_percent"]),
         "net_amount": money_text(row["net_amount"], currency),
     }
+
+
+#: What ``_invoice_line_json`` writes.
+INVOICE_LINE_SCHEMA = closed_object(
+    {
+        "position": {"type": "integer"},
+        "description": TEXT,
+        "quantity": DECIMAL,
+        "unit_price": DECIMAL,
+        "discount_percent": DECIMAL,
+        "tax_rate_percent": DECIMAL,
+        "net_amount": MONEY,
+    }
+)
+
+#: This module's component schemas of the OpenAPI document, by name.
+SCHEMAS: dict[str, Schema] = {
+    "TaxAmount": TAX_AMOUNT_SCHEMA,
+    "InvoiceLine": INVOICE_LINE_SCHEMA,
+    "InvoiceSummary": INVOICE_SUMMARY_SCHEMA,
+    "Invoice": INVOICE_SCHEMA,
+}

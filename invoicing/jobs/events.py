@@ -16,6 +16,9 @@ class ProgressEvent(TypedDict, total=False):
     organization_id: str
     seq: int
     status: str
+    #: Always false: a finished job's state goes out as a ``FinishedEvent``. Sent all the same,
+    #: so that a client merging events into its job object never keeps a stale ``finished``.
+    finished: bool
     total_items: int
     processed_items: int
     successful_items: int
@@ -54,6 +57,7 @@ def event_for(job: BatchJob) -> ProgressEvent | FinishedEvent:
         organization_id=body["organization_id"],
         seq=job.progress_seq,
         status=body["status"],
+        finished=body["finished"],
         total_items=job.total_items,
         processed_items=job.processed_items,
         successful_items=job.successful_items,

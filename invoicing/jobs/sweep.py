@@ -14,6 +14,7 @@ from invoicing.infra.database import Database
 from invoicing.infra.queue import JobQueue
 from invoicing.jobs import events, leases
 from invoicing.jobs.leases import EnqueueTicket
+from invoicing.kernel.json_schema import COUNT, closed_object
 from invoicing.kernel.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,10 @@ class SweepResult:
 
     def to_json(self) -> dict[str, int]:
         return {"enqueued": self.enqueued, "resumed": self.resumed, "failed": self.failed}
+
+
+#: What ``SweepResult.to_json`` writes (an admin's "process pending", the CLI's answer).
+SWEEP_RESULT_SCHEMA = closed_object({"enqueued": COUNT, "resumed": COUNT, "failed": COUNT})
 
 
 async def sweep(

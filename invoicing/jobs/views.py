@@ -1,4 +1,5 @@
-"""Batch jobs and their items as the API shows them, each with ``from_row`` and one JSON serializer."""
+"""Batch jobs and their items as the API shows them: each with ``from_row``, one JSON serializer
+and, beside it, the schema of that JSON in the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -8,8 +9,22 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from invoicing.domain.job_progress import progress_metrics
-from invoicing.domain.job_states import JobStatus
-from invoicing.kernel.json_values import iso_time
+from invoicing.domain.job_states import ItemStatus, JobStatus
+from invoicing.kernel.json_schema import (
+    BOOLEAN,
+    COUNT,
+    ID,
+    NULLABLE_ID,
+    NULLABLE_TEXT,
+    POSITION,
+    TEXT,
+    Schema,
+    array,
+    closed_object,
+    enum,
+    ref,
+)
+from invoicing.kernel.json_values import INSTANT, NULLABLE_INSTANT, iso_time
 
 #: Who started a job when they are no longer a member of its organization: never their id.
 FORMER_MEMBER = "a former member"
@@ -68,6 +83,7 @@ class BatchJob:
             "organization_id": str(self.organization_id),
             "job_type": self.job_type,
             "status": self.status.value,
+            "finished": self.is_finished,
             "total_items": self.total_items,
             "processed_items": self.processed_items,
             "successful_items": self.successful_items,
@@ -87,6 +103,47 @@ class BatchJob:
             "retry_of": None if self.retry_of is None else str(self.retry_of),
             "retried_as": None if self.retried_as is None else str(self.retried_as),
         }
+
+
+#: One entry of a job's ``errors``: a job-level error (no ``order_id``) or a failed order.
+JOB_ERROR_SCHEMA = closed_object({"order_id": ID, "code": TEXT, "message": TEXT}, optional=("order_id",))
+
+#: What ``BatchJob.to_json`` writes.
+BATCH_JOB_SCHEMA = closed_object(
+    {
+        "id": ID,
+        "organization_id": ID,
+        "job_type": TEXT,
+        "status": enum(JobStatus),
+        "finished": {
+            **BOOLEAN,
+            "description": "True once the status is final (completed, failed or cancelled): test "
+            "this, not a list of statuses.",
+        },
+        "total_items": COUNT,
+        "processed_items": COUNT,
+        "successful_items": COUNT,
+        "failed_items": COUNT,
+        "cancelled_items": COUNT,
+        "errors": array(ref("JobError"), description="A sample; every failure is in the items."),
+        "created_at": INSTANT,
+        "started_at": NULLABLE_INSTANT,
+        "completed_at": NULLABLE_INSTANT,
+        "created_by": ID,
+        "created_by_name": {
+            **TEXT,
+            "description": "Who started it, in words: their name, else their email; "
+            f'"{FORMER_MEMBER}" once they left the organization. Never an id.',
+        },
+        "cancel_requested": BOOLEAN,
+        "progress": {"type": "number", "minimum": 0, "maximum": 1},
+        "items_per_second": {"type": ["number", "null"], "minimum": 0},
+        "eta_seconds": {"type": ["number", "null"], "minimum": 0},
+        "seq": {"type": "integer", "description": "Grows with every change of the job."},
+        "retry_of": {**NULLABLE_ID, "description": "The finished job this one retries."},
+        "retried_as": {**NULLABLE_ID, "description": "The job that retried this one, if any."},
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,3 +176,25 @@ class BatchJobItem:
             "error": error,
             "processed_at": iso_time(self.processed_at),
         }
+
+
+#: What ``BatchJobItem.to_json`` writes.
+BATCH_JOB_ITEM_SCHEMA = closed_object(
+    {
+        "position": POSITION,
+        "order_id": ID,
+        "order_number": NULLABLE_TEXT,
+        "status": enum(ItemStatus),
+        "invoice_id": NULLABLE_ID,
+        "invoice_number": {**NULLABLE_TEXT, "description": "The invoice created, if any."},
+        "error": {"oneOf": [{"type": "null"}, closed_object({"code": TEXT, "message": TEXT})]},
+        "processed_at": NULLABLE_INSTANT,
+    }
+)
+
+#: This module's component schemas of the OpenAPI document, by name.
+SCHEMAS: dict[str, Schema] = {
+    "JobError": JOB_ERROR_SCHEMA,
+    "BatchJob": BATCH_JOB_SCHEMA,
+    "BatchJobItem": BATCH_JOB_ITEM_SCHEMA,
+}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -15,7 +14,7 @@ from invoicing.domain.invoice_rules import order_total
 from invoicing.domain.models import OrderLine, SalesOrder
 from invoicing.domain.money import exact_arithmetic
 from invoicing.domain.order_filters import ORDER_STATUSES, OrderFilter
-from invoicing.orders.views import SalesOrderSummary
+from invoicing.orders.views import CurrencyTotal, OrderCount, SalesOrderSummary, SelectionTotals
 
 # Every read here is planned the same whatever the statistics say: the page's orders come
 # from an index in number order (the month-end list from its own partial index, whose
@@ -176,14 +175,6 @@ def _order(row: Any, organization_id: UUID, lines: Sequence[Any]) -> SalesOrder:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class OrderCount:
-    #: Orders matching the filter.
-    total: int
-    #: Of those, orders a pending or processing job holds (a batch leaves them out).
-    in_active_jobs: int
-
-
 async def count_orders(
     connection: asyncpg.Connection, organization_id: UUID, order_filter: OrderFilter, *, most_held: int
 ) -> OrderCount:
@@ -218,21 +209,6 @@ async def matching_order_ids(
     """The ids a filter selects, in order-number order (at most ``limit``), leaving out the
     orders a running job holds."""
     return [row["id"] for row in await _matching_orders(connection, organization_id, order_filter, limit)]
-
-
-@dataclass(frozen=True, slots=True)
-class CurrencyTotal:
-    currency: str
-    orders: int
-    total: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class SelectionTotals:
-    #: Orders counted, per currency, largest first.
-    currencies: list[CurrencyTotal]
-    #: Orders whose lines cannot be invoiced, so have no total.
-    without_total: int
 
 
 async def selection_totals(

@@ -1,4 +1,5 @@
-"""Orders and customers as the API shows them, each with ``from_row`` and one JSON serializer."""
+"""Orders and customers as the API shows them: each with one JSON serializer and, beside it,
+the schema of that JSON in the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -8,7 +9,20 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from invoicing.domain.money import money_text
+from invoicing.domain.money import MONEY, money_text
+from invoicing.domain.order_filters import ORDER_STATUSES
+from invoicing.kernel.json_schema import (
+    COUNT,
+    CURRENCY,
+    DATE,
+    ID,
+    NULLABLE_ID,
+    TEXT,
+    Schema,
+    array,
+    closed_object,
+    enum,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +60,93 @@ class SalesOrderSummary:
         }
 
 
+#: What ``SalesOrderSummary.to_json`` writes.
+SALES_ORDER_SCHEMA = closed_object(
+    {
+        "id": ID,
+        "number": TEXT,
+        "status": enum(ORDER_STATUSES),
+        "customer_id": ID,
+        "customer_name": TEXT,
+        "currency": CURRENCY,
+        "order_date": DATE,
+        "total": {
+            **MONEY,
+            "type": ["string", "null"],
+            "description": "Its invoice's total, or the total its invoice will have (the invoice "
+            "rules' arithmetic); null while its lines cannot be invoiced.",
+        },
+        "invoice_id": NULLABLE_ID,
+        "active_job_id": {
+            **NULLABLE_ID,
+            "description": "The pending or processing job holding the order (no batch may take it).",
+        },
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCount:
+    #: Orders matching the filter.
+    total: int
+    #: Of those, orders a pending or processing job holds (a batch leaves them out).
+    in_active_jobs: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields an order page gains when its count is asked for (``include_total``)."""
+        return {"total": self.total, "in_active_jobs": self.in_active_jobs}
+
+
+#: The properties ``OrderCount.to_json`` adds to a page of orders.
+ORDER_COUNT_PROPERTIES: dict[str, Schema] = {
+    "total": {**COUNT, "description": "With `include_total=true`: every matching order."},
+    "in_active_jobs": {
+        **COUNT,
+        "description": "With `include_total=true`: how many of them running jobs hold "
+        "(a filter batch leaves them out).",
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CurrencyTotal:
+    currency: str
+    orders: int
+    total: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class SelectionTotals:
+    #: Orders counted, per currency, largest first.
+    currencies: list[CurrencyTotal]
+    #: Orders whose lines cannot be invoiced, so have no total.
+    without_total: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "currencies": [
+                {
+                    "currency": entry.currency,
+                    "orders": entry.orders,
+                    "total": money_text(entry.total, entry.currency),
+                }
+                for entry in self.currencies
+            ],
+            "orders": sum(entry.orders for entry in self.currencies) + self.without_total,
+            "without_total": self.without_total,
+        }
+
+
+#: What ``SelectionTotals.to_json`` writes.
+SELECTION_TOTALS_SCHEMA = closed_object(
+    {
+        "currencies": array(closed_object({"currency": CURRENCY, "orders": COUNT, "total": MONEY})),
+        "orders": {**COUNT, "description": "Orders a filter batch would take now."},
+        "without_total": {**COUNT, "description": "Of those, orders whose lines cannot be invoiced."},
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class CustomerSummary:
     """A customer as a filter offers it: who, and the currency its orders are in."""
@@ -60,3 +161,14 @@ class CustomerSummary:
 
     def to_json(self) -> dict[str, Any]:
         return {"id": str(self.id), "name": self.name, "currency": self.currency}
+
+
+#: What ``CustomerSummary.to_json`` writes.
+CUSTOMER_SCHEMA = closed_object({"id": ID, "name": TEXT, "currency": CURRENCY})
+
+#: This module's component schemas of the OpenAPI document, by name.
+SCHEMAS: dict[str, Schema] = {
+    "SalesOrder": SALES_ORDER_SCHEMA,
+    "Customer": CUSTOMER_SCHEMA,
+    "SalesOrderTotals": SELECTION_TOTALS_SCHEMA,
+}

@@ -6,7 +6,7 @@ import { ApiError, getJSON, postJSON, request, withQuery } from "./api.js";
 import * as fmt from "./format.js";
 import { jobLink } from "./job-link.js";
 import { jobPoller, ReconnectingSocket } from "./live.js";
-import { FINISHED_STATUSES, retryJob, statusText, summaryOf } from "./progress-card.js";
+import { retryJob, statusText, summaryOf } from "./progress-card.js";
 import { reasonLabel } from "./reasons.js";
 import { announce, el, errorMessage, setText, toast } from "./ui.js";
 
@@ -39,7 +39,7 @@ const view = {
 const state = { job: null, seq: -1, feed: null, busy: false };
 const items = { cursors: [null], next: null, loading: false, again: false, status: "" };
 
-const finished = () => state.job && FINISHED_STATUSES.has(state.job.status);
+const finished = () => Boolean(state.job && state.job.finished);
 
 // ---- the job ---------------------------------------------------------------------------
 
@@ -73,7 +73,7 @@ function uninvoiced(job) {
 
 function durationOf(job) {
   if (!job.started_at) return "—";
-  if (!FINISHED_STATUSES.has(job.status)) return `${fmt.duration(fmt.secondsBetween(job.started_at, new Date().toISOString()))} so far`;
+  if (!job.finished) return `${fmt.duration(fmt.secondsBetween(job.started_at, new Date().toISOString()))} so far`;
   return fmt.duration(fmt.secondsBetween(job.started_at, job.completed_at));
 }
 

@@ -6,7 +6,7 @@ import { CardList, fetchActiveJobs } from "./active-jobs.js";
 import * as fmt from "./format.js";
 import { jobLink } from "./job-link.js";
 import { Poller, ReconnectingSocket } from "./live.js";
-import { FINISHED_STATUSES, ProgressCard, retryJob, statusText } from "./progress-card.js";
+import { ProgressCard, retryJob, statusText } from "./progress-card.js";
 import { el, errorMessage, setText } from "./ui.js";
 
 const HISTORY_PAGE = 20;
@@ -45,8 +45,8 @@ function createdCell(job) {
 }
 
 function historyRow(job) {
-  const badgeKind = job.cancel_requested && !FINISHED_STATUSES.has(job.status) ? "cancelling" : job.status;
-  const running = !FINISHED_STATUSES.has(job.status);
+  const badgeKind = job.cancel_requested && !job.finished ? "cancelling" : job.status;
+  const running = !job.finished;
   const took = running ? (job.started_at ? "running" : "—") : fmt.duration(fmt.secondsBetween(job.started_at, job.completed_at));
   return el("tr", { dataset: { jobId: job.id, status: job.status } }, [
     el("td", { dataset: { label: "Status" } }, [el("span", { className: `badge badge--${badgeKind}`, text: statusText(job) })]),
@@ -66,7 +66,7 @@ function retryButton(job) {
     return el("span", { className: "job-chain" }, [document.createTextNode("Retried as "), jobLink(job.retried_as)]);
   }
   const uninvoiced = job.total_items - job.successful_items;
-  if (!FINISHED_STATUSES.has(job.status) || uninvoiced <= 0) return null;
+  if (!job.finished || uninvoiced <= 0) return null;
   const button = el("button", {
     className: "button button--small",
     text: "Retry",
@@ -156,7 +156,7 @@ function upsert(job, { announceStart = true } = {}) {
     existing.apply(job, job.seq, { full: true });
     return existing;
   }
-  if (FINISHED_STATUSES.has(job.status) || retired.has(job.id)) {
+  if (job.finished || retired.has(job.id)) {
     refreshHistorySoon();
     return null;
   }

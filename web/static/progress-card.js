@@ -8,7 +8,6 @@ import { jobPoller, ReconnectingSocket } from "./live.js";
 import { reasonLabel } from "./reasons.js";
 import { announce, el, errorMessage, setText, toast } from "./ui.js";
 
-export const FINISHED_STATUSES = new Set(["completed", "failed", "cancelled"]);
 const STATUS_TEXT = {
   pending: "Waiting to start",
   processing: "Processing",
@@ -21,7 +20,7 @@ const FAILURES_MAX_PAGE = 500;
 const PAUSED_NOTE = "Live updates paused — refreshing every 2 s";
 
 export function statusText(job) {
-  if (job.cancel_requested && !FINISHED_STATUSES.has(job.status)) return "Cancelling…";
+  if (job.cancel_requested && !job.finished) return "Cancelling…";
   return STATUS_TEXT[job.status] || job.status;
 }
 
@@ -73,7 +72,7 @@ export class ProgressCard {
     this.options = { live: true, announceStart: true, transportNote: true, ...options };
     this.job = { ...job };
     this.seq = Number.isInteger(job.seq) ? job.seq : -1;
-    this.wasFinished = FINISHED_STATUSES.has(job.status);
+    this.wasFinished = Boolean(job.finished);
     this.milestone = Math.floor(this.percent() / 25);
     this.feed = null;
     this.gone = false;
@@ -90,7 +89,7 @@ export class ProgressCard {
   }
 
   get finished() {
-    return FINISHED_STATUSES.has(this.job.status);
+    return Boolean(this.job.finished);
   }
 
   title() {
