@@ -14,6 +14,7 @@ from invoicing.domain.invoice_rules import format_invoice_number
 from invoicing.domain.models import Customer, InvoiceDraft, SalesOrder, TaxAmount
 from invoicing.infra.copy_text import escape, optional
 from invoicing.infra.database_failures import database_reason
+from invoicing.infra.keyset import after_key
 from invoicing.invoices.views import Invoice
 from invoicing.kernel.errors import NotFound, OrderLocked
 from invoicing.orders.store import order_lines
@@ -372,8 +373,8 @@ async def list_invoices(
         values.append(job_id)
         conditions.append(f"batch_job_id = ${len(values)}")
     if after is not None:
-        values += [after[0], after[1]]
-        conditions.append(f"(created_at, number) < (${len(values) - 1}::timestamptz, ${len(values)})")
+        conditions.append(after_key(("created_at", "number"), len(values) + 1, descending=True))
+        values += after
     values.append(limit)
     query = f"""
         SELECT * FROM invoices WHERE {" AND ".join(conditions)}

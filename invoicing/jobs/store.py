@@ -10,6 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from invoicing.domain.job_states import JOB_TYPE_BULK_INVOICE, ItemStatus, JobStatus
+from invoicing.infra.keyset import after_key
 from invoicing.jobs.views import BatchJob, BatchJobItem
 from invoicing.kernel.errors import Conflict, NotFound
 
@@ -179,8 +180,8 @@ async def list_jobs(
         values.append(status.value)
         conditions.append(f"status = ${len(values)}")
     if after is not None:
-        values += [after[0], after[1]]
-        conditions.append(f"(created_at, id) < (${len(values) - 1}::timestamptz, ${len(values)})")
+        conditions.append(after_key(("created_at", "id"), len(values) + 1, descending=True))
+        values += after
     values.append(limit)
     query = f"""
         SELECT {JOB} FROM batch_job_queue WHERE {" AND ".join(conditions)}

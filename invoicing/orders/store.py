@@ -14,6 +14,7 @@ from invoicing.domain.invoice_rules import order_total
 from invoicing.domain.models import OrderLine, SalesOrder
 from invoicing.domain.money import exact_arithmetic
 from invoicing.domain.order_filters import ORDER_STATUSES, OrderFilter
+from invoicing.infra.keyset import after_key
 from invoicing.orders.views import CurrencyTotal, OrderCount, SalesOrderSummary, SelectionTotals
 
 # Every read here is planned the same whatever the statistics say: the page's orders come
@@ -145,8 +146,8 @@ async def list_orders(
     previous page."""
     conditions, values = _conditions(organization_id, order_filter)
     if after is not None:
-        values += [after[0], after[1]]
-        conditions.append(f"(o.number, o.id) > (${len(values) - 1}, ${len(values)})")
+        conditions.append(after_key(("o.number", "o.id"), len(values) + 1, descending=False))
+        values += after
     values.append(limit)
     query = LIST_ORDERS.format(conditions=" AND ".join(conditions), limit=len(values))
     rows = await connection.fetch(query, *values)
