@@ -13,6 +13,7 @@ from starlette.routing import Route
 from invoicing.accounts import store as accounts
 from invoicing.accounts.views import me_json
 from invoicing.domain.batch_requests import parse_batch_request
+from invoicing.domain.invoice_rules import order_not_found
 from invoicing.domain.job_states import ItemStatus, JobStatus
 from invoicing.domain.order_filters import BATCH_DEFAULTS, FILTER_FIELDS, OrderFilter, parse_order_filter
 from invoicing.infra import limits
@@ -40,10 +41,6 @@ from server.paging import (
     uuid_cursor,
 )
 from server.requests import path_uuid, query_choice, query_uuid, read_json, reject_unknown_query
-
-JOB_NOT_FOUND = NotFound("Batch job not found.", code="job_not_found")
-INVOICE_NOT_FOUND = NotFound("Invoice not found.", code="invoice_not_found")
-ORDER_NOT_FOUND = NotFound("Sales order not found.", code="order_not_found")
 
 
 async def _principal(request: Request) -> Principal:
@@ -149,7 +146,7 @@ async def list_customers(request: Request) -> Response:
 
 async def invoice_sales_order(request: Request) -> Response:
     principal = await _principal(request)
-    order_id = path_uuid(request, "order_id", ORDER_NOT_FOUND)
+    order_id = path_uuid(request, "order_id", order_not_found)
     invoice = await invoice_single_order(
         state.database(request),
         organization_id=principal.organization_id,
@@ -204,7 +201,7 @@ JOB_CACHE_CONTROL = "private, no-cache"
 async def get_batch_job(request: Request) -> Response:
     """Cheap to poll every 2 s: the ETag is the job's sequence number, so 304 until it moves."""
     principal = await _principal(request)
-    job_id = path_uuid(request, "job_id", JOB_NOT_FOUND)
+    job_id = path_uuid(request, "job_id", NotFound.job)
     async with state.database(request).scoped(principal.organization_id) as connection:
         job = await jobs.get_job(connection, principal.organization_id, job_id)
     # A retry does not move the original's seq, yet changes its JSON (``retried_as``).
@@ -221,7 +218,7 @@ async def get_batch_job(request: Request) -> Response:
 
 async def list_batch_job_items(request: Request) -> Response:
     principal = await _principal(request)
-    job_id = path_uuid(request, "job_id", JOB_NOT_FOUND)
+    job_id = path_uuid(request, "job_id", NotFound.job)
     reject_unknown_query(request, {"status", "limit", "cursor"})
     status = query_choice(request, "status", tuple(s.value for s in ItemStatus))
     limit = limit_of(request)
@@ -239,7 +236,7 @@ async def list_batch_job_items(request: Request) -> Response:
 
 async def cancel_batch_job(request: Request) -> Response:
     principal = await _principal(request)
-    job_id = path_uuid(request, "job_id", JOB_NOT_FOUND)
+    job_id = path_uuid(request, "job_id", NotFound.job)
     job = await batches.cancel_batch(state.database(request), state.queue(request), principal, job_id)
     return _job_response(job)
 
@@ -249,7 +246,7 @@ async def retry_batch_job(request: Request) -> Response:
     principal = await _principal(request)
     settings, queue = state.settings(request), state.queue(request)
     async with limits.refusals_counted(queue.redis, settings, principal):
-        job_id = path_uuid(request, "job_id", JOB_NOT_FOUND)
+        job_id = path_uuid(request, "job_id", NotFound.job)
         async with limits.job_creation_quota(queue.redis, settings, principal):
             job = await batches.retry_batch(
                 state.database(request), queue, principal, job_id, settings, gate=state.write_gate(request)
@@ -275,7 +272,7 @@ async def list_invoices(request: Request) -> Response:
 
 async def get_invoice(request: Request) -> Response:
     principal = await _principal(request)
-    invoice_id = path_uuid(request, "invoice_id", INVOICE_NOT_FOUND)
+    invoice_id = path_uuid(request, "invoice_id", NotFound.invoice)
     async with state.database(request).scoped(principal.organization_id) as connection:
         invoice = await invoices.get_invoice(connection, principal.organization_id, invoice_id)
     return JSONResponse(invoice.to_json())

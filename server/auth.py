@@ -63,12 +63,17 @@ async def _by_bearer_token(header: str, database: Database) -> Principal:
             "Authentication required: send Authorization: Bearer <token>.", code="unauthorized"
         )
     if len(token) > MAX_TOKEN_LENGTH:
-        raise Unauthorized("The token is not valid.", code="invalid_token")
+        raise _invalid_token()
     async with database.unscoped() as db:
         principal = await principal_by_token(db, hash_token(token))
     if principal is None:
-        raise Unauthorized("The token is not valid.", code="invalid_token")
+        raise _invalid_token()
     return principal
+
+
+def _invalid_token() -> Unauthorized:
+    """An overlong token and an unknown one get the same answer: neither is any user's."""
+    return Unauthorized("The token is not valid.", code="invalid_token")
 
 
 async def still_authorized(connection: HTTPConnection, database: Database, principal: Principal) -> bool:

@@ -188,7 +188,7 @@ async def job_page(request: Request) -> Response:
         return RedirectResponse("/login", status_code=303)
     context = {"page": "jobs", **await account_context(request, principal)}
     try:
-        job_id = path_uuid(request, "job_id", NotFound("Batch job not found.", code="job_not_found"))
+        job_id = path_uuid(request, "job_id", NotFound.job)
         async with state.database(request).scoped(principal.organization_id) as connection:
             job = await jobs.get_job(connection, principal.organization_id, job_id)
     except NotFound:

@@ -10,18 +10,13 @@ from uuid import UUID
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from invoicing.domain.paging import decode_cursor, encode_cursor, parse_limit
-from invoicing.kernel.errors import BadRequest
+from invoicing.domain.paging import decode_cursor, encode_cursor, invalid_cursor, parse_limit
 from invoicing.kernel.json_schema import Schema, array, closed_object, ref
 
 T = TypeVar("T")
 
 #: Positions are PostgreSQL integers.
 MAX_POSITION = 2**31 - 1
-
-
-def _bad_cursor() -> BadRequest:
-    return BadRequest("The cursor is not valid; start again from the first page.", code="invalid_cursor")
 
 
 def limit_of(request: Request, maximum: int = 500) -> int:
@@ -41,14 +36,14 @@ def _instant(value: str | int) -> datetime:
             raise ValueError("naive timestamp")
         parsed.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise _bad_cursor() from None
+        raise invalid_cursor() from None
     return parsed
 
 
 def _text(value: str | int) -> str:
     """A text key PostgreSQL accepts (no NUL byte)."""
     if not isinstance(value, str) or "\x00" in value:
-        raise _bad_cursor()
+        raise invalid_cursor()
     return value
 
 
@@ -56,7 +51,7 @@ def _uuid(value: str | int) -> UUID:
     try:
         return UUID(str(value))
     except ValueError:
-        raise _bad_cursor() from None
+        raise invalid_cursor() from None
 
 
 def time_id_cursor(request: Request) -> tuple[datetime, UUID] | None:
@@ -89,7 +84,7 @@ def int_cursor(request: Request, maximum: int = MAX_POSITION) -> int | None:
     if values is None:
         return None
     if not isinstance(values[0], int) or not 0 <= values[0] <= maximum:
-        raise _bad_cursor()
+        raise invalid_cursor()
     return values[0]
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from uuid import UUID
 
 import orjson
 from starlette.requests import Request
 
-from invoicing.kernel.errors import BadRequest, NotFound
+from invoicing.kernel.errors import BadRequest, InvoicingError
 from server.errors import PayloadTooLarge
 
 #: 100,000 ids of 36 characters plus JSON punctuation fit in about 4 MB.
@@ -40,13 +41,14 @@ async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> object
         raise BadRequest(f"The request body is not valid JSON ({exc.msg}).", code="invalid_json") from None
 
 
-def path_uuid(request: Request, name: str, not_found: NotFound) -> UUID:
-    """An id from the path; a malformed one cannot exist, so it is answered like a missing one."""
+def path_uuid(request: Request, name: str, not_found: Callable[[], InvoicingError]) -> UUID:
+    """An id from the path; a malformed one cannot exist, so it is answered like a missing one
+    (``not_found``, the resource's constructor: ``NotFound.job``)."""
     raw = request.path_params[name]
     try:
         return UUID(raw)
     except ValueError:
-        raise not_found from None
+        raise not_found() from None
 
 
 def query_uuid(request: Request, name: str) -> UUID | None:

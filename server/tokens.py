@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from invoicing.accounts import api_tokens as tokens
 from invoicing.accounts.views import token_list_json
+from invoicing.kernel.errors import NotFound
 from server import state
 from server.auth import authenticate
 from server.pages import account_context, principal_or_none, render_page
@@ -46,7 +47,7 @@ async def tokens_collection(request: Request) -> Response:
 
 async def revoke_token(request: Request) -> Response:
     principal = await authenticate(request, state.database(request))
-    token_id = path_uuid(request, "token_id", tokens.TOKEN_NOT_FOUND)
+    token_id = path_uuid(request, "token_id", NotFound.token)
     item = await tokens.revoke_token(state.database(request), principal, token_id)
     return JSONResponse(item.to_json())
 

@@ -217,7 +217,7 @@ def _message_job_id(message: dict[str, Any]) -> UUID:
     try:
         return UUID(str(message.get("job_id")))
     except ValueError:
-        raise NotFound("Batch job not found.", code="job_not_found") from None
+        raise NotFound.job() from None
 
 
 async def _admit(websocket: WebSocket) -> Principal | None:
@@ -331,7 +331,8 @@ async def job_socket(websocket: WebSocket) -> None:
     try:
         job_id = UUID(websocket.path_params["job_id"])
     except ValueError:
-        error = {"code": "job_not_found", "message": "Batch job not found."}
+        missing = NotFound.job()
+        error = {"code": missing.code, "message": missing.message}
         await websocket.send_json({"type": "error", "error": error})
         await websocket.close(code=CLOSE_NOT_FOUND)
         return

@@ -24,7 +24,6 @@ MAX_ACTIVE_TOKENS = 50
 #: Tokens listed, newest first; revoked ones beyond this are history nobody needs to page.
 LIST_LIMIT = 200
 
-TOKEN_NOT_FOUND = NotFound("API token not found.", code="token_not_found")
 _ALLOWED_FIELDS = frozenset({"name"})
 
 
@@ -92,7 +91,7 @@ async def revoke_token(database: Database, principal: Principal, token_id: UUID)
     async with database.scoped(principal.organization_id) as connection:
         item = await tokens.revoke_token(connection, principal.organization_id, principal.user_id, token_id)
     if item is None:
-        raise TOKEN_NOT_FOUND
+        raise NotFound.token()
     return item
 
 

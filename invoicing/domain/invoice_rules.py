@@ -63,6 +63,12 @@ def format_invoice_number(year: int, sequence: int) -> str:
     return f"{INVOICE_NUMBER_PREFIX}-{year:04d}-{sequence:06d}"
 
 
+def order_not_found() -> InvoiceRuleError:
+    """A missing order, another organization's, or (at the edge) a malformed id: one answer for
+    all three, a rule error so that a batch records it on the order's item (404 over HTTP)."""
+    return InvoiceRuleError("Sales order not found.", code=ORDER_NOT_FOUND)
+
+
 def build_invoice_draft(
     order: SalesOrder | None,
     customer: Customer | None,
@@ -80,7 +86,7 @@ def build_invoice_draft(
     rate on the sum of that rate's nets, so the invoice shows one rounding per rate.
     """
     if order is None:
-        raise InvoiceRuleError("Sales order not found.", code=ORDER_NOT_FOUND)
+        raise order_not_found()
     _check_order(order, already_invoiced=already_invoiced)
     lines = tuple(sorted(order.lines, key=_position))
     _check_lines(lines)

@@ -64,19 +64,20 @@ def decode_cursor(raw: str, *, arity: int) -> tuple[str | int, ...]:
     URL-safe base64, not JSON, not a list of ``arity`` strings and integers.
     """
     if len(raw) > MAX_CURSOR_LENGTH or _URLSAFE_BASE64.fullmatch(raw) is None:
-        raise _invalid_cursor()
+        raise invalid_cursor()
     try:
         data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
         values = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # binascii, Unicode and JSON errors are ValueErrors
-        raise _invalid_cursor() from exc
+        raise invalid_cursor() from exc
     if not isinstance(values, list) or len(values) != arity:
-        raise _invalid_cursor()
+        raise invalid_cursor()
     for value in values:
         if isinstance(value, bool) or not isinstance(value, str | int):
-            raise _invalid_cursor()
+            raise invalid_cursor()
     return tuple(values)
 
 
-def _invalid_cursor() -> BadRequest:
+def invalid_cursor() -> BadRequest:
+    """The answer to any cursor that is not one a previous page returned (or no longer fits)."""
     return BadRequest("The cursor is not valid; start again from the first page.", code="invalid_cursor")

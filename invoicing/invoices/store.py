@@ -348,7 +348,7 @@ async def get_invoice(connection: asyncpg.Connection, organization_id: UUID, inv
         "SELECT * FROM invoices WHERE id = $1 AND organization_id = $2", invoice_id, organization_id
     )
     if row is None:
-        raise NotFound("Invoice not found.", code="invoice_not_found")
+        raise NotFound.invoice()
     lines = await connection.fetch(
         "SELECT * FROM invoice_lines WHERE invoice_id = $1 ORDER BY position", invoice_id
     )

@@ -14,8 +14,6 @@ from invoicing.infra.keyset import after_key
 from invoicing.jobs.views import BatchJob, BatchJobItem
 from invoicing.kernel.errors import Conflict, NotFound
 
-JOB_NOT_FOUND = "Batch job not found."
-
 
 def job_columns(table: str = "batch_job_queue") -> str:
     """A job row and what its JSON adds, for a SELECT list or a RETURNING clause: who started
@@ -161,7 +159,7 @@ async def audit(
 async def get_job(connection: asyncpg.Connection, organization_id: UUID, job_id: UUID) -> BatchJob:
     row = await connection.fetchrow(SELECT_JOB, job_id, organization_id)
     if row is None:
-        raise NotFound(JOB_NOT_FOUND, code="job_not_found")
+        raise NotFound.job()
     return BatchJob.from_row(row)
 
 

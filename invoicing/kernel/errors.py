@@ -48,9 +48,26 @@ class BadRequest(InvoicingError):
 
 
 class NotFound(InvoicingError):
-    """The thing does not exist, or belongs to another organization (never revealed)."""
+    """The thing does not exist, or belongs to another organization (never revealed).
+
+    Each resource's answer is built by one constructor here, a new exception at each raise, so
+    that a missing, a foreign and a malformed id get the same code and message on every path
+    (REST, WebSocket, pages).
+    """
 
     code = "not_found"
+
+    @classmethod
+    def job(cls) -> NotFound:
+        return cls("Batch job not found.", code="job_not_found")
+
+    @classmethod
+    def invoice(cls) -> NotFound:
+        return cls("Invoice not found.", code="invoice_not_found")
+
+    @classmethod
+    def token(cls) -> NotFound:
+        return cls("API token not found.", code="token_not_found")
 
 
 class Conflict(InvoicingError):
