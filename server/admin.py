@@ -20,7 +20,7 @@ from server.requests import reject_unknown_query
 
 
 async def _admin(request: Request) -> Principal:
-    principal = await authenticate(request, state.database(request))
+    principal = await authenticate(request, state.services(request).database)
     principal.require_admin()
     return principal
 
@@ -28,8 +28,8 @@ async def _admin(request: Request) -> Principal:
 async def process_pending(request: Request) -> Response:
     """The sweep, now, for the caller's organization only (the workers sweep every one)."""
     principal = await _admin(request)
-    database, queue, settings = state.database(request), state.queue(request), state.settings(request)
-    result = await sweep(database, queue, settings, principal.organization_id)
+    services = state.services(request)
+    result = await sweep(services.database, services.queue, services.settings, principal.organization_id)
     body: dict[str, Any] = result.to_json()
     return JSONResponse(body)
 
@@ -38,7 +38,7 @@ async def stats(request: Request) -> Response:
     """The organization's job health now and over the last 24 hours."""
     principal = await _admin(request)
     reject_unknown_query(request, set())
-    async with state.database(request).scoped(principal.organization_id) as connection:
+    async with state.services(request).database.scoped(principal.organization_id) as connection:
         found = await operations.operational_stats(connection, principal.organization_id)
     return JSONResponse(found.to_json())  # no-store, as every authenticated answer (server/headers.py)
 
@@ -48,7 +48,7 @@ async def audit_log(request: Request) -> Response:
     principal = await _admin(request)
     reject_unknown_query(request, {"limit", "cursor"})
     limit = limit_of(request, maximum=200)
-    async with state.database(request).scoped(principal.organization_id) as connection:
+    async with state.services(request).database.scoped(principal.organization_id) as connection:
         entries = await operations.audit_entries(
             connection,
             principal.organization_id,

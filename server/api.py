@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 import asyncpg
 from starlette.requests import Request
@@ -12,16 +12,13 @@ from starlette.routing import Route
 
 from invoicing.accounts import store as accounts
 from invoicing.accounts.views import me_json
-from invoicing.domain.batch_requests import parse_batch_request
 from invoicing.domain.invoice_rules import order_not_found
 from invoicing.domain.job_states import ItemStatus, JobStatus
 from invoicing.domain.order_filters import BATCH_DEFAULTS, FILTER_FIELDS, OrderFilter, parse_order_filter
-from invoicing.infra import limits
-from invoicing.infra.database import FAST_UUID
 from invoicing.invoices import store as invoices
 from invoicing.invoices.single_order import invoice_single_order
 from invoicing.invoices.views import Invoice
-from invoicing.jobs import actions as batches
+from invoicing.jobs import actions
 from invoicing.jobs import store as jobs
 from invoicing.jobs.views import BatchJob, BatchJobItem
 from invoicing.kernel.errors import BadRequest, NotFound
@@ -44,7 +41,12 @@ from server.requests import path_uuid, query_choice, query_uuid, read_json, reje
 
 
 async def _principal(request: Request) -> Principal:
-    return await authenticate(request, state.database(request))
+    return await authenticate(request, state.services(request).database)
+
+
+def _scoped(request: Request, principal: Principal) -> AbstractAsyncContextManager[asyncpg.Connection]:
+    """A transaction that sees the caller's organization only (row-level security too)."""
+    return state.services(request).database.scoped(principal.organization_id)
 
 
 def _job_response(job: BatchJob, status_code: int = 200) -> JSONResponse:
@@ -66,13 +68,13 @@ async def _reading(
     PostgreSQL after ``DB_READ_TIMEOUT_SECONDS``, whether or not its client is still there. A
     ``heavy`` one first waits for one of its organization's heavy-read turns, without a
     connection, so that one organization cannot fill the pool with them."""
-    timeout = state.settings(request).db_read_timeout_seconds
-    database = state.database(request)
+    services = state.services(request)
+    timeout = services.settings.db_read_timeout_seconds
     async with AsyncExitStack() as stack:
         if heavy:
-            await stack.enter_async_context(state.read_gate(request).heavy(principal.organization_id))
+            await stack.enter_async_context(services.read_gate.heavy(principal.organization_id))
         yield await stack.enter_async_context(
-            database.scoped(principal.organization_id, statement_timeout=timeout)
+            services.database.scoped(principal.organization_id, statement_timeout=timeout)
         )
 
 
@@ -109,7 +111,7 @@ async def list_sales_orders(request: Request) -> Response:
         # on request, as it costs a scan of the matching orders' index entries.
         count = None
         if include_total:
-            settings = state.settings(request)
+            settings = state.services(request).settings
             most_held = settings.max_active_jobs_per_org * settings.max_batch_size
             count = await orders.count_orders(
                 connection, principal.organization_id, order_filter, most_held=most_held
@@ -124,7 +126,7 @@ async def sales_order_totals(request: Request) -> Response:
     principal = await _principal(request)
     reject_unknown_query(request, set(FILTER_FIELDS))
     order_filter = _order_filter(request, defaults=BATCH_DEFAULTS)
-    settings = state.settings(request)
+    settings = state.services(request).settings
     async with _reading(request, principal, heavy=True) as connection:
         totals = await orders.selection_totals(
             connection, principal.organization_id, order_filter, limit=settings.max_batch_size
@@ -137,7 +139,7 @@ async def list_customers(request: Request) -> Response:
     principal = await _principal(request)
     reject_unknown_query(request, {"limit", "cursor"})
     limit = limit_of(request)
-    async with state.database(request).scoped(principal.organization_id) as connection:
+    async with _scoped(request, principal) as connection:
         found = await customers.list_customers(
             connection, principal.organization_id, limit=limit + 1, after=uuid_cursor(request)
         )
@@ -148,7 +150,7 @@ async def invoice_sales_order(request: Request) -> Response:
     principal = await _principal(request)
     order_id = path_uuid(request, "order_id", order_not_found)
     invoice = await invoice_single_order(
-        state.database(request),
+        state.services(request).database,
         organization_id=principal.organization_id,
         order_id=order_id,
         user_id=principal.user_id,
@@ -163,17 +165,9 @@ def _accepted(job: BatchJob) -> Response:
 
 
 async def create_batch_job(request: Request) -> Response:
-    """Validated first; only a job created counts against the user's per-minute quota."""
+    """The body is read only once the user's limits allow a job request (jobs.actions)."""
     principal = await _principal(request)
-    settings, queue = state.settings(request), state.queue(request)
-    async with limits.refusals_counted(queue.redis, settings, principal):
-        batch = parse_batch_request(
-            await read_json(request), max_batch_size=settings.max_batch_size, make_uuid=FAST_UUID
-        )
-        async with limits.job_creation_quota(queue.redis, settings, principal):
-            job = await batches.submit_batch(
-                state.database(request), queue, principal, batch, settings, gate=state.write_gate(request)
-            )
+    job = await actions.create_job(state.services(request), principal, lambda: read_json(request))
     return _accepted(job)
 
 
@@ -182,7 +176,7 @@ async def list_batch_jobs(request: Request) -> Response:
     reject_unknown_query(request, {"status", "limit", "cursor"})
     status = query_choice(request, "status", tuple(s.value for s in JobStatus))
     limit = limit_of(request)
-    async with state.database(request).scoped(principal.organization_id) as connection:
+    async with _scoped(request, principal) as connection:
         found = await jobs.list_jobs(
             connection,
             principal.organization_id,
@@ -202,7 +196,7 @@ async def get_batch_job(request: Request) -> Response:
     """Cheap to poll every 2 s: the ETag is the job's sequence number, so 304 until it moves."""
     principal = await _principal(request)
     job_id = path_uuid(request, "job_id", NotFound.job)
-    async with state.database(request).scoped(principal.organization_id) as connection:
+    async with _scoped(request, principal) as connection:
         job = await jobs.get_job(connection, principal.organization_id, job_id)
     # A retry does not move the original's seq, yet changes its JSON (``retried_as``).
     retried = "" if job.retried_as is None else "-retried"
@@ -222,7 +216,7 @@ async def list_batch_job_items(request: Request) -> Response:
     reject_unknown_query(request, {"status", "limit", "cursor"})
     status = query_choice(request, "status", tuple(s.value for s in ItemStatus))
     limit = limit_of(request)
-    async with state.database(request).scoped(principal.organization_id) as connection:
+    async with _scoped(request, principal) as connection:
         job = await jobs.get_job(connection, principal.organization_id, job_id)
         items = await jobs.list_items(
             connection,
@@ -237,20 +231,14 @@ async def list_batch_job_items(request: Request) -> Response:
 async def cancel_batch_job(request: Request) -> Response:
     principal = await _principal(request)
     job_id = path_uuid(request, "job_id", NotFound.job)
-    job = await batches.cancel_batch(state.database(request), state.queue(request), principal, job_id)
+    job = await actions.cancel_job(state.services(request), principal, job_id)
     return _job_response(job)
 
 
 async def retry_batch_job(request: Request) -> Response:
     """A new job over the finished job's orders that got no invoice (audited on both jobs)."""
     principal = await _principal(request)
-    settings, queue = state.settings(request), state.queue(request)
-    async with limits.refusals_counted(queue.redis, settings, principal):
-        job_id = path_uuid(request, "job_id", NotFound.job)
-        async with limits.job_creation_quota(queue.redis, settings, principal):
-            job = await batches.retry_batch(
-                state.database(request), queue, principal, job_id, settings, gate=state.write_gate(request)
-            )
+    job = await actions.retry_job(state.services(request), principal, request.path_params["job_id"])
     return _accepted(job)
 
 
@@ -259,7 +247,7 @@ async def list_invoices(request: Request) -> Response:
     reject_unknown_query(request, {"job_id", "limit", "cursor"})
     job_id = query_uuid(request, "job_id")
     limit = limit_of(request)
-    async with state.database(request).scoped(principal.organization_id) as connection:
+    async with _scoped(request, principal) as connection:
         found = await invoices.list_invoices(
             connection,
             principal.organization_id,
@@ -273,7 +261,7 @@ async def list_invoices(request: Request) -> Response:
 async def get_invoice(request: Request) -> Response:
     principal = await _principal(request)
     invoice_id = path_uuid(request, "invoice_id", NotFound.invoice)
-    async with state.database(request).scoped(principal.organization_id) as connection:
+    async with _scoped(request, principal) as connection:
         invoice = await invoices.get_invoice(connection, principal.organization_id, invoice_id)
     return JSONResponse(invoice.to_json())
 
@@ -288,7 +276,7 @@ async def batch_jobs(request: Request) -> Response:
 async def me(request: Request) -> Response:
     """Who the caller is, for the UI's header."""
     principal = await _principal(request)
-    async with state.database(request).scoped(principal.organization_id) as connection:
+    async with _scoped(request, principal) as connection:
         name = await accounts.organization_name(connection, principal.organization_id)
     return JSONResponse(me_json(principal, name))
 

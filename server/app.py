@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 
 from invoicing.infra import gc_tuning as collector
 from invoicing.infra import pools
+from invoicing.infra.limits import Limiter
 from invoicing.infra.queue import JobQueue, connect_redis
 from invoicing.infra.read_gate import ReadGate
 from invoicing.infra.write_gate import WriteGate
@@ -33,8 +34,35 @@ from server.errors import (
 from server.headers import SecurityHeaders
 from server.hosts import AllowedHosts
 from server.hub import EventHub
+from server.state import Services
 
 logger = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def opened_services(settings: Settings, redis_url: str) -> AsyncIterator[Services]:
+    """The process's services, open for the block, closed after it."""
+    database = application_database(settings, pool_size=settings.db_pool_size)
+    await database.connect()
+    await pools.check_at_start(database, "server")
+    queue = JobQueue(connect_redis(redis_url), settings)
+    hub = EventHub(redis_url, settings.redis_prefix)
+    await hub.start()
+    try:
+        yield Services(
+            settings=settings,
+            database=database,
+            queue=queue,
+            limiter=Limiter(queue.redis, settings),
+            write_gate=WriteGate.for_pool(settings.db_pool_size),
+            read_gate=ReadGate.for_pool(settings.db_pool_size),
+            hub=hub,
+            templates=pages.templates(),
+        )
+    finally:
+        await hub.stop()
+        await queue.close()
+        await database.disconnect()
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -47,27 +75,9 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        database = application_database(settings, pool_size=settings.db_pool_size)
-        await database.connect()
-        await pools.check_at_start(database, "server")
-        # Redis connects lazily: the server starts, and accepts jobs, while Redis is down.
-        queue = JobQueue(connect_redis(redis_url), settings)
-        hub = EventHub(redis_url, settings.redis_prefix)
-        await hub.start()
-        try:
-            yield {
-                "database": database,
-                "queue": queue,
-                "settings": settings,
-                "hub": hub,
-                "templates": pages.templates(),
-                "write_gate": WriteGate.for_pool(settings.db_pool_size),
-                "read_gate": ReadGate.for_pool(settings.db_pool_size),
-            }
-        finally:
-            await hub.stop()
-            await queue.close()
-            await database.disconnect()
+        async with opened_services(settings, redis_url) as services:
+            # The settings also on their own: server/openapi.py reads request.state.settings.
+            yield {"services": services, "settings": settings}
 
     routes = [
         *health.routes,

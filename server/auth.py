@@ -49,7 +49,9 @@ async def authenticate(connection: HTTPConnection, database: Database) -> Princi
     is_websocket = connection.scope["type"] == "websocket"
     if (is_websocket or connection.scope.get("method") not in SAFE_METHODS) and not same_origin(connection):
         raise Forbidden("This request must come from the application's own pages.", code="cross_site_request")
-    principal = await principal_for_session(database, token, secret_key=state.settings(connection).secret_key)
+    principal = await principal_for_session(
+        database, token, secret_key=state.services(connection).settings.secret_key
+    )
     if principal is None:
         raise Unauthorized("Your session has ended; log in again.", code="session_expired")
     return principal
@@ -87,7 +89,9 @@ async def still_authorized(connection: HTTPConnection, database: Database, princ
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return False
     token_hash = (
-        hash_session_token(token, state.settings(connection).secret_key) if is_session else hash_token(token)
+        hash_session_token(token, state.services(connection).settings.secret_key)
+        if is_session
+        else hash_token(token)
     )
     async with database.unscoped() as db:
         return await still_allows(db, token_hash=token_hash, is_session=is_session, principal=principal)

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from invoicing.kernel.json_schema import BOOLEAN, Schema, closed_object, enum
+from server import state
 
 
 async def healthz(request: Request) -> Response:
@@ -26,9 +27,10 @@ READY_TIMEOUT_SECONDS = 1.5
 
 async def readyz(request: Request) -> Response:
     """PostgreSQL and Redis both answer (each checked at once, on a connection of its own)."""
+    services = state.services(request)
     database_ok, redis_ok = await asyncio.gather(
-        request.state.database.ping(within=READY_TIMEOUT_SECONDS),
-        request.state.queue.ping(within=READY_TIMEOUT_SECONDS),
+        services.database.ping(within=READY_TIMEOUT_SECONDS),
+        services.queue.ping(within=READY_TIMEOUT_SECONDS),
     )
     body = {
         "status": "ok" if database_ok and redis_ok else "unavailable",

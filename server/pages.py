@@ -16,9 +16,8 @@ from starlette.templating import Jinja2Templates
 from invoicing.accounts import sessions
 from invoicing.accounts import store as accounts
 from invoicing.accounts.devices import DEVICE_COOKIE_LIFETIME_SECONDS, DeviceCookies
-from invoicing.infra import limits
 from invoicing.jobs import store as jobs
-from invoicing.kernel.errors import Forbidden, InvoicingError, NotFound, Unauthorized
+from invoicing.kernel.errors import Forbidden, InvoicingError, NotFound, TooManyRequests, Unauthorized
 from invoicing.kernel.principal import Principal
 from server import state
 from server.addresses import request_address
@@ -57,14 +56,15 @@ async def principal_or_none(request: Request) -> Principal | None:
     if session_token(request) is None:
         return None
     try:
-        return await authenticate(request, state.database(request))
+        return await authenticate(request, state.services(request).database)
     except InvoicingError:
         return None
 
 
 def render_page(request: Request, name: str, status_code: int = 200, /, **context: object) -> Response:
-    renderer: Jinja2Templates = request.state.templates
-    response = renderer.TemplateResponse(request, name, context, status_code=status_code)
+    response = state.services(request).templates.TemplateResponse(
+        request, name, context, status_code=status_code
+    )
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["Referrer-Policy"] = "same-origin"
     return response
@@ -87,27 +87,24 @@ async def login_submit(request: Request) -> Response:
     password = str(form.get("password", ""))[:MAX_FIELD_LENGTH]
     if not same_origin(request):
         return render_page(request, "login.html", 403, error="Please log in from this page.", email=email)
-    redis, settings = request.state.queue.redis, state.settings(request)
-    address = request_address(request, settings.trusted_proxies)
-    counters = limits.login_counters(settings, email, address, device=_known_device(request, email))
-    attempt = await limits.reserve_login_attempt(redis, settings, counters)
-    if not attempt.allowed:
-        refused = render_page(
-            request, "login.html", 429, error=limits.login_retry_message(attempt.retry_after), email=email
-        )
-        refused.headers["Retry-After"] = str(attempt.retry_after)
-        return refused
+    services = state.services(request)
     try:
         session = await sessions.login(
-            state.database(request),
+            services.database,
+            services.limiter,
             email,
             password,
-            secret_key=settings.secret_key,
+            address=request_address(request, services.settings.trusted_proxies),
+            device=_known_device(request, email),
+            secret_key=services.settings.secret_key,
             user_agent=request.headers.get("user-agent", ""),
         )
+    except TooManyRequests as refused:
+        throttled = render_page(request, "login.html", 429, error=refused.message, email=email)
+        throttled.headers["Retry-After"] = str(refused.retry_after)
+        return throttled
     except Unauthorized as error:
         return render_page(request, "login.html", 401, error=error.message, email=email)
-    await limits.refund_login_attempt(redis, attempt)  # a successful login is no failure
     response = RedirectResponse("/orders", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -124,7 +121,7 @@ async def login_submit(request: Request) -> Response:
 
 def _device_cookies(request: Request) -> DeviceCookies | None:
     """None without SECRET_KEY: then no browser is ever a known device."""
-    secret_key = state.settings(request).secret_key
+    secret_key = state.services(request).settings.secret_key
     return None if secret_key is None else DeviceCookies.from_secret(secret_key)
 
 
@@ -155,7 +152,7 @@ def _remember_device(request: Request, response: Response, email: str) -> None:
 
 def _secure_cookie(request: Request) -> bool:
     """Behind a TLS-terminating proxy the app sees http: SESSION_COOKIE_SECURE=true then."""
-    configured = request.state.settings.session_cookie_secure
+    configured = state.services(request).settings.session_cookie_secure
     return configured == "true" or (configured == "auto" and request.url.scheme == "https")
 
 
@@ -165,7 +162,8 @@ async def logout(request: Request) -> Response:
     a session alive that the user believes ended (issue 12: the cookie went, the session stayed)."""
     token = session_token(request)
     if token is not None:
-        await sessions.logout(state.database(request), token, secret_key=state.settings(request).secret_key)
+        services = state.services(request)
+        await sessions.logout(services.database, token, secret_key=services.settings.secret_key)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -189,7 +187,7 @@ async def job_page(request: Request) -> Response:
     context = {"page": "jobs", **await account_context(request, principal)}
     try:
         job_id = path_uuid(request, "job_id", NotFound.job)
-        async with state.database(request).scoped(principal.organization_id) as connection:
+        async with state.services(request).database.scoped(principal.organization_id) as connection:
             job = await jobs.get_job(connection, principal.organization_id, job_id)
     except NotFound:
         return render_page(request, "not_found.html", 404, what="job", **context)
@@ -198,9 +196,10 @@ async def job_page(request: Request) -> Response:
 
 async def account_context(request: Request, principal: Principal) -> dict[str, object]:
     """What the page header shows: who, in which organization, and which others they can pick."""
-    async with state.database(request).scoped(principal.organization_id) as connection:
+    database = state.services(request).database
+    async with database.scoped(principal.organization_id) as connection:
         organization = await accounts.organization_name(connection, principal.organization_id)
-    choices = await sessions.memberships(state.database(request), principal)
+    choices = await sessions.memberships(database, principal)
     return {"principal": principal, "organization": organization, "memberships": choices}
 
 
@@ -212,8 +211,9 @@ async def choose_organization(request: Request) -> Response:
         return RedirectResponse("/login", status_code=303)
     try:
         organization_id = UUID(str(form.get("organization_id", "")))
+        services = state.services(request)
         await sessions.switch_organization(
-            state.database(request), token, organization_id, secret_key=state.settings(request).secret_key
+            services.database, token, organization_id, secret_key=services.settings.secret_key
         )
     except (ValueError, Forbidden):
         return RedirectResponse("/orders?organization=refused", status_code=303)

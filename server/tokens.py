@@ -19,17 +19,17 @@ MAX_BODY_BYTES = 16 * 1024
 
 
 async def list_tokens(request: Request) -> Response:
-    principal = await authenticate(request, state.database(request))
-    found = await tokens.list_tokens(state.database(request), principal)
+    database = state.services(request).database
+    principal = await authenticate(request, database)
+    found = await tokens.list_tokens(database, principal)
     return JSONResponse(token_list_json(found))
 
 
 async def create_token(request: Request) -> Response:
-    principal = await authenticate(request, state.database(request))
+    database = state.services(request).database
+    principal = await authenticate(request, database)
     name = tokens.parse_create_request(await read_json(request, max_bytes=MAX_BODY_BYTES))
-    created = await tokens.create_token(
-        state.database(request), principal.organization_id, principal.user_id, name
-    )
+    created = await tokens.create_token(database, principal.organization_id, principal.user_id, name)
     # The only answer that ever carries the token: never cached, never stored.
     return JSONResponse(
         created.to_json(),
@@ -46,9 +46,10 @@ async def tokens_collection(request: Request) -> Response:
 
 
 async def revoke_token(request: Request) -> Response:
-    principal = await authenticate(request, state.database(request))
+    database = state.services(request).database
+    principal = await authenticate(request, database)
     token_id = path_uuid(request, "token_id", NotFound.token)
-    item = await tokens.revoke_token(state.database(request), principal, token_id)
+    item = await tokens.revoke_token(database, principal, token_id)
     return JSONResponse(item.to_json())
 
 

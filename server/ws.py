@@ -28,7 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from invoicing.domain.token_bucket import TokenBucket
 from invoicing.infra.socket_slots import SocketSlot
-from invoicing.jobs import actions as batches
+from invoicing.jobs import actions
 from invoicing.jobs import store as jobs
 from invoicing.jobs.events import event_for
 from invoicing.kernel.errors import (
@@ -41,6 +41,7 @@ from invoicing.kernel.errors import (
     Unauthorized,
 )
 from invoicing.kernel.principal import Principal
+from server import state
 from server.auth import authenticate, same_origin, still_authorized
 from server.errors import database_failures_translated, response_for
 from server.hub import Event, Subscription
@@ -73,10 +74,10 @@ class JobWatcher:
         self.job_id = job_id
         self.last_seq: dict[str, int] = {}
         self._send_lock = asyncio.Lock()
-        self.state = websocket.state
-        settings = self.state.settings
+        self.services = state.services(websocket)
+        settings = self.services.settings
         self.slot = SocketSlot(
-            self.state.queue.redis, settings, principal, lease_seconds=SOCKET_LEASE_SECONDS
+            self.services.queue.redis, settings, principal, lease_seconds=SOCKET_LEASE_SECONDS
         )
         self.messages = TokenBucket(settings.ws_messages_per_second, settings.ws_message_burst)
 
@@ -97,7 +98,7 @@ class JobWatcher:
             return await self._snapshot()
 
     async def _snapshot(self) -> bool:
-        async with self.state.database.scoped(self.principal.organization_id) as connection:
+        async with self.services.database.scoped(self.principal.organization_id) as connection:
             if self.job_id is not None:
                 job = await jobs.get_job(connection, self.principal.organization_id, self.job_id)
                 self.last_seq[str(job.id)] = job.progress_seq
@@ -147,7 +148,7 @@ class JobWatcher:
     async def _authorized(self) -> bool:
         try:
             with database_failures_translated(self.websocket):
-                return await still_authorized(self.websocket, self.state.database, self.principal)
+                return await still_authorized(self.websocket, self.services.database, self.principal)
         except ServiceUnavailable:
             return True  # not known now: the next check, or the outage handling, decides
 
@@ -184,10 +185,10 @@ class JobWatcher:
             raise BadRequest('Messages must be JSON objects with a "type".', code="invalid_message")
         if message["type"] != "cancel":
             raise BadRequest(f"Unknown message type {message['type'][:40]!r}.", code="unknown_message")
-        job_id = self.job_id or _message_job_id(message)
+        job_id = self.job_id or actions.parse_job_id(str(message.get("job_id")))
         if not await self._authorized():
             raise CredentialEnded()
-        job = await batches.cancel_batch(self.state.database, self.state.queue, self.principal, job_id)
+        job = await actions.cancel_job(self.services, self.principal, job_id)
         return await self._relay(dict(event_for(job)))
 
 
@@ -213,13 +214,6 @@ class TooManyMessages(TooManyRequests):
         )
 
 
-def _message_job_id(message: dict[str, Any]) -> UUID:
-    try:
-        return UUID(str(message.get("job_id")))
-    except ValueError:
-        raise NotFound.job() from None
-
-
 async def _admit(websocket: WebSocket) -> Principal | None:
     """Authenticate before accepting; a refused handshake gets an HTTP 403 and nothing else.
 
@@ -231,7 +225,7 @@ async def _admit(websocket: WebSocket) -> Principal | None:
         return None
     try:
         with database_failures_translated(websocket):
-            return await authenticate(websocket, websocket.state.database)
+            return await authenticate(websocket, state.services(websocket).database)
     except (Unauthorized, Forbidden):
         await websocket.close(code=CLOSE_UNAUTHORIZED)
         return None
@@ -259,7 +253,7 @@ async def _serve(websocket: WebSocket, principal: Principal, job_id: UUID | None
 
 
 async def _watch(watcher: JobWatcher) -> None:
-    websocket, hub = watcher.websocket, watcher.state.hub
+    websocket, hub = watcher.websocket, watcher.services.hub
     async with hub.subscribe(watcher.principal.organization_id, watcher.job_id) as subscription:
         # Subscribed before the snapshot is read: nothing committed after it can be missed.
         try:
@@ -329,9 +323,8 @@ async def job_socket(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     try:
-        job_id = UUID(websocket.path_params["job_id"])
-    except ValueError:
-        missing = NotFound.job()
+        job_id = actions.parse_job_id(websocket.path_params["job_id"])
+    except NotFound as missing:
         error = {"code": missing.code, "message": missing.message}
         await websocket.send_json({"type": "error", "error": error})
         await websocket.close(code=CLOSE_NOT_FOUND)

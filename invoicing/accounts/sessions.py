@@ -10,7 +10,8 @@ from invoicing.accounts import store as accounts
 from invoicing.accounts.credentials import check_password, check_stand_in_password, hash_session_token
 from invoicing.domain.emails import normalized_email
 from invoicing.infra.database import Database
-from invoicing.kernel.errors import Forbidden, Unauthorized
+from invoicing.infra.limits import Limiter, login_retry_message
+from invoicing.kernel.errors import Forbidden, TooManyRequests, Unauthorized
 from invoicing.kernel.principal import Principal
 
 SESSION_LIFETIME_SECONDS = 12 * 3600
@@ -28,7 +29,34 @@ class Session:
 
 
 async def login(
-    database: Database, email: str, password: str, *, secret_key: str | None, user_agent: str = ""
+    database: Database,
+    limiter: Limiter,
+    email: str,
+    password: str,
+    *,
+    address: str,
+    device: str | None,
+    secret_key: str | None,
+    user_agent: str = "",
+) -> Session:
+    """A new session for the email and password, within the failed-login limits.
+
+    The attempt is counted as failed before the password is checked, on the counters of
+    ``address`` and the account, or of ``device`` (the nonce of a device cookie valid for this
+    email); it is given back once the password is right. While a counter's wait runs, the
+    attempt is refused with TooManyRequests, its password not checked. Unauthorized
+    ``invalid_credentials`` for a wrong email or password, alike.
+    """
+    attempt = await limiter.reserve_login_attempt(limiter.login_counters(email, address, device))
+    if not attempt.allowed:
+        raise TooManyRequests(login_retry_message(attempt.retry_after), retry_after=attempt.retry_after)
+    session = await _open_session(database, email, password, secret_key=secret_key, user_agent=user_agent)
+    await limiter.refund_login_attempt(attempt)  # a successful login is no failure
+    return session
+
+
+async def _open_session(
+    database: Database, email: str, password: str, *, secret_key: str | None, user_agent: str
 ) -> Session:
     email = normalized_email(email)
     async with database.unscoped() as connection:

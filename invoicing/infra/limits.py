@@ -1,4 +1,4 @@
-"""Abuse limits: fixed-window counters in Redis, and the active-job cap read from PostgreSQL.
+"""Abuse limits: per-user counters in Redis (``Limiter``), which the limited use cases apply.
 
 The counters live in Redis so that every server process shares them. They fail open: when
 Redis cannot be reached a limit logs a warning and lets the request through, because
@@ -12,11 +12,12 @@ client that only sends garbage is slowed down without eating into its real quota
 
 Failed logins are counted with growing waits instead (``invoicing/domain/login_backoff.py``):
 per client address and per account for browsers that never logged in to the account, per
-device for those that did (``invoicing/devices.py``), so that nobody's failures hold back
+device for those that did (``invoicing/accounts/devices.py``), so that nobody's failures hold back
 another person's known browser.
 
-The active-job cap is exact: it is checked inside the transaction that inserts the job, under
-a lock per organization, so parallel submits cannot all count the same jobs and slip past it.
+The active-job cap is not counted here but in PostgreSQL (``invoicing/jobs/active_jobs.py``):
+it is exact, checked inside the transaction that inserts the job, under a lock per
+organization, so parallel submits cannot all count the same jobs and slip past it.
 """
 
 from __future__ import annotations
@@ -193,71 +194,6 @@ async def run_script(redis: Redis, script: str, counters: Sequence[str], *args: 
     return await cast("Awaitable[list[int]]", reply)
 
 
-async def _count_or_refuse(
-    redis: Redis, counter: str, *, limit: int, window_seconds: int, refusal: str
-) -> RateDecision:
-    """Count one against ``counter``, or raise TooManyRequests (``rate_limited``) saying
-    ``refusal`` and when to try again."""
-    decision = await hit(redis, counter, limit=limit, window_seconds=window_seconds)
-    if not decision.allowed:
-        raise TooManyRequests(
-            f"{refusal}; try again in {decision.retry_after} seconds.", retry_after=decision.retry_after
-        )
-    return decision
-
-
-@asynccontextmanager
-async def job_creation_quota(redis: Redis, settings: Settings, principal: Principal) -> AsyncIterator[None]:
-    """One of the user's ``JOB_CREATE_PER_MINUTE`` jobs, for a block that creates one.
-
-    TooManyRequests (``rate_limited``) when the user has none left. The count is taken before
-    the block runs, so parallel requests cannot all pass a check that none of them has counted
-    yet, and given back if the block raises (a refusal, an outage): only created jobs count.
-    """
-    counter = keys.job_creation_limit(settings.redis_prefix, principal.user_id)
-    decision = await _count_or_refuse(
-        redis,
-        counter,
-        limit=settings.job_create_per_minute,
-        window_seconds=JOB_CREATE_WINDOW_SECONDS,
-        refusal=f"At most {settings.job_create_per_minute} batch jobs per minute",
-    )
-    try:
-        yield
-    except BaseException:
-        if decision.counted:
-            await refund(redis, (counter,))
-        raise
-
-
-@asynccontextmanager
-async def refusals_counted(redis: Redis, settings: Settings, principal: Principal) -> AsyncIterator[None]:
-    """Count a job request against the user's ``BAD_REQUESTS_PER_MINUTE`` if the block refuses it.
-
-    While the user is over that limit, every job request is refused at once (TooManyRequests
-    ``rate_limited``), before its body is even read. A refusal is an ``InvoicingError`` other
-    than ``ServiceUnavailable`` (an outage is not the client's doing). Like the job quota, the
-    count is reserved first and given back when the request was not refused.
-    """
-    counter = keys.refused_job_requests_limit(settings.redis_prefix, principal.user_id)
-    decision = await _count_or_refuse(
-        redis,
-        counter,
-        limit=settings.bad_requests_per_minute,
-        window_seconds=REFUSED_REQUESTS_WINDOW_SECONDS,
-        refusal=f"More than {settings.bad_requests_per_minute} refused batch job requests in a minute",
-    )
-    refused = False
-    try:
-        yield
-    except InvoicingError as error:
-        refused = not isinstance(error, ServiceUnavailable)
-        raise
-    finally:
-        if decision.counted and not refused:
-            await refund(redis, (counter,))
-
-
 @dataclass(frozen=True, slots=True)
 class LoginCounters:
     """The failure counters a login attempt may be counted on."""
@@ -277,61 +213,138 @@ class LoginAttempt:
     counted: tuple[str, ...] = ()
 
 
-def login_counters(settings: Settings, email: str, address: str, device: str | None = None) -> LoginCounters:
-    """The per-account and per-address counters of failed logins, and the known device's when
-    ``device`` (the nonce of a device cookie valid for this email) is given.
+@dataclass(frozen=True, slots=True)
+class Limiter:
+    """The per-user counters of one server process, in the Redis every process shares.
 
-    The email is normalized as login does, so case and spaces do not give extra attempts, and
-    hashed, so Redis holds no email addresses. Unknown emails are counted exactly like known
-    ones: the answers never tell whether an account exists.
+    The edge builds one and hands it to the use cases that are limited (submitting and retrying
+    a job, logging in): they apply it themselves, so no path to them can forget it.
     """
-    digest = hashlib.sha256(normalized_email(email).encode()).hexdigest()
-    return LoginCounters(
-        account=keys.login_failures_by_account(settings.redis_prefix, digest),
-        address=keys.login_failures_by_address(settings.redis_prefix, address),
-        device=None if device is None else keys.login_failures_by_device(settings.redis_prefix, device),
-    )
 
+    redis: Redis
+    settings: Settings
 
-async def reserve_login_attempt(redis: Redis, settings: Settings, counters: LoginCounters) -> LoginAttempt:
-    """Count an attempt as failed before checking the password; refund it if it succeeds.
+    @asynccontextmanager
+    async def job_creation_quota(self, principal: Principal) -> AsyncIterator[None]:
+        """One of the user's ``JOB_CREATE_PER_MINUTE`` jobs, for a block that creates one.
 
-    A known device is counted on its own counter only: failures that others cause against the
-    account, or from its address, never hold it back. Past its free failures it is trusted no
-    more for a while, and counted like an unknown device: on the account's and the address's
-    counters, whose waits grow with their failures. Counting first means a burst of parallel
-    guesses cannot all be checked before the first failure is recorded.
-    """
-    free = settings.login_failures_per_15_min
-    if counters.device is not None:
-        as_known_device = await _reserve(redis, {counters.device: device_trust(free)})
-        if as_known_device.allowed:
-            return as_known_device
-    return await _reserve(
-        redis, {counters.account: account_backoff(free), counters.address: address_backoff(free)}
-    )
-
-
-async def refund_login_attempt(redis: Redis, attempt: LoginAttempt) -> None:
-    """Give back what ``attempt`` counted: a login that succeeded is no failure."""
-    if not attempt.counted:
-        return
-    try:
-        await run_script(redis, _LOGIN_REFUND_SCRIPT, attempt.counted)
-    except (RedisError, OSError) as exc:
-        logger.warning("could not refund a login attempt, Redis is unavailable: %s", exc)
-
-
-async def _reserve(redis: Redis, backoffs: Mapping[str, Backoff]) -> LoginAttempt:
-    schedules = [{"free": backoff.free_failures, "waits": backoff.waits()} for backoff in backoffs.values()]
-    try:
-        allowed, wait = await run_script(
-            redis, _LOGIN_RESERVE_SCRIPT, list(backoffs), str(FORGET_AFTER_SECONDS), json.dumps(schedules)
+        TooManyRequests (``rate_limited``) when the user has none left. The count is taken before
+        the block runs, so parallel requests cannot all pass a check that none of them has counted
+        yet, and given back if the block raises (a refusal, an outage): only created jobs count.
+        """
+        counter = keys.job_creation_limit(self.settings.redis_prefix, principal.user_id)
+        limit = self.settings.job_create_per_minute
+        decision = await self._count_or_refuse(
+            counter,
+            limit=limit,
+            window_seconds=JOB_CREATE_WINDOW_SECONDS,
+            refusal=f"At most {limit} batch jobs per minute",
         )
-    except (RedisError, OSError) as exc:
-        logger.warning("login limit not enforced, Redis is unavailable: %s", exc)
-        return LoginAttempt(allowed=True, retry_after=0)
-    return LoginAttempt(bool(allowed), int(wait), tuple(backoffs) if allowed else ())
+        try:
+            yield
+        except BaseException:
+            if decision.counted:
+                await refund(self.redis, (counter,))
+            raise
+
+    @asynccontextmanager
+    async def refusals_counted(self, principal: Principal) -> AsyncIterator[None]:
+        """Count a job request against the user's ``BAD_REQUESTS_PER_MINUTE`` if the block refuses it.
+
+        While the user is over that limit, every job request is refused at once (TooManyRequests
+        ``rate_limited``), before its body is even read. A refusal is an ``InvoicingError`` other
+        than ``ServiceUnavailable`` (an outage is not the client's doing). Like the job quota, the
+        count is reserved first and given back when the request was not refused.
+        """
+        counter = keys.refused_job_requests_limit(self.settings.redis_prefix, principal.user_id)
+        limit = self.settings.bad_requests_per_minute
+        decision = await self._count_or_refuse(
+            counter,
+            limit=limit,
+            window_seconds=REFUSED_REQUESTS_WINDOW_SECONDS,
+            refusal=f"More than {limit} refused batch job requests in a minute",
+        )
+        refused = False
+        try:
+            yield
+        except InvoicingError as error:
+            refused = not isinstance(error, ServiceUnavailable)
+            raise
+        finally:
+            if decision.counted and not refused:
+                await refund(self.redis, (counter,))
+
+    async def _count_or_refuse(
+        self, counter: str, *, limit: int, window_seconds: int, refusal: str
+    ) -> RateDecision:
+        """Count one against ``counter``, or raise TooManyRequests (``rate_limited``) saying
+        ``refusal`` and when to try again."""
+        decision = await hit(self.redis, counter, limit=limit, window_seconds=window_seconds)
+        if not decision.allowed:
+            raise TooManyRequests(
+                f"{refusal}; try again in {decision.retry_after} seconds.", retry_after=decision.retry_after
+            )
+        return decision
+
+    def login_counters(self, email: str, address: str, device: str | None = None) -> LoginCounters:
+        """The per-account and per-address counters of failed logins, and the known device's when
+        ``device`` (the nonce of a device cookie valid for this email) is given.
+
+        The email is normalized as login does, so case and spaces do not give extra attempts, and
+        hashed, so Redis holds no email addresses. Unknown emails are counted exactly like known
+        ones: the answers never tell whether an account exists.
+        """
+        digest = hashlib.sha256(normalized_email(email).encode()).hexdigest()
+        prefix = self.settings.redis_prefix
+        return LoginCounters(
+            account=keys.login_failures_by_account(prefix, digest),
+            address=keys.login_failures_by_address(prefix, address),
+            device=None if device is None else keys.login_failures_by_device(prefix, device),
+        )
+
+    async def reserve_login_attempt(self, counters: LoginCounters) -> LoginAttempt:
+        """Count an attempt as failed before checking the password; refund it if it succeeds.
+
+        A known device is counted on its own counter only: failures that others cause against the
+        account, or from its address, never hold it back. Past its free failures it is trusted no
+        more for a while, and counted like an unknown device: on the account's and the address's
+        counters, whose waits grow with their failures. Counting first means a burst of parallel
+        guesses cannot all be checked before the first failure is recorded.
+        """
+        free = self.settings.login_failures_per_15_min
+        if counters.device is not None:
+            as_known_device = await self._reserve({counters.device: device_trust(free)})
+            if as_known_device.allowed:
+                return as_known_device
+        return await self._reserve(
+            {counters.account: account_backoff(free), counters.address: address_backoff(free)}
+        )
+
+    async def refund_login_attempt(self, attempt: LoginAttempt) -> None:
+        """Give back what ``attempt`` counted: a login that succeeded is no failure."""
+        if not attempt.counted:
+            return
+        try:
+            await run_script(self.redis, _LOGIN_REFUND_SCRIPT, attempt.counted)
+        except (RedisError, OSError) as exc:
+            logger.warning("could not refund a login attempt, Redis is unavailable: %s", exc)
+
+    async def _reserve(self, backoffs: Mapping[str, Backoff]) -> LoginAttempt:
+        schedules = [
+            {"free": backoff.free_failures, "waits": backoff.waits()} for backoff in backoffs.values()
+        ]
+        try:
+            allowed, wait = await run_script(
+                self.redis,
+                _LOGIN_RESERVE_SCRIPT,
+                list(backoffs),
+                str(FORGET_AFTER_SECONDS),
+                json.dumps(schedules),
+            )
+        except (RedisError, OSError) as exc:
+            logger.warning("login limit not enforced, Redis is unavailable: %s", exc)
+            return LoginAttempt(allowed=True, retry_after=0)
+        return LoginAttempt(bool(allowed), int(wait), tuple(backoffs) if allowed else ())
 
 
 def login_retry_message(retry_after: int) -> str:

@@ -1,24 +1,111 @@
-"""Use cases on batch jobs, called by the HTTP and WebSocket edges."""
+"""Use cases on batch jobs, called by the HTTP and WebSocket edges.
+
+``create_job`` and ``retry_job`` apply the user's limits themselves (the limiter they are
+handed), around ``submit_batch``, which records a job within its organization's active-job cap.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import asyncpg
 
-from invoicing.domain.batch_requests import BatchRequest
+from invoicing.domain.batch_requests import BatchRequest, parse_batch_request
 from invoicing.domain.order_filters import OrderFilter
-from invoicing.infra.database import Database
+from invoicing.infra.database import FAST_UUID, Database
+from invoicing.infra.limits import Limiter
 from invoicing.infra.queue import JobQueue
 from invoicing.infra.write_gate import WriteGate
 from invoicing.jobs import active_jobs, events
 from invoicing.jobs import store as jobs
 from invoicing.jobs.views import BatchJob
-from invoicing.kernel.errors import BadRequest, Conflict, OrdersInActiveJob
+from invoicing.kernel.errors import BadRequest, Conflict, NotFound, OrdersInActiveJob
 from invoicing.kernel.principal import Principal
 from invoicing.kernel.settings import Settings
 from invoicing.orders import store as orders
+
+T = TypeVar("T")
+
+
+class JobServices(Protocol):
+    """What the job use cases are handed (the server's services object is one)."""
+
+    @property
+    def database(self) -> Database: ...
+
+    @property
+    def queue(self) -> JobQueue: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def limiter(self) -> Limiter: ...
+
+    @property
+    def write_gate(self) -> WriteGate: ...
+
+
+async def create_job(
+    services: JobServices, principal: Principal, body: Callable[[], Awaitable[object]]
+) -> BatchJob:
+    """A job over the orders the client's request ``body`` (its JSON) names by id or by filter.
+
+    ``body`` is read only once the user's limits allow a request (see ``_limited``).
+    """
+    max_batch_size = services.settings.max_batch_size
+
+    async def batch() -> BatchRequest:
+        return parse_batch_request(await body(), max_batch_size=max_batch_size, make_uuid=FAST_UUID)
+
+    return await _limited(services, principal, batch, partial(_submit, services, principal))
+
+
+async def retry_job(services: JobServices, principal: Principal, job_id: str) -> BatchJob:
+    """A new job over the finished job's orders that got no invoice (audited on both jobs).
+
+    ``job_id`` is the id as the client sent it: a malformed one is answered like a missing job.
+    """
+
+    async def original() -> UUID:
+        return parse_job_id(job_id)
+
+    return await _limited(services, principal, original, partial(_retry, services, principal))
+
+
+async def _limited(
+    services: JobServices,
+    principal: Principal,
+    read: Callable[[], Awaitable[T]],
+    create: Callable[[T], Awaitable[BatchJob]],
+) -> BatchJob:
+    """The steps of every request for a new job, in this order: refused at once while the user
+    is over their refused requests' limit, before anything is read; then what the client sent is
+    read and validated (a refusal from here on counts against that limit); then one of the
+    user's jobs per minute is reserved, and given back unless ``create`` makes the job."""
+    limiter = services.limiter
+    async with limiter.refusals_counted(principal):
+        wanted = await read()
+        async with limiter.job_creation_quota(principal):
+            return await create(wanted)
+
+
+async def _submit(services: JobServices, principal: Principal, request: BatchRequest) -> BatchJob:
+    return await submit_batch(
+        services.database, services.queue, principal, request, services.settings, gate=services.write_gate
+    )
+
+
+def parse_job_id(text: str) -> UUID:
+    """A job id the client sent; a malformed one cannot name a job, so it is answered like a
+    missing one."""
+    try:
+        return UUID(text)
+    except ValueError:
+        raise NotFound.job() from None
 
 
 async def submit_batch(
@@ -42,7 +129,7 @@ async def submit_batch(
     is down the job simply waits in PostgreSQL for the sweep.
 
     Submits take turns without holding a connection while they wait (``gate``, the server
-    process's: see invoicing/write_gate.py); DatabaseBusy if the turn does not come in time.
+    process's: see invoicing/infra/write_gate.py); DatabaseBusy if the turn does not come in time.
     """
     gate = gate or WriteGate(slots=1)
     deadline = gate.deadline()
@@ -125,19 +212,11 @@ async def _resolve_filter(
     return order_ids
 
 
-async def retry_batch(
-    database: Database,
-    queue: JobQueue,
-    principal: Principal,
-    job_id: UUID,
-    settings: Settings,
-    *,
-    gate: WriteGate | None = None,
-) -> BatchJob:
+async def _retry(services: JobServices, principal: Principal, job_id: UUID) -> BatchJob:
     """A new job over the orders of a finished job that still have no invoice and that no
     running job holds (the failed items' reasons are usually fixed in the orders first: an
     address, a price)."""
-    async with database.scoped(principal.organization_id) as connection:
+    async with services.database.scoped(principal.organization_id) as connection:
         job = await jobs.get_job(connection, principal.organization_id, job_id)
         if not job.is_finished:
             message = f"The job is still {job.status.value}; retry it once it has finished."
@@ -145,8 +224,7 @@ async def retry_batch(
         order_ids = await jobs.uninvoiced_order_ids(connection, job)
     if not order_ids:
         raise _nothing_to_retry()
-    retry = BatchRequest(order_ids=tuple(order_ids), retry_of=job.id)
-    return await submit_batch(database, queue, principal, retry, settings, gate=gate)
+    return await _submit(services, principal, BatchRequest(order_ids=tuple(order_ids), retry_of=job.id))
 
 
 def _nothing_to_retry() -> Conflict:
@@ -154,10 +232,11 @@ def _nothing_to_retry() -> Conflict:
     return Conflict(message, code="nothing_to_retry")
 
 
-async def cancel_batch(database: Database, queue: JobQueue, principal: Principal, job_id: UUID) -> BatchJob:
-    async with database.scoped(principal.organization_id) as connection:
+async def cancel_job(services: JobServices, principal: Principal, job_id: UUID) -> BatchJob:
+    """Cancel a pending job now, or ask its worker to stop; Conflict if it already finished."""
+    async with services.database.scoped(principal.organization_id) as connection:
         job = await jobs.request_cancel(connection, principal.organization_id, job_id, principal.user_id)
-    await events.publish(queue, job)
+    await events.publish(services.queue, job)
     return job
 
 
