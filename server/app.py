@@ -76,8 +76,7 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with opened_services(settings, redis_url) as services:
-            # The settings also on their own: server/openapi.py reads request.state.settings.
-            yield {"services": services, "settings": settings}
+            yield {"services": services}
 
     routes = [
         *health.routes,

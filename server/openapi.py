@@ -29,9 +29,9 @@ from invoicing.invoices import views as invoice_views
 from invoicing.jobs import views as job_views
 from invoicing.jobs.sweep import SWEEP_RESULT_SCHEMA
 from invoicing.kernel.json_schema import CURRENCY, DATE, ID, Schema, enum, ref
-from invoicing.kernel.settings import ENVIRONMENT, Settings
+from invoicing.kernel.settings import ENVIRONMENT
 from invoicing.orders import views as order_views
-from server import health
+from server import health, state
 from server.errors import ERROR_SCHEMA, error_responses
 from server.paging import paged
 
@@ -394,7 +394,7 @@ def _rendered(max_batch_size: int) -> bytes:
 
 
 async def openapi_json(request: Request) -> Response:
-    settings: Settings = request.state.settings
+    settings = state.services(request).settings
     return Response(_rendered(settings.max_batch_size), media_type="application/json")
 
 
