@@ -19,8 +19,10 @@ COPY devtools /src/devtools
 RUN pip install /src && rm -rf /src
 
 WORKDIR /app
-# Looked up under the working directory once the packages live in site-packages.
+# Looked up under the working directory once the packages live in site-packages: the
+# migrations, and the templates and static files the server renders and serves.
 COPY migrations ./migrations
+COPY web ./web
 
 RUN groupadd --system --gid 10001 invoicing \
     && useradd --system --uid 10001 --gid invoicing --create-home invoicing

@@ -161,7 +161,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 #: What the benchmarks need beyond the product (pyproject.toml's ``dev`` extra).
-DEV_EXTRA_MODULES = frozenset({"httpx", "websockets"})
+DEV_EXTRA_MODULES = frozenset({"httpx"})
 
 
 def _run_bench(args: argparse.Namespace, settings: Settings) -> int:

@@ -8,7 +8,7 @@ and order lists, and a second organization's job. Three phases, by the time a re
 baseline of reads alone, the burst (``--batches`` submits of ``--batch-size`` random order ids,
 ``--submitters`` at once, each with its own token of the same organization, so they queue on
 its advisory lock), and the seconds after it, while the worker runs the jobs. Per phase: read
-latency and answers by kind of read, and what ``cli.bench_probes`` saw.
+latency and answers by kind of read, and what ``devtools.bench_probes`` saw.
 
 The limits that would refuse the submits are raised for the server: the point is the
 contention, not the limits. Progress goes to stderr; tables, or one JSON document with

@@ -25,7 +25,7 @@ from server.auth import SESSION_COOKIE, authenticate, same_origin, session_token
 from server.requests import path_uuid
 
 MAX_FIELD_LENGTH = 320
-#: "This browser has logged in as this user before" (invoicing/devices.py).
+#: "This browser has logged in as this user before" (invoicing/accounts/devices.py).
 DEVICE_COOKIE = "invoicing_device"
 #: Pages carry no inline script or style: everything comes from /static, sockets included.
 CONTENT_SECURITY_POLICY = (

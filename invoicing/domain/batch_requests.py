@@ -30,13 +30,8 @@ class BatchRequest:
 
 
 _ALLOWED_FIELDS = frozenset({"order_ids", "filter"})
-
-
 _PREVIEW_LENGTH = 40
-
-
 _MAX_NAMED_FIELDS = 5
-
 
 # ``uuid.UUID()`` alone is too lenient: it accepts braces, "urn:uuid:", missing or misplaced
 # hyphens, and the int() behind it takes "+", "_" and surrounding whitespace.
@@ -46,14 +41,8 @@ _CANONICAL_UUID = re.compile(
 
 
 _SEPARATOR = "\n"
-
-
 _HYPHEN_POSITIONS = (8, 13, 18, 23)
-
-
 _UUID_LENGTH = 36
-
-
 _HEX_DIGITS_PER_UUID = 32
 
 

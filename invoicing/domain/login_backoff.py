@@ -3,12 +3,12 @@
 A hard lock after N failures lets anyone lock anyone out. A growing wait instead costs an
 honest user nothing until many failures (people take longer than the first waits between two
 tries anyway) and makes guessing slower the longer it goes on, up to a cap where a guesser
-gets one try per wait. Three counters use it (``invoicing.limits``):
+gets one try per wait. Three counters use it (``invoicing.infra.limits``):
 
 * the client address's: the guesser's own, capped at 15 minutes;
 * the account's, for browsers that never logged in to it (unknown devices): capped at
   5 minutes, since anyone can drive it and the account's owner on a new device waits it too;
-* a known device's (a browser holding a device cookie for the account, ``invoicing.devices``):
+* a known device's (a browser holding a device cookie for the account, ``invoicing.accounts.devices``):
   free failures, then the device is untrusted, and treated as unknown, for 15 minutes.
 """
 

@@ -17,11 +17,7 @@ from invoicing.orders import store as orders
 
 #: How long a single order's request keeps trying an order someone else holds, and its pauses.
 SINGLE_ORDER_LOCK_WAIT = 2.0
-
-
 FIRST_LOCK_PAUSE = 0.02
-
-
 LONGEST_LOCK_PAUSE = 0.25
 
 

@@ -1,4 +1,4 @@
-"""The active-job cap: submits of one organization one at a time, its pending and processing jobs counted."""
+"""The active-job cap: one organization's submits one at a time, its active jobs counted."""
 
 from __future__ import annotations
 
@@ -14,12 +14,10 @@ ACTIVE_JOBS_RETRY_AFTER_SECONDS = 10
 
 # Submits of one organization take turns on this lock, held until their transaction ends, so
 # each counts the jobs the ones before it committed. Tried, never waited for: a submit that
-# finds it taken gives its connection back and tries again (invoicing/jobs/actions.py). The two-key
-# form has its own key space, apart from the single-key locks of migrations and the sweep; the
-# first key names this use.
+# finds it taken gives its connection back and tries again (invoicing/jobs/actions.py). The
+# two-key form has its own key space, apart from the single-key locks of migrations and the
+# sweep; the first key names this use.
 TRY_LOCK_ORGANIZATION_SUBMITS = "SELECT pg_try_advisory_xact_lock($1, $2)"
-
-
 SUBMIT_LOCK_CLASS = 724_031_503
 
 

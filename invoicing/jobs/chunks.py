@@ -1,4 +1,4 @@
-"""Turning orders into invoices: one chunk of a batch job, or a single order.
+"""Turning orders into invoices, one chunk of a batch job at a time.
 
 Each chunk is one transaction: it proves the lease, locks the orders, writes the invoices,
 marks the items and moves the counters together, so a crash anywhere leaves either all of a
@@ -8,7 +8,6 @@ chunk or none of it. Exactly once is then the database's job (unique ``sales_ord
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -24,11 +23,8 @@ from invoicing.jobs.progress import ItemResult
 from invoicing.jobs.views import BatchJob
 from invoicing.kernel.errors import InvoiceRuleError
 
-logger = logging.getLogger(__name__)
-
 #: How many failed items the job's ``errors`` column keeps; the rest are in the items.
 ERROR_SAMPLE_SIZE = 50
-
 
 #: Orders decided between two pauses that let other tasks run (about a millisecond's work).
 DECIDE_SLICE = 32

@@ -127,7 +127,7 @@ SET status = 'failed',
     progress_seq = progress_seq + 1,
     updated_at = now()
 FROM abandoned_count
-WHERE id = $1
+WHERE id = $1 AND status = 'processing'
 RETURNING {JOB}
 """
 

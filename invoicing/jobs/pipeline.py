@@ -1,6 +1,6 @@
 """One job's chunks, overlapped: while a chunk commits, the next one is read and decided.
 
-A chunk is one transaction in two phases (see :mod:`invoicing.processing`): *prepare* reads
+A chunk is one transaction in two phases (see :mod:`invoicing.jobs.chunks`): *prepare* reads
 the next pending items, locks their orders and applies the rules; *commit* proves the lease,
 allocates the invoice numbers, writes invoices and items and moves the counters. Prepare
 touches neither the job row nor the number counter, and two chunks never share an order, so

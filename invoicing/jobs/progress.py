@@ -52,10 +52,12 @@ FROM (
         OFFSET 0
     ) AS target
 ) AS found
-WHERE item.ctid = found.row_id
+WHERE item.ctid = found.row_id AND item.status = 'pending'
 """
 
 # Counters and, when this chunk was the last one, the final state: one statement, one commit.
+# Like every statement changing a status (invoicing/jobs/transitions.py), it names the status it
+# moves from, although the lease check earlier in its transaction already proved it.
 RECORD_PROGRESS = f"""
 UPDATE batch_job_queue
 SET processed_items = processed_items + $2,
@@ -70,7 +72,7 @@ SET processed_items = processed_items + $2,
                             THEN NULL ELSE lease_expires_at END,
     progress_seq = progress_seq + 1,
     updated_at = now()
-WHERE id = $1
+WHERE id = $1 AND status = 'processing'
 RETURNING {JOB}
 """
 
@@ -84,7 +86,7 @@ UPDATE batch_job_queue
 SET status = 'cancelled', completed_at = now(), lease_owner = NULL, lease_expires_at = NULL,
     cancelled_items = cancelled_items + (SELECT count(*) FROM cancelled),
     progress_seq = progress_seq + 1, updated_at = now()
-WHERE id = $1
+WHERE id = $1 AND status = 'processing'
 RETURNING {JOB}
 """
 
@@ -94,7 +96,7 @@ FINISH_COMPLETED = f"""
 UPDATE batch_job_queue
 SET status = 'completed', completed_at = now(), lease_owner = NULL, lease_expires_at = NULL,
     progress_seq = progress_seq + 1, updated_at = now()
-WHERE id = $1
+WHERE id = $1 AND status = 'processing'
 RETURNING {JOB}
 """
 

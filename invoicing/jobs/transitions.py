@@ -1,11 +1,10 @@
 """Every SQL statement that changes a job's or an item's status, with the operation it performs.
 
-The tables of allowed transitions are in ``invoicing/domain/job_states.py``. A statement either
-names the statuses it moves from in its own WHERE clause, or runs only after one that does:
-``after`` lists the statements that proved, earlier in the same transaction and under the same
-row lock, which status the job is in (the lease check of a chunk, the failing-run or
-crashed-job reads of a failure). ``tests/unit/test_job_transitions.py`` reads each statement
-and checks every move it can make against the tables, so an illegal transition fails the test.
+The tables of allowed transitions are in ``invoicing/domain/job_states.py``. Each statement
+names, in its own WHERE clause, the statuses it moves rows from (even where an earlier
+statement of its transaction already proved it, such as a chunk's lease check), so that
+``tests/unit/test_job_transitions.py`` can parse it with PostgreSQL's own parser and check
+every move it can make against the tables: an illegal transition fails the test.
 """
 
 from __future__ import annotations
@@ -23,16 +22,9 @@ class StatusChange:
     name: str
     sql: str
     operation: Operation
-    #: Statements run before it in its transaction that select the row by status.
-    after: tuple[str, ...] = ()
     #: Item statuses a statement sets from its parameters (``status = found.status``).
     item_targets: tuple[ItemStatus, ...] = ()
 
-
-#: The lease check every chunk and every cancel-at-chunk-boundary runs first.
-_LEASED = (progress.RENEW_LEASE,)
-#: The reads of a failed run: the worker's own, or the sweep's crashed jobs.
-_FAILING = (leases.OWN_FAILING_JOB, leases.CRASHED_JOBS)
 
 STATUS_CHANGES: tuple[StatusChange, ...] = (
     StatusChange("INSERT_JOB", store.INSERT_JOB, Operation.submit),
@@ -46,8 +38,8 @@ STATUS_CHANGES: tuple[StatusChange, ...] = (
         Operation.record_chunk,
         item_targets=(ItemStatus.succeeded, ItemStatus.failed),
     ),
-    StatusChange("RECORD_PROGRESS", progress.RECORD_PROGRESS, Operation.record_chunk, after=_LEASED),
-    StatusChange("FINISH_CANCELLED", progress.FINISH_CANCELLED, Operation.cancel, after=_LEASED + _FAILING),
-    StatusChange("FINISH_COMPLETED", progress.FINISH_COMPLETED, Operation.close_completed, after=_LEASED),
-    StatusChange("GIVE_UP_JOB", leases.GIVE_UP_JOB, Operation.give_up, after=_FAILING),
+    StatusChange("RECORD_PROGRESS", progress.RECORD_PROGRESS, Operation.record_chunk),
+    StatusChange("FINISH_CANCELLED", progress.FINISH_CANCELLED, Operation.cancel),
+    StatusChange("FINISH_COMPLETED", progress.FINISH_COMPLETED, Operation.close_completed),
+    StatusChange("GIVE_UP_JOB", leases.GIVE_UP_JOB, Operation.give_up),
 )

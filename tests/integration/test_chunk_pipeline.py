@@ -1,4 +1,4 @@
-"""Overlapping chunks (invoicing.pipeline): commits in item order, nothing twice, nothing leaked."""
+"""Overlapping chunks (invoicing.jobs.pipeline): commits in item order, nothing twice, nothing leaked."""
 
 from __future__ import annotations
 

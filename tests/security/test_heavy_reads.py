@@ -3,7 +3,7 @@
 The penetration test sent 200 × ``GET /api/sales-orders?limit=500&include_total=true``, 40 at a
 time, from one member: another organization's one-job poll went from ~4 ms to seconds, as
 every pooled connection ran a count and a page of 500. Heavy reads now take turns per
-organization (``invoicing/read_gate.py``: a quarter of the pool), waiting without a
+organization (``invoicing/infra/read_gate.py``: a quarter of the pool), waiting without a
 connection; light requests of everyone else find a free one.
 """
 

@@ -139,3 +139,13 @@ def test_dockerfile_copies_only_paths_that_exist(dockerfile_lines: list[str]) ->
 def test_dockerfile_installs_every_package_of_the_project(dockerfile_lines: list[str]) -> None:
     copied = {line.split()[1] for line in dockerfile_lines if line.startswith("COPY ")}
     assert {"invoicing", "server", "worker", "cli", "devtools", "migrations"} <= copied
+
+
+def test_dockerfile_puts_what_the_server_reads_from_its_working_directory_there(
+    dockerfile_lines: list[str],
+) -> None:
+    # The packages are installed into site-packages; migrations and web are looked up under the
+    # working directory (server/pages.py: web_dir), so without them the server cannot start.
+    copies = {tuple(line.split()[1:]) for line in dockerfile_lines if line.startswith("COPY ")}
+    assert ("migrations", "./migrations") in copies
+    assert ("web", "./web") in copies

@@ -189,7 +189,8 @@ function setTransport(kind) {
 function onMessage(message) {
   if (message.type === "snapshot" && message.job) apply(message.job, message.job.seq, { full: true });
   else if (message.type === "progress") apply(message, message.seq);
-  else if (message.type === "finished") apply(message.job, message.seq, { full: true });
+  // A "finished" event's job is finished, whichever worker version sent it.
+  else if (message.type === "finished") apply({ ...message.job, finished: true }, message.seq, { full: true });
   else if (message.type === "error") console.warn("Job socket error", message.error);
 }
 

@@ -221,7 +221,8 @@ function onMessage(message) {
     else upsert({ id: message.job_id, ...message, seq: message.seq });
   } else if (message.type === "finished") {
     const card = cards.get(message.job_id);
-    if (card) card.apply(message.job, message.seq, { full: true });
+    // A "finished" event's job is finished, whichever worker version sent it.
+    if (card) card.apply({ ...message.job, finished: true }, message.seq, { full: true });
     else refreshHistorySoon();
   } else if (message.type === "error") {
     console.warn("Organization socket error", message.error);
