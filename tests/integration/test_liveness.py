@@ -476,18 +476,30 @@ async def test_a_worker_frozen_in_a_copy_is_cut_off_and_neither_its_job_nor_its_
 async def freeze_in_copy(database: Database, worker: WorkerProcess) -> None:
     """SIGSTOP the worker while PostgreSQL waits for the rest of one of its COPYs."""
 
-    async def stopped_in_a_copy() -> bool:
-        os.kill(worker.pid, signal.SIGSTOP)
+    async def copy_state() -> tuple[bool, bool]:
         row = await fetch_one(
             database,
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name LIKE $1"
-            " AND query LIKE 'COPY%' AND state = 'active' AND wait_event = 'ClientRead'",
+            "SELECT count(*) FILTER (WHERE wait_event = 'ClientRead') AS waiting, count(*) AS copying"
+            " FROM pg_stat_activity WHERE application_name LIKE $1 AND query LIKE 'COPY%'"
+            " AND state = 'active'",
             f"invoicing worker %.{worker.pid}@%",
         )
-        if row["n"]:
-            return True
-        os.kill(worker.pid, signal.SIGCONT)
-        return False
+        return bool(row["waiting"]), bool(row["copying"])
+
+    async def stopped_in_a_copy() -> bool:
+        os.kill(worker.pid, signal.SIGSTOP)
+        # Stopped mid-COPY, the backend first reads what the socket already holds, then waits
+        # for the rest: give it until the COPY's data runs out (a quiet machine sends a chunk's
+        # COPY in milliseconds, so a single look right after the stop mostly came too early).
+        deadline = asyncio.get_running_loop().time() + 0.2
+        while True:
+            waiting, copying = await copy_state()
+            if waiting:
+                return True
+            if not copying or asyncio.get_running_loop().time() > deadline:
+                os.kill(worker.pid, signal.SIGCONT)
+                return False
+            await asyncio.sleep(0.002)
 
     await eventually(stopped_in_a_copy, timeout=30, interval=0.005, what="a COPY to freeze in")
 
