@@ -79,6 +79,34 @@ async def test_toasts_collapse_into_one_that_covers_no_button(
     await expect(page.locator("#main")).to_be_focused()
 
 
+# What of a card's content reaches past its border (right edge), by tag and class.
+PAST_THE_CARD = """(card) => {
+  const edge = card.getBoundingClientRect().right;
+  return [...card.querySelectorAll("*")]
+    .filter((node) => node.checkVisibility() && node.getBoundingClientRect().right > edge + 0.5)
+    .map((node) => `${node.tagName}.${node.className}`);
+}"""
+
+
+async def test_a_finished_card_with_all_its_actions_fits_a_phone(
+    browser: Browser, product: Product, database: Database
+) -> None:
+    # "Job details", "Retry failed orders" and "Dismiss" side by side are wider than a phone's card.
+    await create_mixed_orders(database, product.organization, valid=1)
+    page = await logged_in_page(browser, product)
+    await page.set_viewport_size(PHONE)
+    await expect(page.locator("[data-orders-body] tr")).to_have_count(50)
+    await page.locator("[data-select-page]").check()
+    await page.locator("[data-select-banner-action]").click()  # every matching order, the broken ones too
+    await page.get_by_role("button", name=re.compile(r"Create \d+ invoices")).click()
+    await expect(card(page)).to_have_attribute("data-status", "completed", timeout=60_000)
+    await expect(card(page).get_by_role("button", name="Retry failed orders")).to_be_visible()
+    await expect(card(page).get_by_role("button", name="Dismiss")).to_be_visible()
+
+    assert await card(page).evaluate(PAST_THE_CARD) == []
+    assert await card(page).evaluate("(node) => node.scrollWidth <= node.clientWidth")
+
+
 async def test_the_tokens_table_fits_a_phone_and_revoking_keeps_focus(
     browser: Browser, product: Product
 ) -> None:
