@@ -66,7 +66,22 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one JSON document")
     _add_bench_load(commands)
     _add_bench_orders(commands)
+    _add_bench_fairness(commands)
     return parser
+
+
+def _add_bench_fairness(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench_fairness = commands.add_parser(
+        "bench-fairness", help="measure another organization's small job, an urgent job, more workers"
+    )
+    add = bench_fairness.add_argument
+    add("--big-jobs", type=int, default=10, help="jobs organization A submits first")
+    add("--big-size", type=int, default=20_000, help="orders in each of A's jobs")
+    add("--small-size", type=int, default=100, help="orders in organization B's job")
+    add("--workers-list", default="1,2", help="comma-separated worker counts for the small job")
+    add("--scaling-size", type=int, default=200_000, help="orders in the one job of the scaling runs")
+    add("--scaling-workers", default="1,2,4", help="comma-separated worker counts for scaling")
+    add("--json", action="store_true", help="print one JSON document")
 
 
 def _add_bench_orders(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -210,4 +225,22 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
 
         chosen = {field.name: getattr(args, field.name) for field in fields(Options)}
         return run_orders(settings, Options(**chosen), as_json=args.json)
+    if args.command == "bench-fairness":
+        from devtools.bench_fairness import FairnessOptions
+        from devtools.bench_fairness import run as run_fairness
+
+        fairness = FairnessOptions(
+            big_jobs=args.big_jobs,
+            big_size=args.big_size,
+            small_size=args.small_size,
+            workers_list=_counts(args.workers_list),
+            scaling_size=args.scaling_size,
+            scaling_workers=_counts(args.scaling_workers),
+        )
+        return run_fairness(settings, fairness, as_json=args.json)
     raise AssertionError(args.command)
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    """``"1,2,4"`` as numbers."""
+    return tuple(int(part) for part in text.split(",") if part.strip())

@@ -41,11 +41,11 @@ import psutil
 from devtools.bench_websockets import (
     Watchers,
     _LightClient,
-    _spawn,
     _stop,
     handshake_request,
     scratch_services,
     start_server,
+    start_workers,
 )
 from devtools.seed import seed
 from invoicing.domain.invoice_rules import CURRENCY_MISMATCH, INVALID_LINE, MISSING_BILLING_INFO
@@ -93,7 +93,9 @@ class _EndToEnd:
 
 
 @dataclass(frozen=True)
-class _Organization:
+class BenchOrganization:
+    """A seeded organization: its id, its admin's API token, its orders' ids in number order."""
+
     id: uuid.UUID
     token: str
     order_ids: list[uuid.UUID]
@@ -130,7 +132,7 @@ def _bar(label: str, done: int, total: int) -> None:
 # --- Data ---------------------------------------------------------------------------------
 
 
-async def _organization(database: Database, orders: int) -> _Organization:
+async def organization_with_orders(database: Database, orders: int) -> BenchOrganization:
     """A fresh organization (users, token, customers by ``seed``) with ``orders`` 5-line orders."""
     created = (await seed(database, organizations=1, orders=0, invalid_ratio=0.0))["organizations"][0]
     organization_id = uuid.UUID(created["id"])
@@ -144,7 +146,7 @@ async def _organization(database: Database, orders: int) -> _Organization:
         await connection.copy_records_to_table("sales_orders", records=order_rows, columns=_ORDER_COLUMNS)
         text = io.BytesIO("".join(f"{organization_id}\t{line}" for line in lines).encode())
         await connection.copy_to_table("sales_order_lines", source=text, columns=_LINE_COLUMNS, format="text")
-    return _Organization(organization_id, created["users"][0]["token"], [row[0] for row in order_rows])
+    return BenchOrganization(organization_id, created["users"][0]["token"], [row[0] for row in order_rows])
 
 
 def _order_rows(
@@ -176,7 +178,7 @@ def _order_rows(
 # --- Ceiling ------------------------------------------------------------------------------
 
 
-async def _ceiling(bench: _Bench, organization: _Organization) -> float:
+async def _ceiling(bench: _Bench, organization: BenchOrganization) -> float:
     """The fastest the worker's storage path writes these orders' invoices, nothing else in the way.
 
     The same call as a chunk's commit (``insert_invoices_isolating``: the number block taken
@@ -270,11 +272,6 @@ async def _watch_job(base: str, token: str, job_id: str, total: int) -> _JobClie
     return client
 
 
-def _ready(log: Path) -> bool:
-    # arq logs the Redis server's details once its connection is up, just before polling.
-    return log.exists() and "redis_version=" in log.read_text(errors="replace")
-
-
 async def _sample_rss(pids: list[int], peaks: dict[int, int], stop: asyncio.Event) -> None:
     processes = [psutil.Process(pid) for pid in pids]
     while not stop.is_set():
@@ -287,19 +284,10 @@ async def _sample_rss(pids: list[int], peaks: dict[int, int], stop: asyncio.Even
 
 async def _start_workers(bench: _Bench, workers: int) -> list[subprocess.Popen[bytes]]:
     bench.runs += 1
-    env = {**bench.env, "LOG_LEVEL": "INFO"}
-    logs = [bench.workdir / f"worker-{bench.runs}-{index}.log" for index in range(workers)]
-    processes = [_spawn(["worker"], env, log) for log in logs]
-    deadline = time.monotonic() + 60
-    while not all(_ready(log) for log in logs):
-        if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
-            _stop(processes)
-            raise SystemExit(f"a worker did not start; see {logs}")
-        await asyncio.sleep(0.05)
-    return processes
+    return await start_workers(bench.env, bench.workdir, workers, f"worker-{bench.runs}")
 
 
-async def _end_to_end(bench: _Bench, organization: _Organization, workers: int) -> _EndToEnd:
+async def _end_to_end(bench: _Bench, organization: BenchOrganization, workers: int) -> _EndToEnd:
     processes = await _start_workers(bench, workers)
     peaks: dict[int, int] = {}
     stop = asyncio.Event()
@@ -332,7 +320,7 @@ async def _end_to_end(bench: _Bench, organization: _Organization, workers: int) 
 # --- Naive --------------------------------------------------------------------------------
 
 
-async def _naive(bench: _Bench, organization: _Organization) -> float:
+async def _naive(bench: _Bench, organization: BenchOrganization) -> float:
     pending = list(organization.order_ids)
     total, done = len(pending), 0
     headers = {"Authorization": f"Bearer {organization.token}"}
@@ -360,9 +348,9 @@ async def _naive(bench: _Bench, organization: _Organization) -> float:
 
 async def _measure_size(bench: _Bench, size: int, workers_list: list[int], naive_sample: int) -> list[Result]:
     _say(f"size {size}: seeding {size * (1 + len(workers_list)) + min(size, naive_sample)} orders")
-    ceiling_org = await _organization(bench.database, size)
-    job_orgs = [await _organization(bench.database, size) for _ in workers_list]
-    naive_org = await _organization(bench.database, min(size, naive_sample))
+    ceiling_org = await organization_with_orders(bench.database, size)
+    job_orgs = [await organization_with_orders(bench.database, size) for _ in workers_list]
+    naive_org = await organization_with_orders(bench.database, min(size, naive_sample))
     ceiling = await _ceiling(bench, ceiling_org)
     _say(f"size {size}: ceiling {ceiling:,.0f} invoices/s")
     runs = []

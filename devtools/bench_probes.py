@@ -72,6 +72,32 @@ def _cpu_seconds(processes: list[psutil.Process]) -> float:
     return total
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user and system) a process and its children have used so far."""
+    return _cpu_seconds(_tree(pid))
+
+
+def backend_cpu_seconds(database_name: str) -> dict[int, float]:
+    """CPU seconds used so far by each PostgreSQL backend of ``database_name``, by pid (backends
+    come and go, so each one's time counts from its own start)."""
+    found: dict[int, float] = {}
+    # A backend's process title names its database: the scratch database's are the benchmark's.
+    for process in psutil.process_iter(["cmdline", "cpu_times"]):
+        cmdline, times = process.info["cmdline"], process.info["cpu_times"]
+        if cmdline and times and f" {database_name} " in f" {' '.join(cmdline)} ":
+            found[process.pid] = times.user + times.system
+    return found
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """The whole machine's busy and total CPU seconds so far, over all its cores."""
+    machine = psutil.cpu_times()
+    idle = machine.idle + getattr(machine, "iowait", 0.0)
+    # Linux counts guests' time in user and nice too.
+    total = sum(machine) - getattr(machine, "guest", 0.0) - getattr(machine, "guest_nice", 0.0)
+    return total - idle, total
+
+
 def _between(samples: list[_Sample], began: float, ended: float) -> list[_Sample]:
     return [sample for sample in samples if began <= sample[0] < ended]
 
@@ -113,22 +139,14 @@ class Probes:
         )
 
     def _cpu(self) -> _Cpu:
-        postgres: dict[int, float] = {}
-        # A backend's process title names its database: the scratch database's are the benchmark's.
-        for process in psutil.process_iter(["cmdline", "cpu_times"]):
-            cmdline, times = process.info["cmdline"], process.info["cpu_times"]
-            if cmdline and times and f" {self.database_name} " in f" {' '.join(cmdline)} ":
-                postgres[process.pid] = times.user + times.system
-        machine = psutil.cpu_times()
-        idle = machine.idle + getattr(machine, "iowait", 0.0)
-        # Linux counts guests' time in user and nice too.
-        total = sum(machine) - getattr(machine, "guest", 0.0) - getattr(machine, "guest_nice", 0.0)
+        busy, total = machine_cpu_seconds()
         processes = {
             "client": _cpu_seconds([psutil.Process()]),
-            "server": _cpu_seconds(_tree(self.server_pid)),
-            "worker": _cpu_seconds(_tree(self.worker_pid)),
+            "server": tree_cpu_seconds(self.server_pid),
+            "worker": tree_cpu_seconds(self.worker_pid),
         }
-        return _Cpu(processes, postgres, machine_busy=total - idle, machine_total=total)
+        postgres = backend_cpu_seconds(self.database_name)
+        return _Cpu(processes, postgres, machine_busy=busy, machine_total=total)
 
     def _worker_ports(self) -> list[int]:
         """Local ports of the worker's TCP connections to PostgreSQL (none over a Unix socket,

@@ -295,6 +295,27 @@ async def start_server(
     return server, port
 
 
+def _worker_ready(log: Path) -> bool:
+    # arq logs the Redis server's details once its connection is up, just before polling.
+    return log.exists() and "redis_version=" in log.read_text(errors="replace")
+
+
+async def start_workers(
+    env: dict[str, str], workdir: Path, count: int, name: str = "worker"
+) -> list[subprocess.Popen[bytes]]:
+    """``count`` ``invoicing worker`` child processes, once each polls the queue; the caller
+    stops them (``_stop``). Their logs are ``{name}-{index}.log`` in ``workdir``."""
+    logs = [workdir / f"{name}-{index}.log" for index in range(count)]
+    processes = [_spawn(["worker"], {**env, "LOG_LEVEL": "INFO"}, log) for log in logs]
+    deadline = time.monotonic() + 60
+    while not all(_worker_ready(log) for log in logs):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+            _stop(processes)
+            raise SystemExit(f"a worker did not start; see {logs}")
+        await asyncio.sleep(0.05)
+    return processes
+
+
 async def run_benchmark(
     settings: Settings, client_counts: list[int], orders_per_round: int, processes: int
 ) -> list[Round]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 
 from invoicing.infra.database import Database
 from invoicing.kernel.settings import Settings
-from tests.support.workers import ROOT, environment_of
+from tests.support.workers import run_command
 
 FIELDS = {
     "size", "workers", "ceiling_per_s", "end_to_end_per_s", "naive_per_s", "first_event_ms",
@@ -19,14 +18,7 @@ FIELDS = {
 
 
 def bench(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "bench", *args],
-        env=environment_of(settings),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=220,
-    )
+    return run_command(settings, "bench", *args, timeout=220)
 
 
 @pytest.mark.slow

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import asyncpg
 import pytest
 
 from invoicing.infra.database import Database
 from invoicing.kernel.settings import Settings
-from tests.support.workers import ROOT, environment_of
+from tests.support.workers import run_command
 
 DOCUMENT = {"options", "db_pool_size", "scratch_database", "burst_seconds", "submits", "phases"}
 LATENCY = {"count", "p50_ms", "p99_ms", "max_ms", "outcomes"}
@@ -28,14 +27,7 @@ TINY = (
 
 
 def bench_load(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "bench-load", *args],
-        env=environment_of(settings),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=100,
-    )
+    return run_command(settings, "bench-load", *args, timeout=100)
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from uuid import UUID, uuid4
 
 from invoicing.accounts.api_tokens import MAX_ACTIVE_TOKENS
@@ -12,21 +11,14 @@ from invoicing.infra.database import Database
 from invoicing.kernel.settings import Settings
 from tests.support.app import api_client
 from tests.support.factories import TEST_PASSWORD, Organization, User, create_organization
-from tests.support.workers import ROOT, environment_of
+from tests.support.workers import run_command
 
 SITE = "http://testserver"
 ITEM_FIELDS = {"id", "name", "created_at", "last_used_at", "revoked_at"}
 
 
 def invoicing(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        env=environment_of(settings),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_command(settings, *args, timeout=60)
 
 
 def bearer(token: str) -> dict[str, str]:

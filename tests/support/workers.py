@@ -54,6 +54,18 @@ def environment_of(settings: Settings) -> dict[str, str]:
     return env
 
 
+def run_command(settings: Settings, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``invoicing ARGS`` as a child process with these settings, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        env=environment_of(settings),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 async def drain_queue(settings: Settings) -> None:
     """Run an in-process worker until the queue is empty (arq's burst mode)."""
     await run_worker(settings, burst=True, handle_signals=False)

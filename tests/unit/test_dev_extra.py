@@ -9,7 +9,9 @@ import pytest
 from cli.main import main
 
 
-@pytest.mark.parametrize("command", ["bench", "bench-websockets", "bench-orders", "bench-load"])
+@pytest.mark.parametrize(
+    "command", ["bench", "bench-websockets", "bench-orders", "bench-load", "bench-fairness"]
+)
 def test_a_bench_without_the_dev_extra_says_what_to_install(
     command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
