@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from functools import partial
 
 import asyncpg
 from starlette.requests import Request
@@ -37,7 +38,14 @@ from server.paging import (
     time_text_cursor,
     uuid_cursor,
 )
-from server.requests import path_uuid, query_choice, query_uuid, read_json, reject_unknown_query
+from server.requests import (
+    path_uuid,
+    query_choice,
+    query_uuid,
+    read_json,
+    read_optional_json,
+    reject_unknown_query,
+)
 
 
 async def _principal(request: Request) -> Principal:
@@ -238,8 +246,21 @@ async def cancel_batch_job(request: Request) -> Response:
 async def retry_batch_job(request: Request) -> Response:
     """A new job over the finished job's orders that got no invoice (audited on both jobs)."""
     principal = await _principal(request)
-    job = await actions.retry_job(state.services(request), principal, request.path_params["job_id"])
+    job = await actions.retry_job(
+        state.services(request),
+        principal,
+        request.path_params["job_id"],
+        partial(read_optional_json, request),
+    )
     return _accepted(job)
+
+
+async def change_batch_job_priority(request: Request) -> Response:
+    """Admins: ``{"priority": "urgent" | "normal" | "low"}`` for a pending or running job."""
+    principal = await _principal(request)
+    job_id = path_uuid(request, "job_id", NotFound.job)
+    job = await actions.change_priority(state.services(request), principal, job_id, await read_json(request))
+    return _job_response(job)
 
 
 async def list_invoices(request: Request) -> Response:
@@ -292,6 +313,7 @@ routes = [
     Route("/api/batch-jobs/{job_id}/items", list_batch_job_items, methods=["GET"]),
     Route("/api/batch-jobs/{job_id}/cancel", cancel_batch_job, methods=["POST"]),
     Route("/api/batch-jobs/{job_id}/retry", retry_batch_job, methods=["POST"]),
+    Route("/api/batch-jobs/{job_id}/priority", change_batch_job_priority, methods=["POST"]),
     Route("/api/invoices", list_invoices, methods=["GET"]),
     Route("/api/invoices/{invoice_id}", get_invoice, methods=["GET"]),
 ]

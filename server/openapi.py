@@ -21,7 +21,11 @@ from starlette.routing import Route
 from invoicing.accounts import views as account_views
 from invoicing.accounts.api_tokens import TOKEN_REQUEST_SCHEMA
 from invoicing.admin import views as admin_views
-from invoicing.domain.batch_requests import batch_request_schema
+from invoicing.domain.batch_requests import (
+    PRIORITY_REQUEST_SCHEMA,
+    RETRY_REQUEST_SCHEMA,
+    batch_request_schema,
+)
 from invoicing.domain.job_states import ItemStatus, JobStatus
 from invoicing.domain.order_filters import ORDER_STATUSES
 from invoicing.domain.paging import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
@@ -182,9 +186,21 @@ def _job_paths() -> dict[str, Any]:
                 "A new job over a finished job's orders that got no invoice (failed, cancelled or never "
                 "reached); a job is retried once (409 `already_retried`), then retry the retry.",
                 ok("The new job, accepted.", "BatchJob", Location={"type": "string"}),
-                *(403, 404, 409, 429),
+                *(400, 403, 404, 409, 413, 429),
                 status=202,
                 parameters=[job_id],
+                requestBody={"required": False, "content": json_content(ref("RetryRequest"))},
+            ),
+        },
+        "/api/batch-jobs/{job_id}/priority": {
+            "post": api(
+                "changeBatchJobPriority",
+                "Admins: move a pending or running job to another priority (409 `job_finished` once "
+                "it ended).",
+                ok("The job.", "BatchJob"),
+                *(400, 403, 404, 409, 413),
+                parameters=[job_id],
+                requestBody=json_body("PriorityRequest"),
             ),
         },
     }
@@ -347,6 +363,8 @@ def _component_schemas(max_batch_size: int) -> dict[str, Schema]:
         **invoice_views.SCHEMAS,
         "InvoicePage": paged("InvoiceSummary"),
         "BatchRequest": batch_request_schema(max_batch_size),
+        "RetryRequest": RETRY_REQUEST_SCHEMA,
+        "PriorityRequest": PRIORITY_REQUEST_SCHEMA,
         **job_views.SCHEMAS,
         "BatchJobPage": paged("BatchJob"),
         "BatchJobItemPage": paged("BatchJobItem"),

@@ -26,6 +26,16 @@ async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> object
 
     Whatever is left unread of a refused body is drained by ``server.body_limit.BodyLimit``.
     """
+    return _parsed(await _body(request, max_bytes))
+
+
+async def read_optional_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> object | None:
+    """Like ``read_json``, but None when the client sent no body at all."""
+    body = await _body(request, max_bytes)
+    return None if not body else _parsed(body)
+
+
+async def _body(request: Request, max_bytes: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(too_large_message(max_bytes))
@@ -34,6 +44,10 @@ async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> object
         body += chunk
         if len(body) > max_bytes:
             raise PayloadTooLarge(too_large_message(max_bytes))
+    return bytes(body)
+
+
+def _parsed(body: bytes) -> object:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

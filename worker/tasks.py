@@ -34,6 +34,9 @@ LONGEST_CONTENTION_PAUSE = 4.0
 #: Outages in a row, with no progress between them, after which the "outage" is taken for a
 #: failure of the job (a connection error that is really a bug would otherwise loop forever).
 MAX_OUTAGES_WITHOUT_PROGRESS = 10
+#: Best-first choices a free slot tries before the job its message names: another worker may
+#: claim the chosen job between the choice and the claim.
+CHOICES = 3
 
 
 def _resources(ctx: dict[str, Any]) -> tuple[Database, JobQueue, Settings]:
@@ -42,29 +45,28 @@ def _resources(ctx: dict[str, Any]) -> tuple[Database, JobQueue, Settings]:
 
 
 async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
-    """Claim the job, then invoice it chunk by chunk until it is finished or taken away.
+    """Claim the runnable job that should run next, then invoice it chunk by chunk until it is
+    finished or taken away.
 
-    Safe to run twice for the same job (arq delivers at least once): the claim lets only one
-    run hold the lease; the other returns at once.
+    A message is a free slot's cue, not an order: the slot takes the best runnable job of any
+    organization (``leases.next_runnable_job``: priority, then the organization served least
+    recently, then the oldest job), and the job the message names only if it finds none. Every
+    job has a message of its own, so every job is taken by some message. Safe to run twice for
+    the same job (arq delivers at least once): the claim lets only one run hold the lease.
     """
     database, queue, settings = _resources(ctx)
-    job_uuid = UUID(job_id)
     owner = f"{ctx['worker_id']}/{uuid4().hex[:8]}"
     try:
-        async with database.unscoped() as connection:
-            organization_id = await leases.job_organization(connection, job_uuid)
-        if organization_id is None:
-            return "not claimed"
-        async with database.scoped(organization_id) as connection:
-            job = await leases.claim_job(connection, job_uuid, owner, settings.lease_seconds)
+        job = await _claim_next(database, settings, UUID(job_id), owner)
     except Exception as exc:
         if not (is_contention(exc) or is_unavailable(exc)):
             raise
         # Held by a transaction that is not ending (or no database): the sweep comes back to it.
-        logger.warning("job %s not claimed now (%s); the sweep will offer it again", job_uuid, exc)
+        logger.warning("job %s not claimed now (%s); the sweep will offer it again", job_id, exc)
         return "not claimed"
     if job is None:
         return "not claimed"
+    job_uuid = job.id
     logger.info("job %s claimed by %s (attempt %d)", job_uuid, owner, job.attempts)
     run = JobRun(
         database,
@@ -83,6 +85,30 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
         # lease expires. Shielded, on its own task: this one is being cancelled.
         await asyncio.shield(asyncio.ensure_future(runner.release()))
         raise
+
+
+async def _claim_next(database: Database, settings: Settings, named: UUID, owner: str) -> BatchJob | None:
+    """The best runnable job, claimed; else the job the message names, if it is runnable."""
+    for _ in range(CHOICES):
+        async with database.unscoped() as connection:
+            choice = await leases.next_runnable_job(connection, settings.priority_aging_seconds)
+        if choice is None:
+            break
+        job = await _claim(database, settings, choice.organization_id, choice.job_id, owner)
+        if job is not None:
+            return job
+    async with database.unscoped() as connection:
+        organization_id = await leases.job_organization(connection, named)
+    if organization_id is None:
+        return None
+    return await _claim(database, settings, organization_id, named, owner)
+
+
+async def _claim(
+    database: Database, settings: Settings, organization_id: UUID, job_id: UUID, owner: str
+) -> BatchJob | None:
+    async with database.scoped(organization_id) as connection:
+        return await leases.claim_job(connection, job_id, owner, settings.lease_seconds)
 
 
 class _JobRunner:

@@ -26,7 +26,7 @@ from invoicing.kernel.json_values import INSTANT, NULLABLE_INSTANT
 #: Why a job counts as stuck: its worker's lease ran out, or no worker took it for too long.
 STUCK_REASONS = ("lease_expired", "waiting_for_worker")
 #: What the audit log records.
-AUDIT_ACTIONS = ("job_created", "job_cancel_requested", "job_retried")
+AUDIT_ACTIONS = ("job_created", "job_cancel_requested", "job_retried", "job_priority_changed")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import cast
 from uuid import UUID
 
+from invoicing.domain.job_states import Priority
 from invoicing.domain.order_filters import (
     BATCH_DEFAULTS,
     FILTER_FIELDS,
@@ -27,9 +28,11 @@ class BatchRequest:
     order_filter: OrderFilter | None = None
     # The finished job whose uninvoiced orders these are (a retry), if any.
     retry_of: UUID | None = None
+    #: As asked; None leaves the default (normal, or the retried job's priority).
+    priority: Priority | None = None
 
 
-_ALLOWED_FIELDS = frozenset({"order_ids", "filter"})
+_ALLOWED_FIELDS = frozenset({"order_ids", "filter", "priority"})
 _PREVIEW_LENGTH = 40
 _MAX_NAMED_FIELDS = 5
 
@@ -65,8 +68,9 @@ def parse_batch_request(
         raise BadRequest(f"Unknown field(s): {_name_fields(unknown)}.", code="unknown_field")
     if "order_ids" in body and "filter" in body:
         raise BadRequest("Send either 'order_ids' or 'filter', not both.", code="conflicting_fields")
+    priority = parse_priority(body["priority"]) if "priority" in body else None
     if "filter" in body:
-        return BatchRequest(order_filter=parse_batch_filter(body["filter"]))
+        return BatchRequest(order_filter=parse_batch_filter(body["filter"]), priority=priority)
     if "order_ids" not in body:
         raise BadRequest("The field 'order_ids' (or 'filter') is required.", code="missing_field")
     raw_ids = body["order_ids"]
@@ -79,7 +83,40 @@ def parse_batch_request(
             f"A batch may contain at most {max_batch_size} orders; got {len(raw_ids)}.",
             code="batch_too_large",
         )
-    return BatchRequest(order_ids=_parse_order_ids(raw_ids, make_uuid))
+    return BatchRequest(order_ids=_parse_order_ids(raw_ids, make_uuid), priority=priority)
+
+
+def parse_priority(raw: object) -> Priority:
+    """``"urgent"``, ``"normal"`` or ``"low"``; anything else is 400 ``invalid_priority``."""
+    if isinstance(raw, str) and raw in Priority.__members__:
+        return Priority(raw)
+    allowed = ", ".join(f'"{priority.value}"' for priority in Priority)
+    raise BadRequest(f"The field 'priority' must be one of {allowed}.", code="invalid_priority")
+
+
+def parse_retry_request(body: object | None) -> Priority | None:
+    """The optional body of a retry: nothing, ``{}`` or ``{"priority": ...}`` (None: the
+    retried job's priority)."""
+    if body is None:
+        return None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.", code="invalid_body")
+    unknown = [str(key) for key in body if key != "priority"]
+    if unknown:
+        raise BadRequest(f"Unknown field(s): {_name_fields(unknown)}.", code="unknown_field")
+    return parse_priority(body["priority"]) if "priority" in body else None
+
+
+def parse_priority_body(body: object) -> Priority:
+    """The body of a request that sets a job's priority: ``{"priority": ...}``."""
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.", code="invalid_body")
+    unknown = [str(key) for key in body if key != "priority"]
+    if unknown:
+        raise BadRequest(f"Unknown field(s): {_name_fields(unknown)}.", code="unknown_field")
+    if "priority" not in body:
+        raise BadRequest("The field 'priority' is required.", code="missing_field")
+    return parse_priority(body["priority"])
 
 
 def parse_batch_filter(raw: object) -> OrderFilter:
@@ -107,11 +144,28 @@ BATCH_FILTER_SCHEMA = closed_object(
 )
 
 
+#: A job's priority as a request names it (``invalid_priority`` otherwise).
+PRIORITY_SCHEMA = enum(
+    Priority,
+    description="urgent (admins only: 403 `admin_required`), normal (the default) or low.",
+)
+
+#: What ``parse_retry_request`` accepts: no body, ``{}``, or a priority for the new job.
+RETRY_REQUEST_SCHEMA = closed_object({"priority": PRIORITY_SCHEMA}, optional=("priority",))
+
+#: What ``parse_priority_body`` accepts.
+PRIORITY_REQUEST_SCHEMA = closed_object({"priority": PRIORITY_SCHEMA})
+
+
 def batch_request_schema(max_batch_size: int) -> Schema:
-    """What ``parse_batch_request`` accepts: order ids, or a filter."""
+    """What ``parse_batch_request`` accepts: order ids, or a filter; and a priority."""
     order_ids = array(ID, minItems=1, maxItems=max_batch_size, description="Duplicates count once.")
+    optional = ("priority",)
     return {
-        "oneOf": [closed_object({"order_ids": order_ids}), closed_object({"filter": BATCH_FILTER_SCHEMA})]
+        "oneOf": [
+            closed_object({"order_ids": order_ids, "priority": PRIORITY_SCHEMA}, optional=optional),
+            closed_object({"filter": BATCH_FILTER_SCHEMA, "priority": PRIORITY_SCHEMA}, optional=optional),
+        ]
     }
 
 

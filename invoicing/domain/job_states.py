@@ -34,6 +34,14 @@ FINISHED_VALUES = frozenset(
 )
 
 
+class Priority(StrEnum):
+    """How soon a job should run: urgent (admins only), normal (the default) or low."""
+
+    urgent = "urgent"
+    normal = "normal"
+    low = "low"
+
+
 class ItemStatus(StrEnum):
     """Outcome of one order inside a batch."""
 

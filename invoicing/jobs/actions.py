@@ -13,7 +13,13 @@ from uuid import UUID
 
 import asyncpg
 
-from invoicing.domain.batch_requests import BatchRequest, parse_batch_request
+from invoicing.domain.batch_requests import (
+    BatchRequest,
+    parse_batch_request,
+    parse_priority_body,
+    parse_retry_request,
+)
+from invoicing.domain.job_states import Priority
 from invoicing.domain.order_filters import OrderFilter
 from invoicing.infra.database import FAST_UUID, Database
 from invoicing.infra.limits import Limiter
@@ -59,21 +65,53 @@ async def create_job(
     max_batch_size = services.settings.max_batch_size
 
     async def batch() -> BatchRequest:
-        return parse_batch_request(await body(), max_batch_size=max_batch_size, make_uuid=FAST_UUID)
+        request = parse_batch_request(await body(), max_batch_size=max_batch_size, make_uuid=FAST_UUID)
+        _may_use(principal, request.priority)
+        return request
 
     return await _limited(services, principal, batch, partial(_submit, services, principal))
 
 
-async def retry_job(services: JobServices, principal: Principal, job_id: str) -> BatchJob:
+async def retry_job(
+    services: JobServices,
+    principal: Principal,
+    job_id: str,
+    body: Callable[[], Awaitable[object | None]] | None = None,
+) -> BatchJob:
     """A new job over the finished job's orders that got no invoice (audited on both jobs).
 
     ``job_id`` is the id as the client sent it: a malformed one is answered like a missing job.
+    ``body`` (optional: ``{"priority": ...}``) chooses the new job's priority; by default it is
+    the retried job's.
     """
 
-    async def original() -> UUID:
-        return parse_job_id(job_id)
+    async def original() -> tuple[UUID, Priority | None]:
+        job_uuid = parse_job_id(job_id)
+        priority = parse_retry_request(None if body is None else await body())
+        _may_use(principal, priority)
+        return job_uuid, priority
 
     return await _limited(services, principal, original, partial(_retry, services, principal))
+
+
+async def change_priority(
+    services: JobServices, principal: Principal, job_id: UUID, body: object
+) -> BatchJob:
+    """An admin moves a pending or running job to another priority (Conflict once it ended)."""
+    principal.require_admin()
+    priority = parse_priority_body(body)
+    async with services.database.scoped(principal.organization_id) as connection:
+        job = await jobs.set_priority(
+            connection, principal.organization_id, job_id, principal.user_id, priority
+        )
+    await events.publish(services.queue, job)
+    return job
+
+
+def _may_use(principal: Principal, priority: Priority | None) -> None:
+    """Urgent work goes before every other job of every organization: admins only."""
+    if priority is Priority.urgent:
+        principal.require_admin()
 
 
 async def _limited(
@@ -192,6 +230,7 @@ async def _record(
         order_ids=order_ids,
         payload=job_payload(principal.user_id, "api", extra),
         retry_of=request.retry_of,
+        priority=request.priority or Priority.normal,
     )
 
 
@@ -212,10 +251,13 @@ async def _resolve_filter(
     return order_ids
 
 
-async def _retry(services: JobServices, principal: Principal, job_id: UUID) -> BatchJob:
+async def _retry(
+    services: JobServices, principal: Principal, wanted: tuple[UUID, Priority | None]
+) -> BatchJob:
     """A new job over the orders of a finished job that still have no invoice and that no
     running job holds (the failed items' reasons are usually fixed in the orders first: an
     address, a price)."""
+    job_id, priority = wanted
     async with services.database.scoped(principal.organization_id) as connection:
         job = await jobs.get_job(connection, principal.organization_id, job_id)
         if not job.is_finished:
@@ -224,7 +266,8 @@ async def _retry(services: JobServices, principal: Principal, job_id: UUID) -> B
         order_ids = await jobs.uninvoiced_order_ids(connection, job)
     if not order_ids:
         raise _nothing_to_retry()
-    return await _submit(services, principal, BatchRequest(order_ids=tuple(order_ids), retry_of=job.id))
+    retry = BatchRequest(order_ids=tuple(order_ids), retry_of=job.id, priority=priority or job.priority)
+    return await _submit(services, principal, retry)
 
 
 def _nothing_to_retry() -> Conflict:

@@ -31,6 +31,17 @@ from invoicing.jobs.views import BatchJob
 # function may tell (migrations/0011_least_privilege.sql).
 JOB_ORGANIZATION = "SELECT batch_job_organization($1)"
 
+# The best runnable job across organizations (migrations/0012_job_priorities.sql): by priority
+# class (aged), then the organization served least recently, then the oldest job.
+NEXT_RUNNABLE_JOB = "SELECT job_id, organization_id FROM next_runnable_job($1)"
+
+# A claim is the organization's turn: its next job waits behind other organizations' jobs of
+# the same class.
+RECORD_TURN = """
+INSERT INTO organization_turns (organization_id, last_claimed_at) VALUES ($1, now())
+ON CONFLICT (organization_id) DO UPDATE SET last_claimed_at = excluded.last_claimed_at
+"""
+
 # The row lock makes two claims of the same job serialize; the second finds nothing to update.
 CLAIM_JOB = f"""
 UPDATE batch_job_queue
@@ -232,11 +243,28 @@ async def job_organization(connection: asyncpg.Connection, job_id: UUID) -> UUID
     return organization_id
 
 
+@dataclass(frozen=True, slots=True)
+class RunnableJob:
+    job_id: UUID
+    organization_id: UUID
+
+
+async def next_runnable_job(connection: asyncpg.Connection, aging_seconds: float) -> RunnableJob | None:
+    """The job a free worker should take now (None if none is runnable); claim it to take it."""
+    row = await connection.fetchrow(NEXT_RUNNABLE_JOB, aging_seconds)
+    return None if row is None else RunnableJob(row["job_id"], row["organization_id"])
+
+
 async def claim_job(
     connection: asyncpg.Connection, job_id: UUID, owner: str, lease_seconds: float
 ) -> BatchJob | None:
+    """The job, now ours, if it was runnable; the organization's turn is recorded with it."""
     row = await connection.fetchrow(CLAIM_JOB, job_id, owner, lease_seconds)
-    return None if row is None else BatchJob.from_row(row)
+    if row is None:
+        return None
+    job = BatchJob.from_row(row)
+    await connection.execute(RECORD_TURN, job.organization_id)
+    return job
 
 
 async def renew_own_lease(

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from invoicing.domain.job_states import JOB_TYPE_BULK_INVOICE, ItemStatus, JobStatus
+from invoicing.domain.job_states import JOB_TYPE_BULK_INVOICE, ItemStatus, JobStatus, Priority
 from invoicing.infra.keyset import after_key
 from invoicing.jobs.views import BatchJob, BatchJobItem
 from invoicing.kernel.errors import Conflict, NotFound
@@ -26,14 +26,24 @@ def job_columns(table: str = "batch_job_queue") -> str:
      WHERE membership.organization_id = {table}.organization_id
        AND membership.user_id = {table}.created_by) AS created_by_name,
     (SELECT retry.id FROM batch_job_queue retry
-     WHERE retry.retry_of = {table}.id AND retry.organization_id = {table}.organization_id) AS retried_as"""
+     WHERE retry.retry_of = {table}.id AND retry.organization_id = {table}.organization_id) AS retried_as,
+    (CASE WHEN {table}.status = 'processing' AND {table}.lease_owner IS NOT NULL
+               AND {table}.lease_expires_at > now() THEN 1 ELSE 0 END) AS active_workers"""
 
 
 JOB = job_columns()
 
 INSERT_JOB = f"""
-INSERT INTO batch_job_queue (organization_id, job_type, total_items, payload, created_by, retry_of)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO batch_job_queue (organization_id, job_type, total_items, payload, created_by, retry_of, priority)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING {JOB}
+"""
+
+# A job's place in the queue, while it has one (pending or processing).
+SET_PRIORITY = f"""
+UPDATE batch_job_queue
+SET priority = $3, progress_seq = progress_seq + 1, updated_at = now()
+WHERE id = $1 AND organization_id = $2 AND status IN ('pending', 'processing')
 RETURNING {JOB}
 """
 
@@ -106,6 +116,7 @@ async def create_job(
     order_ids: Sequence[UUID],
     payload: dict[str, Any],
     retry_of: UUID | None = None,
+    priority: Priority = Priority.normal,
 ) -> BatchJob:
     """Record a job and one pending item per order. Call inside a transaction.
 
@@ -114,13 +125,20 @@ async def create_job(
     """
     try:
         row = await connection.fetchrow(
-            INSERT_JOB, organization_id, JOB_TYPE_BULK_INVOICE, len(order_ids), payload, created_by, retry_of
+            INSERT_JOB,
+            organization_id,
+            JOB_TYPE_BULK_INVOICE,
+            len(order_ids),
+            payload,
+            created_by,
+            retry_of,
+            priority.value,
         )
     except asyncpg.UniqueViolationError:
         raise _already_retried() from None
     job = BatchJob.from_row(row)
     await connection.execute(INSERT_ITEMS, job.id, list(order_ids), organization_id)
-    detail: dict[str, Any] = {"total_items": len(order_ids)}
+    detail: dict[str, Any] = {"total_items": len(order_ids), "priority": priority.value}
     if retry_of is not None:
         detail["retry_of"] = str(retry_of)
         retried = {"retry_job_id": str(job.id), "total_items": len(order_ids)}
@@ -214,6 +232,22 @@ async def list_items(
     after = after_position or 0
     rows = await connection.fetch(LIST_ITEMS, job.id, after, limit, status_value, job.organization_id)
     return [BatchJobItem.from_row(row) for row in rows]
+
+
+async def set_priority(
+    connection: asyncpg.Connection, organization_id: UUID, job_id: UUID, user_id: UUID, priority: Priority
+) -> BatchJob:
+    """Move a pending or running job to ``priority``; Conflict ``job_finished`` once it ended."""
+    row = await connection.fetchrow(SET_PRIORITY, job_id, organization_id, priority.value)
+    if row is None:
+        job = await get_job(connection, organization_id, job_id)
+        message = f"The job is already {job.status.value}; its priority no longer matters."
+        raise Conflict(message, code="job_finished")
+    job = BatchJob.from_row(row)
+    await audit(
+        connection, organization_id, job_id, user_id, "job_priority_changed", {"priority": priority.value}
+    )
+    return job
 
 
 async def request_cancel(

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from invoicing.domain.job_progress import progress_metrics
-from invoicing.domain.job_states import ItemStatus, JobStatus
+from invoicing.domain.job_states import ItemStatus, JobStatus, Priority
 from invoicing.kernel.json_schema import (
     BOOLEAN,
     COUNT,
@@ -53,17 +53,22 @@ class BatchJob:
     enqueue_generation: int
     progress_seq: int
     retry_of: UUID | None
+    priority: Priority
     #: Read beside the row (``invoicing.jobs.store.job_columns``), not stored in it: the starter's name
     #: (else email; None once they left the organization) and the job that retried this one.
     created_by_name: str | None
     retried_as: UUID | None
+    #: Workers holding the job right now (its lease is held and alive): 0 or 1.
+    active_workers: int
 
-    DERIVED_FIELDS: ClassVar[tuple[str, ...]] = ("created_by_name", "retried_as")
+    DERIVED_FIELDS: ClassVar[tuple[str, ...]] = ("created_by_name", "retried_as", "active_workers")
 
     @classmethod
     def from_row(cls, row: Any) -> BatchJob:
         return cls(
-            **{name: row[name] for name in cls.__slots__ if name != "status"}, status=JobStatus(row["status"])
+            **{name: row[name] for name in cls.__slots__ if name not in ("status", "priority")},
+            status=JobStatus(row["status"]),
+            priority=Priority(row["priority"]),
         )
 
     @property
@@ -96,6 +101,8 @@ class BatchJob:
             "created_by": str(self.created_by),
             "created_by_name": self.created_by_name or FORMER_MEMBER,
             "cancel_requested": self.cancel_requested,
+            "priority": self.priority.value,
+            "active_workers": self.active_workers,
             "progress": metrics.progress,
             "items_per_second": metrics.items_per_second,
             "eta_seconds": metrics.eta_seconds,
@@ -136,6 +143,13 @@ BATCH_JOB_SCHEMA = closed_object(
             f'"{FORMER_MEMBER}" once they left the organization. Never an id.',
         },
         "cancel_requested": BOOLEAN,
+        "priority": {
+            **enum(Priority),
+            "description": "Runnable work goes by priority first (low work gains a class for every "
+            "PRIORITY_AGING_SECONDS it waits), then the organization served least recently, then the "
+            "oldest job.",
+        },
+        "active_workers": {**COUNT, "description": "Workers running the job right now."},
         "progress": {"type": "number", "minimum": 0, "maximum": 1},
         "items_per_second": {"type": ["number", "null"], "minimum": 0},
         "eta_seconds": {"type": ["number", "null"], "minimum": 0},

@@ -24,6 +24,7 @@ ENVIRONMENT: dict[str, str | None] = {
     "CHUNK_TARGET_SECONDS": "0.15",
     "MAX_CHUNK_SIZE": "2000",
     "LEASE_SECONDS": "30",
+    "PRIORITY_AGING_SECONDS": "60",
     "MAX_JOB_ATTEMPTS": "5",
     "RETRY_BACKOFF_SECONDS": "1",
     "RETRY_BACKOFF_MAX_SECONDS": "60",
@@ -68,6 +69,8 @@ class Settings:
     chunk_target_seconds: float
     max_chunk_size: int
     lease_seconds: float
+    #: A waiting job climbs one priority class per this many seconds (low work is never starved).
+    priority_aging_seconds: float
     #: Failures in a row at the same place (no item processed between them) that end a job.
     max_job_attempts: int
     #: First pause after a failed run of a job; doubled (with jitter) per failure in a row.
@@ -150,6 +153,7 @@ class Settings:
             chunk_target_seconds=real("CHUNK_TARGET_SECONDS", 0, 60),
             max_chunk_size=integer("MAX_CHUNK_SIZE", 1, 10_000),
             lease_seconds=real("LEASE_SECONDS", 1, 3600),
+            priority_aging_seconds=real("PRIORITY_AGING_SECONDS", 1, 86_400),
             max_job_attempts=integer("MAX_JOB_ATTEMPTS", 1, 100),
             retry_backoff_seconds=real("RETRY_BACKOFF_SECONDS", 0.01, 3600),
             retry_backoff_max_seconds=real("RETRY_BACKOFF_MAX_SECONDS", 0.01, 86_400),

@@ -93,7 +93,12 @@ INVALID_BATCHES = [  # (what is wrong, body, code)
     ("malformed JSON", b'{"order_ids": [', "invalid_json"),
     ("bytes that are not UTF-8", b'{"order_ids": ["\xff\xfe"]}', "invalid_json"),
     ("a list instead of an object", b'["' + SOME_ID.encode() + b'"]', "invalid_body"),
-    ("an unknown field", b'{"order_ids": ["' + SOME_ID.encode() + b'"], "priority": 1}', "unknown_field"),
+    ("an unknown field", b'{"order_ids": ["' + SOME_ID.encode() + b'"], "urgency": 1}', "unknown_field"),
+    (
+        "a priority that does not exist",
+        b'{"order_ids": ["' + SOME_ID.encode() + b'"], "priority": "high"}',
+        "invalid_priority",
+    ),
     ("no order_ids", b"{}", "missing_field"),
     ("order_ids not a list", b'{"order_ids": "' + SOME_ID.encode() + b'"}', "invalid_type"),
     ("an empty list", b'{"order_ids": []}', "empty_batch"),

@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from invoicing.domain.batch_requests import BatchRequest
-from invoicing.domain.job_states import JobStatus
+from invoicing.domain.job_states import JobStatus, Priority
 from invoicing.infra.database import Database
 from invoicing.infra.queue import JobQueue, connect_redis
 from invoicing.jobs import actions as batches
@@ -33,11 +33,17 @@ async def job_queue(settings: Settings) -> AsyncIterator[JobQueue]:
 
 
 async def submit(
-    database: Database, queue: JobQueue, settings: Settings, organization: Organization, orders: list[UUID]
+    database: Database,
+    queue: JobQueue,
+    settings: Settings,
+    organization: Organization,
+    orders: list[UUID],
+    *,
+    priority: Priority | None = None,
 ) -> BatchJob:
     admin = organization.admin
     principal = Principal(admin.id, organization.id, admin.role, admin.email)
-    request = BatchRequest(tuple(orders))
+    request = BatchRequest(tuple(orders), priority=priority)
     return await batches.submit_batch(database, queue, principal, request, settings)
 
 

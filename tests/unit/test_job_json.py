@@ -7,7 +7,7 @@ from uuid import uuid4
 
 import pytest
 
-from invoicing.domain.job_states import JOB_TYPE_BULK_INVOICE, JobStatus
+from invoicing.domain.job_states import JOB_TYPE_BULK_INVOICE, JobStatus, Priority
 from invoicing.jobs.events import event_for
 from invoicing.jobs.views import BatchJob
 
@@ -39,8 +39,10 @@ def job_in(status: JobStatus) -> BatchJob:
         enqueue_generation=1,
         progress_seq=7,
         retry_of=None,
+        priority=Priority.normal,
         created_by_name="Ada",
         retried_as=None,
+        active_workers=0 if finished or status is JobStatus.pending else 1,
     )
 
 

@@ -14,6 +14,7 @@ const ACTION_TEXT = {
   job_created: "Created a job",
   job_cancel_requested: "Cancelled a job",
   job_retried: "Retried a job",
+  job_priority_changed: "Changed a job's priority",
 };
 const STUCK_TEXT = {
   lease_expired: "its worker stopped answering; the sweep will resume it",
@@ -94,6 +95,7 @@ function detailText(entry) {
     return detail.retry_of ? `${orders}, retrying an earlier job` : orders;
   }
   if (entry.action === "job_cancel_requested") return detail.status === "cancelled" ? "before it started" : "while it ran";
+  if (entry.action === "job_priority_changed") return `to ${detail.priority}`;
   return "";
 }
 

@@ -1,0 +1,41 @@
+-- Priorities and fairness between organizations (docs/ARCHITECTURE.md, "Which job runs next").
+
+ALTER TABLE batch_job_queue
+    ADD COLUMN priority text NOT NULL DEFAULT 'normal' CHECK (priority IN ('urgent', 'normal', 'low'));
+
+-- When each organization last had a job claimed: among jobs of one priority, the organization
+-- served least recently goes first. One row per organization, written by its own claims.
+CREATE TABLE organization_turns (
+    organization_id uuid PRIMARY KEY REFERENCES organizations (id) ON DELETE CASCADE,
+    last_claimed_at timestamptz NOT NULL
+);
+ALTER TABLE organization_turns ENABLE ROW LEVEL SECURITY;
+CREATE POLICY organization_isolation ON organization_turns
+    USING (organization_id = (SELECT current_organization_id()))
+    WITH CHECK (organization_id = (SELECT current_organization_id()));
+GRANT SELECT, INSERT, UPDATE ON organization_turns TO invoicing_app;
+
+-- The runnable job a free worker should take, across organizations (a worker knows no
+-- organization before it chooses): the claim itself then runs in that organization's scope
+-- and checks again that the job is runnable. A priority class is the priority's rank less one
+-- for every `aging` seconds the job has waited, so low work overtakes fresh urgent work once
+-- it has waited two agings. Rows another transaction is claiming right now are skipped.
+CREATE FUNCTION next_runnable_job(aging double precision)
+RETURNS TABLE (job_id uuid, organization_id uuid)
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT job.id, job.organization_id
+    FROM public.batch_job_queue AS job
+    LEFT JOIN public.organization_turns AS turn ON turn.organization_id = job.organization_id
+    WHERE job.status = 'pending'
+       OR (job.status = 'processing' AND job.lease_owner IS NULL AND job.lease_expires_at <= now())
+    ORDER BY (CASE job.priority WHEN 'urgent' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END)
+                 - floor(extract(epoch FROM now() - job.created_at) / aging),
+             turn.last_claimed_at NULLS FIRST,
+             job.created_at,
+             job.id
+    LIMIT 1
+    FOR UPDATE OF job SKIP LOCKED
+$$;
+REVOKE ALL ON FUNCTION next_runnable_job(double precision) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION next_runnable_job(double precision) TO invoicing_app;
