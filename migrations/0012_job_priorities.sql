@@ -15,27 +15,29 @@ CREATE POLICY organization_isolation ON organization_turns
     WITH CHECK (organization_id = (SELECT current_organization_id()));
 GRANT SELECT, INSERT, UPDATE ON organization_turns TO invoicing_app;
 
--- The runnable job a free worker should take, across organizations (a worker knows no
--- organization before it chooses): the claim itself then runs in that organization's scope
--- and checks again that the job is runnable. A priority class is the priority's rank less one
--- for every `aging` seconds the job has waited, so low work overtakes fresh urgent work once
--- it has waited two agings. Rows another transaction is claiming right now are skipped.
-CREATE FUNCTION next_runnable_job(aging double precision)
+-- The runnable jobs a free worker should take, best first, across organizations (a worker
+-- knows no organization before it chooses). It locks nothing: the worker claims the first it
+-- can in that job's organization scope, where the claim checks again that the job is runnable.
+-- Urgent is class 0, normal 1, low 2 less one for every `aging` seconds it has waited, down to
+-- 0: low work climbs to the urgent class and is never starved; urgent and normal do not age.
+CREATE FUNCTION next_runnable_jobs(aging double precision, wanted integer)
 RETURNS TABLE (job_id uuid, organization_id uuid)
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT job.id, job.organization_id
     FROM public.batch_job_queue AS job
     LEFT JOIN public.organization_turns AS turn ON turn.organization_id = job.organization_id
     WHERE job.status = 'pending'
        OR (job.status = 'processing' AND job.lease_owner IS NULL AND job.lease_expires_at <= now())
-    ORDER BY (CASE job.priority WHEN 'urgent' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END)
-                 - floor(extract(epoch FROM now() - job.created_at) / aging),
+    ORDER BY (CASE job.priority
+                  WHEN 'urgent' THEN 0
+                  WHEN 'normal' THEN 1
+                  ELSE greatest(2 - floor(extract(epoch FROM now() - job.created_at) / greatest(aging, 1)), 0)
+              END),
              turn.last_claimed_at NULLS FIRST,
              job.created_at,
              job.id
-    LIMIT 1
-    FOR UPDATE OF job SKIP LOCKED
+    LIMIT least(greatest(wanted, 1), 16)
 $$;
-REVOKE ALL ON FUNCTION next_runnable_job(double precision) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION next_runnable_job(double precision) TO invoicing_app;
+REVOKE ALL ON FUNCTION next_runnable_jobs(double precision, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION next_runnable_jobs(double precision, integer) TO invoicing_app;

@@ -259,7 +259,9 @@ async def change_batch_job_priority(request: Request) -> Response:
     """Admins: ``{"priority": "urgent" | "normal" | "low"}`` for a pending or running job."""
     principal = await _principal(request)
     job_id = path_uuid(request, "job_id", NotFound.job)
-    job = await actions.change_priority(state.services(request), principal, job_id, await read_json(request))
+    job = await actions.change_priority(
+        state.services(request), principal, job_id, partial(read_json, request)
+    )
     return _job_response(job)
 
 

@@ -34,9 +34,10 @@ LONGEST_CONTENTION_PAUSE = 4.0
 #: Outages in a row, with no progress between them, after which the "outage" is taken for a
 #: failure of the job (a connection error that is really a bug would otherwise loop forever).
 MAX_OUTAGES_WITHOUT_PROGRESS = 10
-#: Best-first choices a free slot tries before the job its message names: another worker may
-#: claim the chosen job between the choice and the claim.
-CHOICES = 3
+#: Best-first choices a free slot makes before it falls back on the job its message names.
+#: A choice is lost only to a slot that claimed that job meanwhile (a job no longer runnable),
+#: so slots choosing at once each end with a job well before this bound.
+MAX_CHOICES = 32
 
 
 def _resources(ctx: dict[str, Any]) -> tuple[Database, JobQueue, Settings]:
@@ -57,7 +58,7 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
     database, queue, settings = _resources(ctx)
     owner = f"{ctx['worker_id']}/{uuid4().hex[:8]}"
     try:
-        job = await _claim_next(database, settings, UUID(job_id), owner)
+        job = await claim_next(database, settings, UUID(job_id), owner)
     except Exception as exc:
         if not (is_contention(exc) or is_unavailable(exc)):
             raise
@@ -87,9 +88,9 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
         raise
 
 
-async def _claim_next(database: Database, settings: Settings, named: UUID, owner: str) -> BatchJob | None:
+async def claim_next(database: Database, settings: Settings, named: UUID, owner: str) -> BatchJob | None:
     """The best runnable job, claimed; else the job the message names, if it is runnable."""
-    for _ in range(CHOICES):
+    for _ in range(MAX_CHOICES):
         async with database.unscoped() as connection:
             choice = await leases.next_runnable_job(connection, settings.priority_aging_seconds)
         if choice is None:

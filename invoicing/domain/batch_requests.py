@@ -150,8 +150,10 @@ PRIORITY_SCHEMA = enum(
     description="urgent (admins only: 403 `admin_required`), normal (the default) or low.",
 )
 
-#: What ``parse_retry_request`` accepts: no body, ``{}``, or a priority for the new job.
-RETRY_REQUEST_SCHEMA = closed_object({"priority": PRIORITY_SCHEMA}, optional=("priority",))
+#: What ``parse_retry_request`` accepts: no body (or ``null``), ``{}``, or a priority for the new job.
+RETRY_REQUEST_SCHEMA = {
+    "anyOf": [closed_object({"priority": PRIORITY_SCHEMA}, optional=("priority",)), {"type": "null"}]
+}
 
 #: What ``parse_priority_body`` accepts.
 PRIORITY_REQUEST_SCHEMA = closed_object({"priority": PRIORITY_SCHEMA})

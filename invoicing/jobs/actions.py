@@ -95,17 +95,28 @@ async def retry_job(
 
 
 async def change_priority(
-    services: JobServices, principal: Principal, job_id: UUID, body: object
+    services: JobServices, principal: Principal, job_id: UUID, body: Callable[[], Awaitable[object]]
 ) -> BatchJob:
-    """An admin moves a pending or running job to another priority (Conflict once it ended)."""
+    """An admin moves a pending or running job to another priority (Conflict once it ended).
+    A member is refused before anything they sent is read."""
     principal.require_admin()
-    priority = parse_priority_body(body)
+    priority = parse_priority_body(await body())
     async with services.database.scoped(principal.organization_id) as connection:
         job = await jobs.set_priority(
             connection, principal.organization_id, job_id, principal.user_id, priority
         )
     await events.publish(services.queue, job)
     return job
+
+
+def _retry_priority(principal: Principal, job: BatchJob, asked: Priority | None) -> Priority:
+    """What the retry asked for, else the retried job's priority; but a member's retry of an
+    urgent job is normal (urgent is an admin's choice, not something a member can inherit)."""
+    if asked is not None:
+        return asked
+    if job.priority is Priority.urgent and not principal.is_admin:
+        return Priority.normal
+    return job.priority
 
 
 def _may_use(principal: Principal, priority: Priority | None) -> None:
@@ -266,7 +277,9 @@ async def _retry(
         order_ids = await jobs.uninvoiced_order_ids(connection, job)
     if not order_ids:
         raise _nothing_to_retry()
-    retry = BatchRequest(order_ids=tuple(order_ids), retry_of=job.id, priority=priority or job.priority)
+    retry = BatchRequest(
+        order_ids=tuple(order_ids), retry_of=job.id, priority=_retry_priority(principal, job, priority)
+    )
     return await _submit(services, principal, retry)
 
 

@@ -31,9 +31,9 @@ from invoicing.jobs.views import BatchJob
 # function may tell (migrations/0011_least_privilege.sql).
 JOB_ORGANIZATION = "SELECT batch_job_organization($1)"
 
-# The best runnable job across organizations (migrations/0012_job_priorities.sql): by priority
-# class (aged), then the organization served least recently, then the oldest job.
-NEXT_RUNNABLE_JOB = "SELECT job_id, organization_id FROM next_runnable_job($1)"
+# The best runnable jobs across organizations (migrations/0012_job_priorities.sql): by priority
+# class (low work aged), then the organization served least recently, then the oldest job.
+NEXT_RUNNABLE_JOBS = "SELECT job_id, organization_id FROM next_runnable_jobs($1, $2)"
 
 # A claim is the organization's turn: its next job waits behind other organizations' jobs of
 # the same class.
@@ -250,8 +250,9 @@ class RunnableJob:
 
 
 async def next_runnable_job(connection: asyncpg.Connection, aging_seconds: float) -> RunnableJob | None:
-    """The job a free worker should take now (None if none is runnable); claim it to take it."""
-    row = await connection.fetchrow(NEXT_RUNNABLE_JOB, aging_seconds)
+    """The job a free worker should take now (None if none is runnable). Nothing is locked:
+    claim it to take it, and choose again if the claim finds it taken."""
+    row = await connection.fetchrow(NEXT_RUNNABLE_JOBS, aging_seconds, 1)
     return None if row is None else RunnableJob(row["job_id"], row["organization_id"])
 
 

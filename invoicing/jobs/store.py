@@ -237,7 +237,11 @@ async def list_items(
 async def set_priority(
     connection: asyncpg.Connection, organization_id: UUID, job_id: UUID, user_id: UUID, priority: Priority
 ) -> BatchJob:
-    """Move a pending or running job to ``priority``; Conflict ``job_finished`` once it ended."""
+    """Move a pending or running job to ``priority``; Conflict ``job_finished`` once it ended.
+    Asking for the priority it has changes nothing (no audit entry, no new ``seq``)."""
+    job = await get_job(connection, organization_id, job_id)
+    if not job.is_finished and job.priority is priority:
+        return job
     row = await connection.fetchrow(SET_PRIORITY, job_id, organization_id, priority.value)
     if row is None:
         job = await get_job(connection, organization_id, job_id)

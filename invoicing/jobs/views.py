@@ -145,9 +145,9 @@ BATCH_JOB_SCHEMA = closed_object(
         "cancel_requested": BOOLEAN,
         "priority": {
             **enum(Priority),
-            "description": "Runnable work goes by priority first (low work gains a class for every "
-            "PRIORITY_AGING_SECONDS it waits), then the organization served least recently, then the "
-            "oldest job.",
+            "description": "Runnable work goes by priority first (a low job climbs a class for every "
+            "PRIORITY_AGING_SECONDS it waits, up to urgent), then the organization served least "
+            "recently, then the oldest job.",
         },
         "active_workers": {**COUNT, "description": "Workers running the job right now."},
         "progress": {"type": "number", "minimum": 0, "maximum": 1},

@@ -122,3 +122,33 @@ async def test_a_retry_keeps_the_priority_unless_it_names_another(
         headers=organization.member.headers,
     )
     assert (again.status_code, again.json()["priority"]) == (202, "normal")
+
+
+async def test_asking_for_the_priority_a_job_has_changes_nothing_and_members_are_refused_unread(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    organization = await create_organization(database)
+    job = (await create(client, organization.member, {"order_ids": await ids(database, organization)})).json()
+    path = f"/api/batch-jobs/{job['id']}/priority"
+
+    same = await client.post(path, json={"priority": "normal"}, headers=organization.admin.headers)
+    garbled = await client.post(path, content=b"{not json", headers=organization.member.headers)
+
+    assert (same.status_code, same.json()["seq"]) == (200, job["seq"])
+    assert error_of(garbled) == (403, "admin_required")
+    audit = await client.get("/api/admin/audit-log", headers=organization.admin.headers)
+    assert [entry for entry in audit.json()["items"] if entry["action"] == "job_priority_changed"] == []
+
+
+async def test_a_members_retry_of_an_urgent_job_is_normal(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    organization = await create_organization(database)
+    mixed = await create_mixed_orders(database, organization, valid=1)
+    body = {"order_ids": [str(i) for i in mixed.all_ids], "priority": "urgent"}
+    urgent = (await create(client, organization.admin, body)).json()
+    await drain_queue(settings)
+
+    retried = await client.post(f"/api/batch-jobs/{urgent['id']}/retry", headers=organization.member.headers)
+
+    assert (retried.status_code, retried.json()["priority"]) == (202, "normal")

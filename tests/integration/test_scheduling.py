@@ -5,6 +5,7 @@ queue message names."""
 
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID
 
 import pytest
@@ -19,13 +20,15 @@ from invoicing.services import application_database
 from tests.support.factories import Organization, create_orders, create_organization
 from tests.support.jobs import current, submit, wait_until_status
 from tests.support.workers import Workers
+from worker import tasks
 
 OWNER = "scheduling-test"
 
 
-async def service_order(settings: Settings, rounds: int) -> list[UUID]:
+async def service_order(settings: Settings, rounds: int, *, then_none: bool = True) -> list[UUID]:
     """The jobs free workers would take, one after the other: each chosen, then claimed (as the
-    runtime role, in its organization's scope), so that it is no longer runnable."""
+    runtime role, in its organization's scope), so that it is no longer runnable; with
+    ``then_none``, nothing is runnable after them."""
     taken = []
     async with application_database(settings, pool_size=2) as database:
         for _ in range(rounds):
@@ -36,8 +39,9 @@ async def service_order(settings: Settings, rounds: int) -> list[UUID]:
                 claimed = await leases.claim_job(connection, choice.job_id, OWNER, 60)
             assert claimed is not None
             taken.append(claimed.id)
-        async with database.unscoped() as connection:
-            assert await leases.next_runnable_job(connection, settings.priority_aging_seconds) is None
+        if then_none:
+            async with database.unscoped() as connection:
+                assert await leases.next_runnable_job(connection, settings.priority_aging_seconds) is None
     return taken
 
 
@@ -81,21 +85,58 @@ async def test_organizations_take_turns_within_a_priority(
     assert taken == [a_jobs[0].id, b_jobs[0].id, a_jobs[1].id, b_jobs[1].id, a_jobs[2].id, b_jobs[2].id]
 
 
-async def test_low_work_that_waited_two_agings_goes_before_fresh_urgent_work(
-    settings: Settings, database: Database, queue: JobQueue
-) -> None:
-    a, b = await create_organization(database), await create_organization(database)
-    waited = await job_of(database, queue, settings, a, Priority.low)
+async def backdate(database: Database, job: BatchJob, seconds: float) -> None:
     async with database.connection() as owner:
         await owner.execute(
             "UPDATE batch_job_queue SET created_at = now() - make_interval(secs => $2) WHERE id = $1",
-            waited.id,
-            2 * settings.priority_aging_seconds + 1,
+            job.id,
+            seconds,
         )
-    urgent = await job_of(database, queue, settings, b, Priority.urgent)
-    normal = await job_of(database, queue, settings, b)
 
-    assert await service_order(settings, 3) == [waited.id, urgent.id, normal.id]
+
+async def test_low_work_that_waited_two_agings_is_in_the_urgent_class(
+    settings: Settings, database: Database, queue: JobQueue
+) -> None:
+    a = await create_organization(database)
+    waited = await job_of(database, queue, settings, a, Priority.low)
+    await backdate(database, waited, 2 * settings.priority_aging_seconds + 1)
+    fresh_low = await job_of(database, queue, settings, a, Priority.low)
+    urgent = await job_of(database, queue, settings, a, Priority.urgent)
+    normal = await job_of(database, queue, settings, a)
+
+    # In its organization's turn, older than the urgent job: first. The fresh low job, last.
+    assert await service_order(settings, 4) == [waited.id, urgent.id, normal.id, fresh_low.id]
+
+
+async def test_a_normal_backlog_however_old_waits_behind_urgent_work_and_other_organizations(
+    settings: Settings, database: Database, queue: JobQueue
+) -> None:
+    a, b = await create_organization(database), await create_organization(database)
+    backlog = [await job_of(database, queue, settings, a) for _ in range(2)]
+    for job in backlog:
+        await backdate(database, job, 10 * settings.priority_aging_seconds)
+    first = await service_order(settings, 1, then_none=False)  # A is served: its turn is the latest
+    b_normal = await job_of(database, queue, settings, b)
+    second = await service_order(settings, 1, then_none=False)
+    b_urgent = await job_of(database, queue, settings, b, Priority.urgent)
+
+    assert first == [backlog[0].id]
+    assert second == [b_normal.id]  # B served less recently than A: the old backlog waits its turn
+    assert await service_order(settings, 2) == [b_urgent.id, backlog[1].id]  # urgent first, whatever waited
+
+
+async def test_free_slots_choosing_at_once_each_claim_a_job_and_leave_none_behind(
+    settings: Settings, database: Database, queue: JobQueue
+) -> None:
+    # Every slot free at once, as after a burst of submits: a lost claim means another slot took
+    # that job, so each chooses again; no message is spent without a job while jobs are runnable.
+    organizations = [await create_organization(database) for _ in range(4)]
+    jobs = [await job_of(database, queue, settings, organizations[n % 4], orders=1) for n in range(24)]
+    async with application_database(settings, pool_size=12) as app:
+        claimed = await asyncio.gather(
+            *(tasks.claim_next(app, settings, job.id, f"slot-{n}") for n, job in enumerate(jobs))
+        )
+    assert sorted(str(job.id) for job in claimed if job is not None) == sorted(str(job.id) for job in jobs)
 
 
 @pytest.mark.slow

@@ -25,6 +25,7 @@ ENVIRONMENT_NAMES = {
     "chunk_target_seconds": "CHUNK_TARGET_SECONDS",
     "max_chunk_size": "MAX_CHUNK_SIZE",
     "lease_seconds": "LEASE_SECONDS",
+    "priority_aging_seconds": "PRIORITY_AGING_SECONDS",
     "max_job_attempts": "MAX_JOB_ATTEMPTS",
     "worker_max_jobs": "WORKER_MAX_JOBS",
     "worker_poll_delay": "WORKER_POLL_DELAY",
