@@ -25,6 +25,7 @@ class ProgressEvent(TypedDict, total=False):
     failed_items: int
     cancelled_items: int
     cancel_requested: bool
+    #: Sent with every event: an admin may change it while the job waits or runs.
     priority: str
     active_workers: int
     items_per_second: float | None
@@ -66,7 +67,7 @@ def event_for(job: BatchJob) -> ProgressEvent | FinishedEvent:
         failed_items=job.failed_items,
         cancelled_items=job.cancelled_items,
         cancel_requested=job.cancel_requested,
-        priority=job.priority.value,
+        priority=body["priority"],
         active_workers=job.active_workers,
         items_per_second=body["items_per_second"],
         eta_seconds=body["eta_seconds"],

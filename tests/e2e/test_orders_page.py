@@ -143,7 +143,8 @@ async def test_a_large_running_job_never_blanks_the_list_and_its_orders_cannot_b
             "in running jobs are left out"
         )
         assert await create_clicked(page, "Create 57 invoices") == {
-            "filter": {"status": "confirmed", "invoiced": False}
+            "filter": {"status": "confirmed", "invoiced": False},
+            "priority": "normal",  # as the choice beside the button shows
         }
         new_card = page.locator(".job-card").filter(has_text="57")
         await expect(new_card.locator(".job-card__title")).to_be_focused()
@@ -274,7 +275,8 @@ async def test_filters_totals_errors_and_a_phones_width(
         acme = str(product.organization.customer_id)
         await expect(totals).to_have_text(await euro_total(product, customer_id=acme))
         assert await create_clicked(page, "Create 60 invoices") == {
-            "filter": {"status": "confirmed", "invoiced": False, "customer_id": acme}
+            "filter": {"status": "confirmed", "invoiced": False, "customer_id": acme},
+            "priority": "normal",
         }
 
         completed = page.locator('.job-card[data-status="completed"]')

@@ -32,18 +32,21 @@ class Product:
 
 @asynccontextmanager
 async def running_product(
-    database_url: str, redis_url: str, database: Database, tmp_path: Path, orders: int
+    database_url: str, redis_url: str, database: Database, tmp_path: Path, orders: int, *, worker: bool = True
 ) -> AsyncIterator[Product]:
-    """Server and a worker process, with one organization whose users have passwords."""
+    """Server and a worker process, with one organization whose users have passwords.
+
+    ``worker=False``: no worker at all, so every job stays pending (nothing sweeps either)."""
     settings = make_settings(database_url, redis_url, CHUNK_SIZE="10")
     organization = await create_organization(database, with_passwords=True)
     await create_orders(database, organization, orders)
-    worker = WorkerProcess(settings, tmp_path)
+    process = WorkerProcess(settings, tmp_path) if worker else None
     try:
         async with live_server(settings) as server:
             yield Product(server, settings, organization)
     finally:
-        worker.stop()
+        if process is not None:
+            process.stop()
 
 
 async def logged_in_page(browser: Browser, product: Product, user: User | None = None) -> Page:

@@ -15,7 +15,7 @@ NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 FINAL = {JobStatus.completed, JobStatus.failed, JobStatus.cancelled}
 
 
-def job_in(status: JobStatus) -> BatchJob:
+def job_in(status: JobStatus, priority: Priority = Priority.normal) -> BatchJob:
     finished = status in FINAL
     return BatchJob(
         id=uuid4(),
@@ -39,7 +39,7 @@ def job_in(status: JobStatus) -> BatchJob:
         enqueue_generation=1,
         progress_seq=7,
         retry_of=None,
-        priority=Priority.normal,
+        priority=priority,
         created_by_name="Ada",
         retried_as=None,
         active_workers=0 if finished or status is JobStatus.pending else 1,
@@ -55,6 +55,12 @@ def test_a_job_is_finished_exactly_when_its_status_is_final(status: JobStatus) -
 def test_a_progress_event_says_its_job_is_not_finished(status: JobStatus) -> None:
     event = event_for(job_in(status))
     assert (event["type"], event.get("finished")) == ("progress", False)
+
+
+@pytest.mark.parametrize("priority", list(Priority))
+def test_a_progress_event_carries_the_priority_an_admin_may_have_changed(priority: Priority) -> None:
+    event = event_for(job_in(JobStatus.processing, priority))
+    assert (event["type"], event.get("priority")) == ("progress", priority.value)
 
 
 @pytest.mark.parametrize("status", sorted(FINAL))

@@ -6,6 +6,7 @@ import { ApiError, getJSON, postJSON, request, withQuery } from "./api.js";
 import * as fmt from "./format.js";
 import { jobLink } from "./job-link.js";
 import { jobPoller, ReconnectingSocket } from "./live.js";
+import { priorityBadge, priorityText } from "./priority.js";
 import { retryJob, statusText, summaryOf } from "./progress-card.js";
 import { reasonLabel } from "./reasons.js";
 import { announce, el, errorMessage, setText, toast } from "./ui.js";
@@ -22,6 +23,10 @@ const view = {
   title: $("[data-job-title]"),
   cancel: $("[data-cancel]"),
   retry: $("[data-retry]"),
+  // Administrators only (the template leaves the form out for members): null then.
+  priorityForm: $("[data-priority-form]"),
+  priorityChoice: $("[data-priority-choice]"),
+  priorityChange: $("[data-priority-change]"),
   feedNote: $("[data-feed-note]"),
   retryOf: $("[data-chain-retry-of]"),
   retriedAs: $("[data-chain-retried-as]"),
@@ -36,7 +41,9 @@ const view = {
   itemsTitle: $("#orders-title"),
 };
 
-const state = { job: null, seq: -1, feed: null, busy: false };
+// shownPriority: the job's priority the choice last showed, first as the template rendered it
+// (a choice made before this script ran is the user's, and stays).
+const state = { job: null, seq: -1, feed: null, busy: false, shownPriority: field("priority").dataset.value };
 const items = { cursors: [null], next: null, loading: false, again: false, status: "" };
 
 const finished = () => Boolean(state.job && state.job.finished);
@@ -129,6 +136,25 @@ function render() {
   view.retry.hidden = !finished() || Boolean(job.retried_as) || uninvoiced(job) === 0;
   view.retry.disabled = state.busy;
   setText(view.retry, fmt.retryLabel(job));
+  renderPriority(job);
+}
+
+function renderPriority(job) {
+  const node = field("priority");
+  if (node.dataset.value !== job.priority) {
+    node.dataset.value = job.priority;
+    node.replaceChildren(priorityBadge(job.priority, { named: false }));
+  }
+  if (!view.priorityForm) return;
+  const hadFocus = view.priorityForm.contains(document.activeElement);
+  view.priorityForm.hidden = finished();
+  // Someone else moved the job meanwhile: the choice follows, unless this user picked another.
+  const choice = view.priorityChoice;
+  if (choice.value === state.shownPriority) choice.value = job.priority;
+  state.shownPriority = job.priority;
+  view.priorityChange.disabled = state.busy;
+  // The job ended under the focused choice: the focus goes to the heading, not the body.
+  if (hadFocus && view.priorityForm.hidden) view.title.focus();
 }
 
 async function refresh() {
@@ -159,6 +185,35 @@ async function cancel() {
     render();
     // The button is gone or disabled now: focus the heading, never the page body.
     view.title.focus();
+  }
+}
+
+async function changePriority(event) {
+  event.preventDefault();
+  const wanted = view.priorityChoice.value;
+  if (finished() || state.busy) return;
+  if (wanted === state.job.priority) {
+    toast(`The job's priority is already ${priorityText(wanted).toLowerCase()}.`);
+    return;
+  }
+  state.busy = true;
+  render();
+  try {
+    const answer = await postJSON(`/api/batch-jobs/${encodeURIComponent(jobId)}/priority`, { priority: wanted });
+    apply(answer, answer.seq, { full: true });
+    toast(`Priority changed to ${priorityText(answer.priority).toLowerCase()}.`, "success");
+  } catch (error) {
+    if (error instanceof ApiError && error.code === "job_finished") {
+      toast("The job had already finished: its priority no longer matters.");
+      await refresh().catch(() => {});
+    } else {
+      toast(`Could not change the priority: ${errorMessage(error)}`, "error");
+    }
+  } finally {
+    state.busy = false;
+    render();
+    // The button was disabled while asking; once the job is over the form is gone.
+    (view.priorityForm.hidden ? view.title : view.priorityChange).focus();
   }
 }
 
@@ -307,6 +362,7 @@ view.prev.addEventListener("click", () => {
 });
 view.cancel.addEventListener("click", cancel);
 view.retry.addEventListener("click", retry);
+if (view.priorityForm) view.priorityForm.addEventListener("submit", changePriority);
 
 async function start() {
   const wanted = new URLSearchParams(window.location.search).get("status");

@@ -6,6 +6,7 @@ import { CardList, fetchActiveJobs } from "./active-jobs.js";
 import * as fmt from "./format.js";
 import { jobLink } from "./job-link.js";
 import { Poller, ReconnectingSocket } from "./live.js";
+import { priorityBadge } from "./priority.js";
 import { ProgressCard, retryJob, statusText } from "./progress-card.js";
 import { el, errorMessage, setText } from "./ui.js";
 
@@ -50,6 +51,7 @@ function historyRow(job) {
   const took = running ? (job.started_at ? "running" : "—") : fmt.duration(fmt.secondsBetween(job.started_at, job.completed_at));
   return el("tr", { dataset: { jobId: job.id, status: job.status } }, [
     el("td", { dataset: { label: "Status" } }, [el("span", { className: `badge badge--${badgeKind}`, text: statusText(job) })]),
+    el("td", { dataset: { label: "Priority", field: "priority" } }, [priorityBadge(job.priority, { named: false })]),
     el("td", { className: "num", text: fmt.count(job.total_items), dataset: { label: "Orders" } }),
     el("td", { className: "num", text: fmt.count(job.successful_items), dataset: { label: "Succeeded" } }),
     el("td", { className: `num${job.failed_items ? " is-bad" : ""}`, text: fmt.count(job.failed_items), dataset: { label: "Failed" } }),

@@ -4,6 +4,7 @@
 import { getJSON, postJSON, withQuery } from "./api.js";
 import * as fmt from "./format.js";
 import { jobLink } from "./job-link.js";
+import { priorityBadge, priorityText } from "./priority.js";
 import { reasonLabel } from "./reasons.js";
 import { el, errorMessage, setText, toast } from "./ui.js";
 
@@ -55,7 +56,9 @@ function renderStats(stats) {
   stat("invoices", fmt.count(stats.invoices_last_hour));
   view.stuckList.replaceChildren(
     ...stats.stuck_jobs.map(({ reason, job }) =>
-      el("li", { dataset: { jobId: job.id } }, [
+      el("li", { dataset: { jobId: job.id, priority: job.priority } }, [
+        // An urgent or low job says so first; a normal one stays quiet.
+        priorityBadge(job.priority, { quiet: true }),
         jobLink(job.id, `${fmt.plural(job.total_items, "order", "orders")}, started ${fmt.dateTime(job.created_at)}`),
         document.createTextNode(`: ${STUCK_TEXT[reason] || reason}.`),
       ]),
@@ -87,15 +90,22 @@ async function loadStats() {
   }
 }
 
+/** "urgent priority", "low priority". */
+function priorityWords(priority) {
+  return `${priorityText(priority).toLowerCase()} priority`;
+}
+
 function detailText(entry) {
   const { detail } = entry;
   if (entry.action === "job_retried") return `as a new job of ${fmt.plural(detail.total_items, "order", "orders")}`;
   if (entry.action === "job_created") {
     const orders = fmt.plural(detail.total_items, "order", "orders");
-    return detail.retry_of ? `${orders}, retrying an earlier job` : orders;
+    const what = detail.retry_of ? `${orders}, retrying an earlier job` : orders;
+    // Entries written before priorities existed have none; normal is the default, unsaid.
+    return detail.priority && detail.priority !== "normal" ? `${what}, ${priorityWords(detail.priority)}` : what;
   }
   if (entry.action === "job_cancel_requested") return detail.status === "cancelled" ? "before it started" : "while it ran";
-  if (entry.action === "job_priority_changed") return `to ${detail.priority}`;
+  if (entry.action === "job_priority_changed") return `to ${priorityWords(detail.priority)}`;
   return "";
 }
 

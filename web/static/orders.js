@@ -36,6 +36,7 @@ const view = {
   bannerText: $("[data-select-banner-text]"),
   bannerAction: $("[data-select-banner-action]"),
   create: $("[data-create]"),
+  priority: $("[data-priority]"),
   selectedCount: $("[data-selected-count]"),
   selectedTotals: $("[data-selected-totals]"),
   held: $("[data-held-message]"),
@@ -467,7 +468,8 @@ function showHeld(error) {
 async function createInvoices() {
   const n = selectedCount();
   if (!n || state.submitting) return;
-  const body = state.allMatching ? { filter: listQuery() } : { order_ids: [...state.selected.keys()] };
+  const orders = state.allMatching ? { filter: listQuery() } : { order_ids: [...state.selected.keys()] };
+  const body = { ...orders, priority: view.priority.value };
   state.submitting = true;
   view.held.hidden = true;
   renderSelection();

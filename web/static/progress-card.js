@@ -5,6 +5,7 @@ import { ApiError, getJSON, postJSON, request, withQuery } from "./api.js";
 import * as fmt from "./format.js";
 import { jobLink } from "./job-link.js";
 import { jobPoller, ReconnectingSocket } from "./live.js";
+import { priorityBadge } from "./priority.js";
 import { reasonLabel } from "./reasons.js";
 import { announce, el, errorMessage, setText, toast } from "./ui.js";
 
@@ -106,6 +107,8 @@ export class ProgressCard {
     const titleId = `job-${this.job.id}-title`;
     this.titleEl = el("h3", { className: "job-card__title", attrs: { id: titleId } });
     this.statusEl = el("span", { className: "badge", dataset: { field: "status" } });
+    // Urgent and low jobs say so beside the status; a normal one stays quiet.
+    this.priorityEl = el("span", { className: "job-card__priority", dataset: { field: "priority" } });
     this.bar = el("div", { className: "meter__bar" });
     this.meter = el("div", {
       className: "meter",
@@ -140,7 +143,10 @@ export class ProgressCard {
       attrs: { "aria-labelledby": titleId },
       dataset: { jobId: this.job.id, transport: "websocket" },
     }, [
-      el("div", { className: "job-card__head" }, [this.titleEl, this.statusEl]),
+      el("div", { className: "job-card__head" }, [
+        this.titleEl,
+        el("div", { className: "job-card__badges" }, [this.priorityEl, this.statusEl]),
+      ]),
       el("div", { className: "job-card__progress" }, [this.meter, this.percentEl]),
       el("dl", { className: "job-card__stats" }, [processed, succeeded.row, failed.row, rate.row, eta.row]),
       this.summaryEl,
@@ -190,6 +196,7 @@ export class ProgressCard {
     setText(this.statusEl, statusText(job));
     this.statusEl.className = `badge badge--${job.cancel_requested && !this.finished ? "cancelling" : job.status}`;
     this.element.dataset.status = job.status;
+    this.renderPriority();
     this.element.classList.toggle("job-card--finished", this.finished);
     this.meter.setAttribute("aria-valuenow", String(percent));
     const valueText = job.status === "pending"
@@ -220,6 +227,13 @@ export class ProgressCard {
     setText(this.retryButton, fmt.retryLabel(job));
     if (this.finished) this.noteEl.hidden = true;
     this.renderFailures();
+  }
+
+  renderPriority() {
+    const priority = this.job.priority || "normal";
+    if (this.priorityEl.dataset.value === priority) return;
+    this.priorityEl.dataset.value = priority;
+    this.priorityEl.replaceChildren(...[priorityBadge(priority, { quiet: true })].filter(Boolean));
   }
 
   number(node, value) {
