@@ -77,6 +77,8 @@ async def test_an_admin_starts_an_urgent_batch_and_every_list_says_so(
     async with page.expect_request(creates_a_job) as submitted:
         await start_batch_of_all_matching(page, 60)
     assert (await submitted.value).post_data_json["priority"] == "urgent"
+    # Urgent is asked for anew each time: the next batch would be normal.
+    await expect(page.get_by_label("Priority")).to_have_value("normal")
     # Read as "Priority: Urgent"; seen as "Urgent".
     await expect(priority_of(page)).to_have_text("Priority: Urgent")
     await expect(priority_of(page).locator(".visually-hidden")).to_have_text("Priority: ")
@@ -216,3 +218,8 @@ async def test_an_admin_who_lost_the_role_is_told_why_the_urgent_batch_was_refus
     )
     await expect(page.locator("[data-job-id]")).to_have_count(0)
     await expect(page.get_by_role("button", name=f"Create {ORDERS} invoices")).to_be_enabled()
+    # What the server refused is no longer offered: the choice is back on Normal, focused.
+    choice = page.get_by_label("Priority")
+    await expect(choice).to_have_value("normal")
+    await expect(choice).to_be_focused()
+    await expect(choice.locator('option[value="urgent"]')).to_have_count(0)

@@ -43,7 +43,15 @@ const view = {
 
 // shownPriority: the job's priority the choice last showed, first as the template rendered it
 // (a choice made before this script ran is the user's, and stays).
-const state = { job: null, seq: -1, feed: null, busy: false, shownPriority: field("priority").dataset.value };
+const state = {
+  job: null,
+  seq: -1,
+  feed: null,
+  busy: false,
+  shownPriority: field("priority").dataset.value,
+  // The server refused a change for good (the job ended, or this user is no longer an admin).
+  priorityClosed: false,
+};
 const items = { cursors: [null], next: null, loading: false, again: false, status: "" };
 
 const finished = () => Boolean(state.job && state.job.finished);
@@ -143,11 +151,12 @@ function renderPriority(job) {
   const node = field("priority");
   if (node.dataset.value !== job.priority) {
     node.dataset.value = job.priority;
-    node.replaceChildren(priorityBadge(job.priority, { named: false }));
+    node.replaceChildren(...[priorityBadge(job.priority, { named: false })].filter(Boolean));
   }
   if (!view.priorityForm) return;
   const hadFocus = view.priorityForm.contains(document.activeElement);
-  view.priorityForm.hidden = finished();
+  // Not once the job is over or stopping, nor after the server said this user may not.
+  view.priorityForm.hidden = finished() || job.cancel_requested || state.priorityClosed;
   // Someone else moved the job meanwhile: the choice follows, unless this user picked another.
   const choice = view.priorityChoice;
   if (choice.value === state.shownPriority) choice.value = job.priority;
@@ -205,9 +214,11 @@ async function changePriority(event) {
   } catch (error) {
     if (error instanceof ApiError && error.code === "job_finished") {
       toast("The job had already finished: its priority no longer matters.");
+      state.priorityClosed = true;
       await refresh().catch(() => {});
     } else {
       toast(`Could not change the priority: ${errorMessage(error)}`, "error");
+      if (error instanceof ApiError && error.code === "admin_required") state.priorityClosed = true;
     }
   } finally {
     state.busy = false;

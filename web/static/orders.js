@@ -465,6 +465,13 @@ function showHeld(error) {
   view.held.focus();
 }
 
+/** No longer an admin: the choice the server refused is no longer offered. */
+function withdrawUrgent() {
+  view.priority.querySelector('option[value="urgent"]')?.remove();
+  view.priority.value = "normal";
+  view.priority.focus();
+}
+
 async function createInvoices() {
   const n = selectedCount();
   if (!n || state.submitting) return;
@@ -476,6 +483,8 @@ async function createInvoices() {
   try {
     const job = await postJSON("/api/batch-jobs", body);
     toast("Batch job started");
+    // Urgent goes before every organization's work: each batch asks for it anew.
+    view.priority.value = "normal";
     clearSelection();
     focusCard(showJob(job));
     loadOrders({ recount: true });
@@ -485,6 +494,7 @@ async function createInvoices() {
       loadOrders({ recount: true });
     } else {
       toast(`Could not start the batch: ${errorMessage(error)}`, "error");
+      if (error.code === "admin_required") withdrawUrgent();
     }
   } finally {
     state.submitting = false;
