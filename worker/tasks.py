@@ -136,8 +136,6 @@ class _JobRunner:
         self.contention_budget = 2 * settings.lease_seconds + settings.sweep_interval_seconds
         self.contention_pause = FIRST_CONTENTION_PAUSE
         self.claimed_at = time.monotonic()
-        #: Set after a chunk once waiting work should have the slot: no new chunk starts.
-        self.handing_over = False
 
     async def run(self) -> str:
         """The run's attempts, under one heartbeat that lasts as long as the run."""
@@ -215,29 +213,22 @@ class _JobRunner:
         run = self.job_run
         sizer = _ChunkTimer(self.settings)
         outcome = ChunkOutcome(job=None)
-        chunks_wanted = committed_chunks(run, sizer.next_size, self._keeps_the_slot)
-        async with contextlib.aclosing(chunks_wanted) as chunks:
+        async with contextlib.aclosing(committed_chunks(run, sizer.next_size)) as chunks:
             async for outcome in chunks:
                 if outcome.job is not None:
                     self.progressed_at = time.monotonic()
                     self.contention_pause = FIRST_CONTENTION_PAUSE
                     await events.publish(self.queue, outcome.job)
                 sizer.committed()
-                if not outcome.done and not self.handing_over and await self._should_hand_over():
-                    # The chunk in flight still commits; then the chunks end and the slot is free.
+                if not outcome.done and await self._should_hand_over():
+                    # Closing the chunks rolls back the one still open: nothing half done.
                     logger.info("job %s gives its slot to waiting work", run.job_id)
-                    self.handing_over = True
-        if self.handing_over and not outcome.done and outcome.job is not None:
-            return HANDED_OVER
+                    return HANDED_OVER
         if outcome.lease_lost or outcome.job is None:
             logger.warning("job %s: lease lost to another worker; stopping", run.job_id)
             return "lease lost"
         logger.info("job %s %s", run.job_id, outcome.job.status.value)
         return outcome.job.status.value
-
-    def _keeps_the_slot(self) -> bool:
-        """Asked before each new chunk: false once the slot is being handed over."""
-        return not self.handing_over
 
     async def _should_hand_over(self) -> bool:
         """After a chunk: is higher-class work waiting, or (once this job has had its fair

@@ -115,26 +115,20 @@ async def _settled(task: asyncio.Task[ChunkOutcome]) -> None:
         logger.debug("chunk of job ended with an error after the run stopped", exc_info=True)
 
 
-async def committed_chunks(
-    run: JobRun, chunk_size: Callable[[], int], keep_going: Callable[[], bool] = lambda: True
-) -> AsyncGenerator[ChunkOutcome]:
+async def committed_chunks(run: JobRun, chunk_size: Callable[[], int]) -> AsyncGenerator[ChunkOutcome]:
     """Run the job's chunks two at a time and yield each outcome in commit order, until one
     is ``done`` (finished, cancelled, or the lease lost), pass after pass while orders locked
-    elsewhere are left. ``chunk_size()`` is asked for each new chunk's size. Once
-    ``keep_going()`` is false (asked before each new chunk), no chunk starts: the one in flight
-    commits, its outcome is yielded, and the iteration ends. Closing the iterator instead rolls
-    back whatever is still open."""
+    elsewhere are left. ``chunk_size()`` is asked for each new chunk's size. Closing the
+    iterator rolls back whatever is still open."""
     waiting_since: float | None = None
     pause = FIRST_PASS_PAUSE
     while True:
         fail_locked = waiting_since is not None and time.monotonic() - waiting_since >= run.locked_order_wait
-        async with contextlib.aclosing(_one_pass(run, chunk_size, fail_locked, keep_going)) as chunks:
+        async with contextlib.aclosing(_one_pass(run, chunk_size, fail_locked)) as chunks:
             async for outcome in chunks:
                 yield outcome
                 if outcome.done:
                     return
-        if not keep_going():
-            return
         # The pass ended with items whose orders someone else holds: come back to them.
         if waiting_since is None:
             waiting_since = time.monotonic()
@@ -144,23 +138,16 @@ async def committed_chunks(
 
 
 async def _one_pass(
-    run: JobRun, chunk_size: Callable[[], int], fail_locked: bool, keep_going: Callable[[], bool]
+    run: JobRun, chunk_size: Callable[[], int], fail_locked: bool
 ) -> AsyncGenerator[ChunkOutcome]:
     """One pass over the pending items, from the first; ends after an outcome that is ``done``
-    or says items were left, or once ``keep_going()`` is false after the chunk in flight."""
+    or says items were left."""
     previous: asyncio.Task[ChunkOutcome] | None = None
     current: asyncio.Task[ChunkOutcome] | None = None
     after_position = 0
     finished = False
     try:
         while True:
-            if not keep_going():
-                # Asked to stop: no new chunk; the one in flight commits (it is valid work,
-                # and cancelling it could land on its COMMIT), then the pass ends.
-                finished = True
-                if previous is not None:
-                    yield await asyncio.shield(previous)
-                return
             prepared: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
             current = asyncio.create_task(
                 _chunk(run, after_position, chunk_size(), previous, prepared, fail_locked)

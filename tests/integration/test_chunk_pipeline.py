@@ -157,26 +157,3 @@ async def test_a_lost_lease_stops_the_run_before_the_next_commit(
     processed, invoiced = await written(database, job_id)
     committed = [o for o in [first, *rest] if o.job is not None]
     assert processed == invoiced == 5 * len(committed), "nothing written after the lease was lost"
-
-
-async def test_asked_to_stop_the_chunk_in_flight_commits_and_no_new_one_starts(
-    database: Database, app_database: Database
-) -> None:
-    # How a worker gives its slot away: after the first outcome it asks for no more chunks; the
-    # second chunk, already being prepared, still commits (a cancel could land on its COMMIT).
-    organization, run = await job_of_forty_orders(database, app_database)
-    wanted = {"more": True}
-    outcomes = []
-    async with contextlib.aclosing(committed_chunks(run, lambda: 4, lambda: wanted["more"])) as chunks:
-        async for outcome in chunks:
-            outcomes.append(outcome)
-            wanted["more"] = False
-
-    assert [o.last_position for o in outcomes] == [4, 8]
-    assert not any(o.done for o in outcomes)
-    assert await written(database, run.job_id) == (8, 8)
-    # The rest is still the job's to do, from where it stopped.
-    rest = await run_to_the_end(app_database, run.job_id, organization, size=16)
-    assert rest[-1].job is not None
-    assert rest[-1].job.status.value == "completed"
-    assert await written(database, run.job_id) == (40, 40)
