@@ -38,11 +38,6 @@ MAX_OUTAGES_WITHOUT_PROGRESS = 10
 #: A choice is lost only to a slot that claimed that job meanwhile (a job no longer runnable),
 #: so slots choosing at once each end with a job well before this bound.
 MAX_CHOICES = 32
-#: How long a job keeps its slot before it gives it to waiting work of its own class from an
-#: organization served less recently (higher-class work takes it after the current chunk).
-FAIR_SHARE_SECONDS = 1.0
-#: What a run that gave its slot away returns; the job is released for the next free slot.
-HANDED_OVER = "handed over"
 
 
 def _resources(ctx: dict[str, Any]) -> tuple[Database, JobQueue, Settings]:
@@ -85,16 +80,12 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
     runner = _JobRunner(run, queue, settings, progress=job.processed_items + job.cancelled_items)
     try:
         await events.publish(queue, job)
-        result = await runner.run()
+        return await runner.run()
     except asyncio.CancelledError:
         # Shutting down or Redis lost: hand the job back now instead of leaving it until the
         # lease expires. Shielded, on its own task: this one is being cancelled.
         await asyncio.shield(asyncio.ensure_future(runner.release()))
         raise
-    if result == HANDED_OVER:
-        # Uncounted, at once, with a message of its own: the next free slot chooses again.
-        await runner.release()
-    return result
 
 
 async def claim_next(database: Database, settings: Settings, named: UUID, owner: str) -> BatchJob | None:
@@ -135,7 +126,6 @@ class _JobRunner:
         # Long enough for the sweep to end what a frozen worker holds (its lease, then a sweep).
         self.contention_budget = 2 * settings.lease_seconds + settings.sweep_interval_seconds
         self.contention_pause = FIRST_CONTENTION_PAUSE
-        self.claimed_at = time.monotonic()
 
     async def run(self) -> str:
         """The run's attempts, under one heartbeat that lasts as long as the run."""
@@ -220,31 +210,11 @@ class _JobRunner:
                     self.contention_pause = FIRST_CONTENTION_PAUSE
                     await events.publish(self.queue, outcome.job)
                 sizer.committed()
-                if not outcome.done and await self._should_hand_over():
-                    # Closing the chunks rolls back the one still open: nothing half done.
-                    logger.info("job %s gives its slot to waiting work", run.job_id)
-                    return HANDED_OVER
         if outcome.lease_lost or outcome.job is None:
             logger.warning("job %s: lease lost to another worker; stopping", run.job_id)
             return "lease lost"
         logger.info("job %s %s", run.job_id, outcome.job.status.value)
         return outcome.job.status.value
-
-    async def _should_hand_over(self) -> bool:
-        """After a chunk: is higher-class work waiting, or (once this job has had its fair
-        share of the slot) same-class work of an organization served less recently?"""
-        run = self.job_run
-        try:
-            async with run.database.unscoped() as connection:
-                reason = await leases.better_work_waiting(
-                    connection, run.job_id, self.settings.priority_aging_seconds
-                )
-        except Exception as exc:  # the job goes on; the next chunk asks again
-            logger.debug("job %s: could not ask for waiting work (%s)", run.job_id, exc)
-            return False
-        if reason == "priority":
-            return True
-        return reason == "turn" and time.monotonic() - self.claimed_at >= FAIR_SHARE_SECONDS
 
     async def _heartbeat(self, lost: asyncio.Event) -> None:
         """Renew the lease on its own, every third of it: a slow chunk (or a pass waiting for

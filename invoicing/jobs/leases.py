@@ -35,9 +35,6 @@ JOB_ORGANIZATION = "SELECT batch_job_organization($1)"
 # class (low work aged), then the organization served least recently, then the oldest job.
 NEXT_RUNNABLE_JOBS = "SELECT job_id, organization_id FROM next_runnable_jobs($1, $2)"
 
-# Whether a running job should give its slot to waiting work ('priority', 'turn' or NULL).
-BETTER_WORK_WAITING = "SELECT better_work_waiting($1, $2)"
-
 # A claim is the organization's turn: its next job waits behind other organizations' jobs of
 # the same class.
 RECORD_TURN = """
@@ -257,15 +254,6 @@ async def next_runnable_job(connection: asyncpg.Connection, aging_seconds: float
     claim it to take it, and choose again if the claim finds it taken."""
     row = await connection.fetchrow(NEXT_RUNNABLE_JOBS, aging_seconds, 1)
     return None if row is None else RunnableJob(row["job_id"], row["organization_id"])
-
-
-async def better_work_waiting(
-    connection: asyncpg.Connection, job_id: UUID, aging_seconds: float
-) -> str | None:
-    """'priority' if a job of a higher class waits, 'turn' if one of the same class from an
-    organization served less recently than this job's, None if this job should keep its slot."""
-    reason: str | None = await connection.fetchval(BETTER_WORK_WAITING, job_id, aging_seconds)
-    return reason
 
 
 async def claim_job(

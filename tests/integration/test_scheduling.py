@@ -18,13 +18,7 @@ from invoicing.jobs.views import BatchJob
 from invoicing.kernel.settings import Settings
 from invoicing.services import application_database
 from tests.support.factories import Organization, create_orders, create_organization
-from tests.support.jobs import (
-    assert_invariants,
-    current,
-    submit,
-    wait_until_processing_started,
-    wait_until_status,
-)
+from tests.support.jobs import current, submit, wait_until_status
 from tests.support.workers import Workers
 from worker import tasks
 
@@ -168,55 +162,3 @@ async def test_a_free_slot_takes_another_organizations_job_before_the_rest_of_a_
         a_jobs[1].id,
         a_jobs[2].id,
     ]
-
-
-async def waiting_work_for(settings: Settings, job: BatchJob) -> str | None:
-    async with application_database(settings, pool_size=1) as app, app.unscoped() as connection:
-        return await leases.better_work_waiting(connection, job.id, settings.priority_aging_seconds)
-
-
-async def test_a_running_job_is_told_when_better_work_waits(
-    settings: Settings, database: Database, queue: JobQueue
-) -> None:
-    a, b = await create_organization(database), await create_organization(database)
-    running = await job_of(database, queue, settings, a)
-    (claimed,) = await service_order(settings, 1)
-    assert claimed == running.id
-    alone = await waiting_work_for(settings, running)
-    own = await job_of(database, queue, settings, a)  # A's own next job waits its turn
-    mine_only = await waiting_work_for(settings, running)
-    b_low = await job_of(database, queue, settings, b, Priority.low)
-    lower_only = await waiting_work_for(settings, running)
-    await job_of(database, queue, settings, b)
-    same_class = await waiting_work_for(settings, running)
-    await job_of(database, queue, settings, b, Priority.urgent)
-    higher = await waiting_work_for(settings, running)
-
-    assert (alone, mine_only, lower_only, same_class, higher) == (None, None, None, "turn", "priority")
-    assert own.id != b_low.id
-
-
-@pytest.mark.slow
-async def test_another_organizations_small_job_does_not_wait_for_a_long_job_to_end(
-    settings: Settings, database: Database, queue: JobQueue, workers: Workers
-) -> None:
-    # One slot, busy with A's long job: B's small job gets it after A's fair share, A's job
-    # goes on afterwards, and every order is invoiced once.
-    one_slot = settings.with_overrides(worker_max_jobs=1)
-    a, b = await create_organization(database), await create_organization(database)
-    long_job = await job_of(database, queue, one_slot, a, orders=3000)
-    workers.start(one_slot)
-    with workers.explaining_failures():
-        await wait_until_processing_started(database, long_job.id)
-        small = await job_of(database, queue, one_slot, b, orders=5)
-        small_done = await wait_until_status(database, small.id, JobStatus.completed, within=60)
-        meanwhile = await current(database, long_job.id)
-        long_done = await wait_until_status(database, long_job.id, JobStatus.completed, within=120)
-
-    assert meanwhile.status is not JobStatus.completed  # B's job did not wait for A's to end
-    assert small_done.completed_at is not None
-    assert long_done.completed_at is not None
-    assert small_done.completed_at < long_done.completed_at
-    assert long_done.attempts >= 2  # A's job gave its slot away and was claimed again
-    await assert_invariants(database, a.id)
-    await assert_invariants(database, b.id)
