@@ -41,3 +41,7 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION next_runnable_jobs(double precision, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION next_runnable_jobs(double precision, integer) TO invoicing_app;
+
+-- A worker no longer asks which organization the job its message names belongs to: it takes
+-- the next runnable job instead, so this question of 0011 has no caller left.
+DROP FUNCTION batch_job_organization(uuid);

@@ -34,9 +34,9 @@ LONGEST_CONTENTION_PAUSE = 4.0
 #: Outages in a row, with no progress between them, after which the "outage" is taken for a
 #: failure of the job (a connection error that is really a bug would otherwise loop forever).
 MAX_OUTAGES_WITHOUT_PROGRESS = 10
-#: Best-first choices a free slot makes before it falls back on the job its message names.
-#: A choice is lost only to a slot that claimed that job meanwhile (a job no longer runnable),
-#: so slots choosing at once each end with a job well before this bound.
+#: Best-first choices a free slot makes at most. A choice is lost only to a slot that claimed
+#: that job meanwhile (a job no longer runnable), so slots choosing at once each end with a
+#: job well before this bound; past it, the sweep offers what is left again.
 MAX_CHOICES = 32
 
 
@@ -51,14 +51,15 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
 
     A message is a free slot's cue, not an order: the slot takes the best runnable job of any
     organization (``leases.next_runnable_job``: priority, then the organization served least
-    recently, then the oldest job), and the job the message names only if it finds none. Every
-    job has a message of its own, so every job is taken by some message. Safe to run twice for
-    the same job (arq delivers at least once): the claim lets only one run hold the lease.
+    recently, then the oldest job), whichever job the message names. Every job has a message of
+    its own, so every job is taken by some message. Safe to run twice (arq delivers at least
+    once): the claim lets only one run hold a job's lease, and a message finding nothing
+    runnable returns.
     """
     database, queue, settings = _resources(ctx)
     owner = f"{ctx['worker_id']}/{uuid4().hex[:8]}"
     try:
-        job = await claim_next(database, settings, UUID(job_id), owner)
+        job = await claim_next(database, settings, owner)
     except Exception as exc:
         if not (is_contention(exc) or is_unavailable(exc)):
             raise
@@ -88,21 +89,17 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
         raise
 
 
-async def claim_next(database: Database, settings: Settings, named: UUID, owner: str) -> BatchJob | None:
-    """The best runnable job, claimed; else the job the message names, if it is runnable."""
+async def claim_next(database: Database, settings: Settings, owner: str) -> BatchJob | None:
+    """The best runnable job, claimed (None when nothing is runnable)."""
     for _ in range(MAX_CHOICES):
         async with database.unscoped() as connection:
             choice = await leases.next_runnable_job(connection, settings.priority_aging_seconds)
         if choice is None:
-            break
+            return None
         job = await _claim(database, settings, choice.organization_id, choice.job_id, owner)
         if job is not None:
             return job
-    async with database.unscoped() as connection:
-        organization_id = await leases.job_organization(connection, named)
-    if organization_id is None:
-        return None
-    return await _claim(database, settings, organization_id, named, owner)
+    return None
 
 
 async def _claim(

@@ -13,6 +13,7 @@ from invoicing.accounts import token_store as tokens
 from invoicing.accounts.credentials import hash_token, new_api_token
 from invoicing.accounts.views import ApiToken, CreatedToken
 from invoicing.domain.emails import normalized_email
+from invoicing.domain.request_bodies import json_object
 from invoicing.infra.database import Database
 from invoicing.kernel.errors import BadRequest, Conflict, NotFound
 from invoicing.kernel.json_schema import closed_object
@@ -47,12 +48,7 @@ def parse_create_request(body: object) -> str:
     Raises :class:`BadRequest` with one of the stable codes ``invalid_body``, ``unknown_field``,
     ``missing_field``, ``invalid_type`` or ``invalid_name``.
     """
-    if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object.", code="invalid_body")
-    unknown = sorted(str(key) for key in body if key not in _ALLOWED_FIELDS)
-    if unknown:
-        shown = ", ".join(repr(key[:40]) for key in unknown[:5])
-        raise BadRequest(f"Unknown field(s): {shown}.", code="unknown_field")
+    body = json_object(body, _ALLOWED_FIELDS)
     if "name" not in body:
         raise BadRequest("The field 'name' is required.", code="missing_field")
     return parse_token_name(body["name"])

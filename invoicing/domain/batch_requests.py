@@ -16,6 +16,7 @@ from invoicing.domain.order_filters import (
     OrderFilter,
     parse_order_filter,
 )
+from invoicing.domain.request_bodies import json_object, name_fields
 from invoicing.kernel.errors import BadRequest
 from invoicing.kernel.json_schema import CURRENCY, DATE, ID, Schema, array, closed_object, enum
 
@@ -33,8 +34,8 @@ class BatchRequest:
 
 
 _ALLOWED_FIELDS = frozenset({"order_ids", "filter", "priority"})
+_PRIORITY_FIELDS = frozenset({"priority"})
 _PREVIEW_LENGTH = 40
-_MAX_NAMED_FIELDS = 5
 
 # ``uuid.UUID()`` alone is too lenient: it accepts braces, "urn:uuid:", missing or misplaced
 # hyphens, and the int() behind it takes "+", "_" and surrounding whitespace.
@@ -61,11 +62,7 @@ def parse_batch_request(
     builds each id from its canonical text (the server passes a faster one than the standard
     library's; the domain imports no driver).
     """
-    if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object.", code="invalid_body")
-    unknown = [str(key) for key in body if key not in _ALLOWED_FIELDS]
-    if unknown:
-        raise BadRequest(f"Unknown field(s): {_name_fields(unknown)}.", code="unknown_field")
+    body = json_object(body, _ALLOWED_FIELDS)
     if "order_ids" in body and "filter" in body:
         raise BadRequest("Send either 'order_ids' or 'filter', not both.", code="conflicting_fields")
     priority = parse_priority(body["priority"]) if "priority" in body else None
@@ -99,21 +96,13 @@ def parse_retry_request(body: object | None) -> Priority | None:
     retried job's priority)."""
     if body is None:
         return None
-    if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object.", code="invalid_body")
-    unknown = [str(key) for key in body if key != "priority"]
-    if unknown:
-        raise BadRequest(f"Unknown field(s): {_name_fields(unknown)}.", code="unknown_field")
+    body = json_object(body, _PRIORITY_FIELDS)
     return parse_priority(body["priority"]) if "priority" in body else None
 
 
 def parse_priority_body(body: object) -> Priority:
     """The body of a request that sets a job's priority: ``{"priority": ...}``."""
-    if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object.", code="invalid_body")
-    unknown = [str(key) for key in body if key != "priority"]
-    if unknown:
-        raise BadRequest(f"Unknown field(s): {_name_fields(unknown)}.", code="unknown_field")
+    body = json_object(body, _PRIORITY_FIELDS)
     if "priority" not in body:
         raise BadRequest("The field 'priority' is required.", code="missing_field")
     return parse_priority(body["priority"])
@@ -126,7 +115,7 @@ def parse_batch_filter(raw: object) -> OrderFilter:
         raise BadRequest("The field 'filter' must be a JSON object.", code="invalid_type")
     unknown = [str(key) for key in raw if key not in FILTER_FIELDS]
     if unknown:
-        raise BadRequest(f"Unknown filter field(s): {_name_fields(unknown)}.", code="unknown_field")
+        raise BadRequest(f"Unknown filter field(s): {name_fields(unknown)}.", code="unknown_field")
     return parse_order_filter(raw, defaults=BATCH_DEFAULTS, refuse=_invalid_filter)
 
 
@@ -231,9 +220,3 @@ def _preview(value: object) -> str:
     if isinstance(value, list):
         return "a list"
     return repr(value)[:_PREVIEW_LENGTH]
-
-
-def _name_fields(names: list[str]) -> str:
-    shown = ", ".join(repr(name[:_PREVIEW_LENGTH]) for name in sorted(names)[:_MAX_NAMED_FIELDS])
-    hidden = len(names) - _MAX_NAMED_FIELDS
-    return f"{shown} and {hidden} more" if hidden > 0 else shown

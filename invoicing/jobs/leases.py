@@ -27,10 +27,6 @@ from invoicing.jobs import progress
 from invoicing.jobs.store import JOB
 from invoicing.jobs.views import BatchJob
 
-# A queue message names only the job: which organization to claim it in. Only the owner's
-# function may tell (migrations/0011_least_privilege.sql).
-JOB_ORGANIZATION = "SELECT batch_job_organization($1)"
-
 # The best runnable jobs across organizations (migrations/0012_job_priorities.sql): by priority
 # class (low work aged), then the organization served least recently, then the oldest job.
 NEXT_RUNNABLE_JOBS = "SELECT job_id, organization_id FROM next_runnable_jobs($1, $2)"
@@ -235,12 +231,6 @@ class FailureOutcome:
 
     job: BatchJob
     ticket: EnqueueTicket | None
-
-
-async def job_organization(connection: asyncpg.Connection, job_id: UUID) -> UUID | None:
-    """The organization of the job the queue names (None if there is no such job)."""
-    organization_id: UUID | None = await connection.fetchval(JOB_ORGANIZATION, job_id)
-    return organization_id
 
 
 @dataclass(frozen=True, slots=True)

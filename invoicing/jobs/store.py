@@ -39,11 +39,11 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)
 RETURNING {JOB}
 """
 
-# A job's place in the queue, while it has one (pending or processing).
+# A job's place in the queue, while it has one (pending or processing) and it is a change.
 SET_PRIORITY = f"""
 UPDATE batch_job_queue
 SET priority = $3, progress_seq = progress_seq + 1, updated_at = now()
-WHERE id = $1 AND organization_id = $2 AND status IN ('pending', 'processing')
+WHERE id = $1 AND organization_id = $2 AND status IN ('pending', 'processing') AND priority <> $3
 RETURNING {JOB}
 """
 
@@ -239,12 +239,11 @@ async def set_priority(
 ) -> BatchJob:
     """Move a pending or running job to ``priority``; Conflict ``job_finished`` once it ended.
     Asking for the priority it has changes nothing (no audit entry, no new ``seq``)."""
-    job = await get_job(connection, organization_id, job_id)
-    if not job.is_finished and job.priority is priority:
-        return job
     row = await connection.fetchrow(SET_PRIORITY, job_id, organization_id, priority.value)
-    if row is None:
+    if row is None:  # missing, finished, or already at that priority
         job = await get_job(connection, organization_id, job_id)
+        if not job.is_finished:
+            return job
         message = f"The job is already {job.status.value}; its priority no longer matters."
         raise Conflict(message, code="job_finished")
     job = BatchJob.from_row(row)
