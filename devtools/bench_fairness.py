@@ -13,9 +13,11 @@ the organization's job list (``GET /api/batch-jobs``), read every ``POLL_SECONDS
   one? A server that refuses the field (400 ``unknown_field``) has no priorities: the earlier
   jobs are cancelled and the answer is null, with a note;
 * **scaling**: one job of ``--scaling-size`` orders with each count in ``--scaling-workers``:
-  invoices per second end to end (from the submit to the job seen finished), and the CPU each
+  invoices per second end to end (from the submit to the job seen finished), the CPU each
   worker process, the server and the scratch database's PostgreSQL backends used over that
-  time, as a share of one core.
+  time, as a share of one core, the most worker slots seen on the job at once, and how busy
+  the organization's invoice number counter was (the share of the time a transaction held its
+  row, and how many waited for it).
 
 The limits that would refuse the submits are raised: the point is the order of service.
 Progress goes to stderr; tables, or one JSON document with ``--json``, to stdout. It measures;
@@ -45,7 +47,12 @@ import httpx
 
 from devtools.bench import BenchOrganization, organization_with_orders
 from devtools.bench_load import CODE_ROOT, UNLIMITED
-from devtools.bench_probes import backend_cpu_seconds, machine_cpu_seconds, tree_cpu_seconds
+from devtools.bench_probes import (
+    CounterProbe,
+    backend_cpu_seconds,
+    machine_cpu_seconds,
+    tree_cpu_seconds,
+)
 from devtools.bench_websockets import _stop, scratch_services, start_server, start_workers
 from invoicing.infra.database import Database
 from invoicing.kernel.settings import Settings
@@ -114,6 +121,14 @@ class Scaling:
     postgres_cpu_share: float
     #: The whole machine's busy share, all cores (1.0: every core busy all along).
     machine_busy_share: float
+    #: Most worker slots seen on the job at once (``active_workers``).
+    active_workers_max: int
+    #: The organization's invoice number counter: the share of the time a transaction held
+    #: its row (from a chunk's number allocation to its commit), and the transactions queued
+    #: for it, on average and at most.
+    counter_held_share: float
+    counter_queued_average: float
+    counter_queued_max: int
 
 
 @dataclass(frozen=True)
@@ -160,7 +175,7 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _parts(order_ids: list[UUID], size: int) -> list[list[UUID]]:
+def _batches(order_ids: list[UUID], size: int) -> list[list[UUID]]:
     return [order_ids[start : start + size] for start in range(0, len(order_ids), size)]
 
 
@@ -194,17 +209,19 @@ def _priority_refused(response: httpx.Response) -> bool:
 
 
 async def _finish_times(
-    client: httpx.AsyncClient, token: str, job_ids: Sequence[str]
+    client: httpx.AsyncClient, token: str, job_ids: Sequence[str], most_workers: list[int] | None = None
 ) -> dict[str, tuple[float, dict[str, Any]]]:
     """When each job was first seen finished (``time.time()``) and its JSON then, from the
     organization's job list read every ``POLL_SECONDS`` (a fresh organization: every job it
-    has fits one page)."""
+    has fits one page). ``most_workers[0]``, if given, keeps the most ``active_workers`` seen."""
     waiting, seen = set(job_ids), {}
     deadline = time.monotonic() + MAX_WAIT_SECONDS
     while waiting:
         response = await client.get("/api/batch-jobs", params={"limit": 500}, headers=_auth(token))
         now = time.time()
         for job in response.raise_for_status().json()["items"]:
+            if most_workers is not None and job["id"] in waiting:
+                most_workers[0] = max(most_workers[0], job.get("active_workers", 0))
             if job["id"] in waiting and job["finished"]:
                 waiting.discard(job["id"])
                 seen[job["id"]] = (now, job)
@@ -241,8 +258,8 @@ async def _small_job(bench: _Bench, options: FairnessOptions, workers: int) -> S
     big = await organization_with_orders(bench.database, big_orders)
     small = await organization_with_orders(bench.database, options.small_size)
     async with _workers(bench, workers), asyncio.TaskGroup() as group:
-        big_parts = _parts(big.order_ids, options.big_size)
-        big_ids = [await _submitted(bench.client, big, part) for part in big_parts]
+        big_batches = _batches(big.order_ids, options.big_size)
+        big_ids = [await _submitted(bench.client, big, batch) for batch in big_batches]
         # Watched from now: with small sizes A's jobs may finish before B's submit.
         big_watch = group.create_task(_finish_times(bench.client, big.token, big_ids))
         small_id = await _submitted(bench.client, small, small.order_ids)
@@ -272,10 +289,10 @@ async def _urgent(bench: _Bench, options: FairnessOptions) -> Urgent:
     orders = (options.big_jobs + 1) * options.big_size
     _say(f"urgent job after {options.big_jobs} normal ones: seeding {orders:,} orders")
     organization = await organization_with_orders(bench.database, orders)
-    *normal_parts, urgent_part = _parts(organization.order_ids, options.big_size)
+    *normal_batches, urgent_batch = _batches(organization.order_ids, options.big_size)
     async with _workers(bench, URGENT_WORKERS):
-        normal = [await _submitted(bench.client, organization, part) for part in normal_parts]
-        response = await _submit(bench.client, organization, urgent_part, priority="urgent")
+        normal = [await _submitted(bench.client, organization, batch) for batch in normal_batches]
+        response = await _submit(bench.client, organization, urgent_batch, priority="urgent")
         submitted = time.time()
         if _priority_refused(response):
             _say(f"  {UNSUPPORTED}: the normal jobs are cancelled")
@@ -303,11 +320,14 @@ def _cpu(bench: _Bench, workers: list[subprocess.Popen[bytes]]) -> _Cpu:
 async def _scaling(bench: _Bench, options: FairnessOptions, workers: int) -> Scaling:
     _say(f"scaling, {workers} worker(s): seeding {options.scaling_size:,} orders")
     organization = await organization_with_orders(bench.database, options.scaling_size)
-    async with _workers(bench, workers) as processes:
+    counter, stop, seen_workers = CounterProbe(bench.database), asyncio.Event(), [0]
+    async with _workers(bench, workers) as processes, asyncio.TaskGroup() as group:
         before, requested = _cpu(bench, processes), time.time()
+        group.create_task(counter.sample(stop))
         job_id = await _submitted(bench.client, organization, organization.order_ids)
-        done = await _finish_times(bench.client, organization.token, [job_id])
+        done = await _finish_times(bench.client, organization.token, [job_id], seen_workers)
         after = _cpu(bench, processes)
+        stop.set()
     _completed(done)
     finished_at, job = done[job_id]
     wall = finished_at - requested
@@ -323,9 +343,17 @@ async def _scaling(bench: _Bench, options: FairnessOptions, workers: int) -> Sca
         server_cpu_share=round((after.server - before.server) / wall, 3),
         postgres_cpu_share=round(postgres / wall, 3),
         machine_busy_share=round((busy_after - busy_before) / max(1e-9, total_after - total_before), 3),
+        active_workers_max=seen_workers[0],
+        counter_held_share=counter.figures().held_share,
+        counter_queued_average=counter.figures().queued_average,
+        counter_queued_max=counter.figures().queued_max,
     )
     busiest = result.busiest_worker_cpu_share
-    _say(f"  {result.invoices_per_second:,.0f} invoices/s, the busiest worker {busiest:.0%} of a core")
+    _say(
+        f"  {result.invoices_per_second:,.0f} invoices/s, up to {result.active_workers_max} slots on the"
+        f" job, the busiest worker {busiest:.0%} of a core, the number counter held"
+        f" {result.counter_held_share:.0%} of the time"
+    )
     return result
 
 
@@ -333,7 +361,7 @@ async def _scaling(bench: _Bench, options: FairnessOptions, workers: int) -> Sca
 
 
 async def run_benchmark(settings: Settings, options: FairnessOptions) -> Report:
-    """Seed, start the server, measure each part with fresh workers; create and drop everything."""
+    """Seed, start the server, measure each case with fresh workers; create and drop everything."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-fairness-"))
     async with AsyncExitStack() as stack:
         env = await scratch_services(stack, settings, workdir)
@@ -375,7 +403,7 @@ def _urgent_outcome(report: Report) -> str:
 
 
 def render(report: Report) -> str:
-    """Three parts: the small job, the urgent job, scaling."""
+    """Three measurements: the small job, the urgent job, scaling."""
     options = report.options
     small = (
         f"Organization B's job of {options['small_size']:,} orders, submitted after organization A's "
@@ -389,11 +417,13 @@ def render(report: Report) -> str:
     scaling_rows = [
         (s.workers, f"{s.invoices_per_second:,.0f}", s.seconds, f"{s.busiest_worker_cpu_share:.0%}",
          " ".join(f"{share:.0%}" for share in s.worker_cpu_shares), f"{s.server_cpu_share:.0%}",
-         f"{s.postgres_cpu_share:.0%}", f"{s.machine_busy_share:.0%}")
+         f"{s.postgres_cpu_share:.0%}", f"{s.machine_busy_share:.0%}", s.active_workers_max,
+         f"{s.counter_held_share:.0%}", s.counter_queued_average)
         for s in report.scaling
     ]  # fmt: skip
     scaling_columns = ("workers", "invoices/s", "seconds", "busiest worker CPU", "each worker's CPU",
-                       "server CPU", "PostgreSQL CPU", "machine busy")  # fmt: skip
+                       "server CPU", "PostgreSQL CPU", "machine busy", "slots on the job",
+                       "counter held", "queued for it")  # fmt: skip
     return "\n\n".join(
         [
             small,

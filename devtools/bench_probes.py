@@ -178,6 +178,59 @@ class Probes:
             self.lags.append((before, time.perf_counter() - before - SAMPLE_SECONDS / 2))
 
 
+# The scratch database's transactions that have taken the number counter (holding its row
+# until they end) and, of those, the ones still waiting for the row (an allocation queued
+# behind another transaction's: its INSERT … ON CONFLICT waits on that transaction).
+_COUNTER_LOCKS = """
+SELECT count(*) FILTER (WHERE NOT queued), count(*) FILTER (WHERE queued)
+FROM (
+    SELECT activity.wait_event_type = 'Lock'
+           AND activity.query LIKE 'INSERT INTO invoice_number_counters%' AS queued
+    FROM pg_locks AS lock
+    JOIN pg_stat_activity AS activity ON activity.pid = lock.pid
+    WHERE lock.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND lock.relation = 'invoice_number_counters'::regclass
+      AND lock.mode = 'RowExclusiveLock' AND lock.granted
+) AS touching
+"""
+
+#: How often the counter probe looks: a chunk holds the row for tens of milliseconds.
+COUNTER_SAMPLE_SECONDS = 0.005
+
+
+@dataclass(frozen=True)
+class CounterFigures:
+    """How busy the invoice number counter was: the share of samples in which a transaction
+    held its row, and the transactions queued for it, on average and at most."""
+
+    held_share: float
+    queued_average: float
+    queued_max: int
+
+
+class CounterProbe:
+    """Samples the number counter's row lock while :meth:`sample` runs."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.samples: list[tuple[int, int]] = []  # (holding, queued)
+
+    async def sample(self, stop: asyncio.Event) -> None:
+        async with self.database.connection() as connection:
+            while not stop.is_set():
+                holding, queued = await connection.fetchrow(_COUNTER_LOCKS)
+                self.samples.append((holding, queued))
+                await sleep_unless(stop, COUNTER_SAMPLE_SECONDS)
+
+    def figures(self) -> CounterFigures:
+        count = max(1, len(self.samples))
+        return CounterFigures(
+            held_share=round(sum(holding > 0 for holding, _ in self.samples) / count, 3),
+            queued_average=round(sum(queued for _, queued in self.samples) / count, 2),
+            queued_max=max((queued for _, queued in self.samples), default=0),
+        )
+
+
 def _cpu_percent(before: _Cpu, after: _Cpu, seconds: float) -> dict[str, float]:
     used = {name: after.processes[name] - before.processes[name] for name in after.processes}
     used["postgres"] = sum(total - before.postgres.get(pid, 0.0) for pid, total in after.postgres.items())

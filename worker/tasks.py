@@ -20,7 +20,6 @@ from invoicing.infra.queue import JobQueue
 from invoicing.jobs import events, leases
 from invoicing.jobs.chunks import ChunkOutcome
 from invoicing.jobs.pipeline import JobRun, committed_chunks
-from invoicing.jobs.views import BatchJob
 from invoicing.kernel.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -46,78 +45,112 @@ def _resources(ctx: dict[str, Any]) -> tuple[Database, JobQueue, Settings]:
 
 
 async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
-    """Claim the runnable job that should run next, then invoice it chunk by chunk until it is
-    finished or taken away.
+    """A free slot's work: claim a part of the runnable job that should run next, invoice it
+    chunk by chunk, then choose again, until nothing is runnable.
 
-    A message is a free slot's cue, not an order: the slot takes the best runnable job of any
-    organization (``leases.next_runnable_job``: priority, then the organization served least
-    recently, then the oldest job), whichever job the message names. Every job has a message of
-    its own, so every job is taken by some message. Safe to run twice (arq delivers at least
-    once): the claim lets only one run hold a job's lease, and a message finding nothing
-    runnable returns.
+    A message is a free slot's cue, not an order: the slot takes a part of the best runnable job
+    of any organization (``leases.next_runnable_job``: priority, then the organization served
+    least recently, then the oldest job), whichever job the message names, and chooses again
+    after each part, so that other work gets in between the parts of a long job. A claim that
+    leaves free parts behind sends one more cue, so free slots (of this worker or another) join
+    the job one after another. Safe to run twice (arq delivers at least once): a part is held by
+    one lease at a time, and a message finding nothing runnable returns.
     """
     database, queue, settings = _resources(ctx)
-    owner = f"{ctx['worker_id']}/{uuid4().hex[:8]}"
-    try:
-        job = await claim_next(database, settings, owner)
-    except Exception as exc:
-        if not (is_contention(exc) or is_unavailable(exc)):
-            raise
-        # Held by a transaction that is not ending (or no database): the sweep comes back to it.
-        logger.warning("job %s not claimed now (%s); the sweep will offer it again", job_id, exc)
-        return "not claimed"
-    if job is None:
-        return "not claimed"
-    job_uuid = job.id
-    logger.info("job %s claimed by %s (attempt %d)", job_uuid, owner, job.attempts)
+    timer = _ChunkTimer(settings)
+    parts = 0
+    while True:
+        owner = f"{ctx['worker_id']}/{uuid4().hex[:8]}"
+        try:
+            claimed = await claim_next(database, settings, owner)
+        except Exception as exc:
+            if not (is_contention(exc) or is_unavailable(exc)):
+                raise
+            # Held by a transaction that is not ending (or no database): the sweep comes back.
+            logger.warning("job %s: no part claimed now (%s); the sweep will offer it again", job_id, exc)
+            return f"{parts} parts"
+        if claimed is None:
+            return f"{parts} parts" if parts else "not claimed"
+        parts += 1
+        await _run_part(ctx, queue, settings, owner, claimed, timer)
+
+
+async def _run_part(
+    ctx: dict[str, Any],
+    queue: JobQueue,
+    settings: Settings,
+    owner: str,
+    claimed: leases.ClaimedPart,
+    timer: _ChunkTimer,
+) -> str:
+    job = claimed.job
+    logger.info(
+        "job %s: part %d-%d claimed by %s",
+        job.id,
+        claimed.part.first,
+        claimed.part.last,
+        owner,
+    )
     run = JobRun(
-        database,
-        job_uuid,
+        ctx["database"],
+        job.id,
+        claimed.part,
         owner,
         job.organization_id,
         settings.lease_seconds,
         locked_order_wait=settings.locked_order_wait_seconds,
     )
-    runner = _JobRunner(run, queue, settings, progress=job.processed_items + job.cancelled_items)
+    runner = _PartRunner(run, queue, settings, timer)
     try:
         await events.publish(queue, job)
+        if claimed.more_parts:
+            # Another free slot may join: one more cue, named after this claim.
+            await queue.enqueue_cue(job.id, job.enqueue_generation, job.attempts)
         return await runner.run()
     except asyncio.CancelledError:
-        # Shutting down or Redis lost: hand the job back now instead of leaving it until the
+        # Shutting down or Redis lost: hand the part back now instead of leaving it until the
         # lease expires. Shielded, on its own task: this one is being cancelled.
         await asyncio.shield(asyncio.ensure_future(runner.release()))
         raise
 
 
-async def claim_next(database: Database, settings: Settings, owner: str) -> BatchJob | None:
-    """The best runnable job, claimed (None when nothing is runnable)."""
+async def claim_next(database: Database, settings: Settings, owner: str) -> leases.ClaimedPart | None:
+    """A part of the best runnable job, claimed (None when nothing is runnable)."""
     for _ in range(MAX_CHOICES):
         async with database.unscoped() as connection:
-            choice = await leases.next_runnable_job(connection, settings.priority_aging_seconds)
+            choice = await leases.next_runnable_job(
+                connection, settings.priority_aging_seconds, settings.max_workers_per_job
+            )
         if choice is None:
             return None
-        job = await _claim(database, settings, choice.organization_id, choice.job_id, owner)
-        if job is not None:
-            return job
+        claimed = await _claim(database, settings, choice.organization_id, choice.job_id, owner)
+        if claimed is not None:
+            return claimed
     return None
 
 
 async def _claim(
     database: Database, settings: Settings, organization_id: UUID, job_id: UUID, owner: str
-) -> BatchJob | None:
-    async with database.scoped(organization_id) as connection:
-        return await leases.claim_job(connection, job_id, owner, settings.lease_seconds)
+) -> leases.ClaimedPart | None:
+    try:
+        async with database.scoped(organization_id) as connection:
+            return await leases.claim_part(
+                connection, job_id, owner, settings.lease_seconds, settings.max_workers_per_job
+            )
+    except leases.ClaimUndone:
+        return None  # rolled back: the job finished, was cancelled or has its workers
 
 
-class _JobRunner:
-    """One claimed job until it ends, is taken away, or fails and is handed back."""
+class _PartRunner:
+    """One claimed part until it ends, is taken away, or fails and is handed back."""
 
-    def __init__(self, run: JobRun, queue: JobQueue, settings: Settings, *, progress: int) -> None:
+    def __init__(self, run: JobRun, queue: JobQueue, settings: Settings, timer: _ChunkTimer) -> None:
         self.job_run = run
         self.queue = queue
         self.settings = settings
-        #: Items processed or cancelled, as of the claim or the database's return.
-        self.progress = progress
+        self.timer = timer
+        #: Items of the part committed since the claim, as of the database's last return.
+        self.progress = 0
         #: When a chunk last committed (or the run started): contention is tolerated for a while.
         self.progressed_at = time.monotonic()
         # Long enough for the sweep to end what a frozen worker holds (its lease, then a sweep).
@@ -151,14 +184,13 @@ class _JobRunner:
                     "job %s: the database went away (%s); waiting for it", self.job_run.job_id, error
                 )
                 try:
-                    job = await self._take_back()
+                    now = await self._take_back()
                 except Exception as other:
                     await self._record_failure(other)
                     return "failed run"
-                if job is None:
-                    logger.warning("job %s was taken over while the database was away", self.job_run.job_id)
+                if now is None:
+                    logger.warning("job %s: part taken over while the database was away", self.job_run.job_id)
                     return "lease lost"
-                now = job.processed_items + job.cancelled_items
                 outages = 1 if now > self.progress else outages + 1
                 self.progress = now
                 logger.info("job %s: the database is back; carrying on", self.job_run.job_id)
@@ -174,11 +206,11 @@ class _JobRunner:
         await asyncio.sleep(self.contention_pause * (0.5 + random.random()))
         self.contention_pause = min(self.contention_pause * 2, LONGEST_CONTENTION_PAUSE)
         try:
-            job = await self._renew()
+            processed = await self._renew()
         except Exception as exc:
             logger.debug("job %s: lease not renewed after contention (%s)", run.job_id, exc)
             return True  # the next attempt meets the same trouble and handles it
-        return job is not None
+        return processed is not None
 
     async def _chunks_until_done(self, lost: asyncio.Event) -> str:
         """One attempt at the chunks, until the job is done or the heartbeat finds it lost."""
@@ -198,20 +230,33 @@ class _JobRunner:
 
     async def _chunks(self) -> str:
         run = self.job_run
-        sizer = _ChunkTimer(self.settings)
+        timer = self.timer
+        timer.restart()
         outcome = ChunkOutcome(job=None)
-        async with contextlib.aclosing(committed_chunks(run, sizer.next_size)) as chunks:
+        async with contextlib.aclosing(committed_chunks(run, timer.next_size)) as chunks:
             async for outcome in chunks:
                 if outcome.job is not None:
                     self.progressed_at = time.monotonic()
                     self.contention_pause = FIRST_CONTENTION_PAUSE
                     await events.publish(self.queue, outcome.job)
-                sizer.committed()
-        if outcome.lease_lost or outcome.job is None:
-            logger.warning("job %s: lease lost to another worker; stopping", run.job_id)
+                timer.committed()
+        # Deletes the part if it is over or its job finished; one taken back stays its new owner's.
+        async with run.database.scoped(run.organization_id) as connection:
+            job = await leases.end_part(connection, run.job_id, run.part, run.owner)
+        if job is not None:
+            await events.publish(self.queue, job)
+        if outcome.lease_lost or not outcome.done:
+            logger.warning(
+                "job %s: part %d taken back, or its job ended elsewhere; stopping", run.job_id, run.part.first
+            )
             return "lease lost"
-        logger.info("job %s %s", run.job_id, outcome.job.status.value)
-        return outcome.job.status.value
+        if outcome.job is not None and outcome.job.is_finished:
+            logger.info("job %s %s", run.job_id, outcome.job.status.value)
+            return outcome.job.status.value
+        if job is not None and job.is_finished:
+            logger.info("job %s %s", run.job_id, job.status.value)
+            return job.status.value
+        return "part done"
 
     async def _heartbeat(self, lost: asyncio.Event) -> None:
         """Renew the lease on its own, every third of it: a slow chunk (or a pass waiting for
@@ -220,22 +265,25 @@ class _JobRunner:
         while True:
             await asyncio.sleep(run.lease_seconds / 3)
             try:
-                job = await self._renew()
+                processed = await self._renew()
             except asyncpg.LockNotAvailableError:
                 continue  # a chunk of ours is committing: it renews the lease itself
             except Exception as exc:
                 logger.debug("job %s: heartbeat missed (%s)", run.job_id, exc)
                 continue  # the run meets the same trouble and handles it
-            if job is None:
+            if processed is None:
                 if not await self._finished():
                     lost.set()  # someone else's now: the run stops at once
                 return
 
-    async def _renew(self) -> BatchJob | None:
-        """Renew our lease now; the job, or None if it is no longer ours (or no longer running)."""
+    async def _renew(self) -> int | None:
+        """Renew our lease now; the items committed since the claim, or None if the part is no
+        longer ours (or the job no longer runs)."""
         run = self.job_run
         async with run.database.scoped(run.organization_id) as connection:
-            return await leases.renew_own_lease(connection, run.job_id, run.owner, run.lease_seconds)
+            return await leases.renew_own_lease(
+                connection, run.job_id, run.part, run.owner, run.lease_seconds
+            )
 
     async def _finished(self) -> bool:
         """Whether the job is over (its last chunk cleared the lease just now), as opposed to
@@ -246,8 +294,9 @@ class _JobRunner:
         except Exception:
             return False
 
-    async def _take_back(self) -> BatchJob | None:
-        """Wait for the database, then renew our lease; the job, or None if it is not ours."""
+    async def _take_back(self) -> int | None:
+        """Wait for the database, then renew our lease; the part's progress, or None if it is
+        not ours."""
         pause = FIRST_PROBE_PAUSE
         while True:
             await asyncio.sleep(pause)
@@ -269,7 +318,13 @@ class _JobRunner:
         try:
             async with run.database.scoped(run.organization_id) as connection:
                 outcome = await leases.record_failed_run(
-                    connection, run.job_id, run.owner, RetryPolicy.from_settings(self.settings), code, message
+                    connection,
+                    run.job_id,
+                    run.part,
+                    run.owner,
+                    RetryPolicy.from_settings(self.settings),
+                    code,
+                    message,
                 )
         except Exception as exc:
             logger.warning("job %s: failure not recorded (%s); the sweep takes the job back", run.job_id, exc)
@@ -281,16 +336,18 @@ class _JobRunner:
             logger.warning("job %s %s: %s", run.job_id, outcome.job.status.value, message)
             return
         ticket = outcome.ticket
-        logger.info("job %s handed back; it runs again in %.1f s", run.job_id, ticket.delay)
+        logger.info(
+            "job %s: part %d handed back; it runs again in %.1f s", run.job_id, run.part.first, ticket.delay
+        )
         await self.queue.enqueue(ticket.job_id, ticket.generation, delay=ticket.delay)
 
     async def release(self) -> None:
         run = self.job_run
         try:
             async with run.database.scoped(run.organization_id) as connection:
-                ticket = await leases.release_job(connection, run.job_id, run.owner)
+                ticket = await leases.release_part(connection, run.job_id, run.part, run.owner)
             if ticket is not None:
-                logger.info("job %s released for another worker", run.job_id)
+                logger.info("job %s: part %d released for another worker", run.job_id, run.part.first)
                 await self.queue.enqueue(ticket.job_id, ticket.generation)
         except Exception as exc:  # the error that stopped the job is the one to report
             logger.warning(
@@ -309,6 +366,12 @@ class _ChunkTimer:
             maximum=max(settings.chunk_size, settings.max_chunk_size),
         )
         self.pending: list[int] = []  # sizes of the chunks started and not yet committed
+        self.last_commit = time.perf_counter()
+
+    def restart(self) -> None:
+        """A new pipeline (another part, or another attempt): nothing of it is in flight yet.
+        The size learnt so far is kept: the slot's next part is much like its last."""
+        self.pending.clear()
         self.last_commit = time.perf_counter()
 
     def next_size(self) -> int:

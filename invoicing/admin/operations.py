@@ -84,12 +84,15 @@ ORDER BY count(*) DESC, error_code
 LIMIT {MAX_ERROR_PATTERNS}
 """
 
-# A processing job whose lease ran out lost its worker; a long-pending one has no worker.
+# A processing job with a part whose lease ran out lost a worker; a long-pending one has none.
 STUCK_JOBS = f"""
 SELECT {JOB}, CASE WHEN status = 'processing' THEN 'lease_expired' ELSE 'waiting_for_worker' END AS reason
 FROM batch_job_queue
 WHERE organization_id = $1
-  AND ((status = 'processing' AND lease_expires_at < now())
+  AND ((status = 'processing' AND EXISTS (
+           SELECT 1 FROM batch_job_parts AS part
+           WHERE part.job_id = batch_job_queue.id AND part.lease_owner IS NOT NULL
+             AND part.lease_expires_at < now()))
        OR (status = 'pending' AND created_at < now() - make_interval(secs => $2)))
 ORDER BY created_at
 LIMIT {MAX_STUCK_JOBS}

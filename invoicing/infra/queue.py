@@ -54,6 +54,21 @@ class JobQueue:
             return False
         return queued is not None
 
+    async def enqueue_cue(self, job_id: UUID, generation: int, claim: int) -> bool:
+        """Ask one more free worker slot to join the job (a part of it is free). Best effort:
+        a slot that finishes its part chooses again anyway, and the sweep sends what is missing."""
+        try:
+            queued = await self.redis.enqueue_job(
+                keys.PROCESS_BATCH_JOB,
+                str(job_id),
+                _job_id=keys.arq_cue_id(job_id, generation, claim),
+                _queue_name=self.queue_name,
+            )
+        except (RedisError, OSError) as exc:
+            logger.debug("could not send a cue for job %s: %s", job_id, exc)
+            return False
+        return queued is not None
+
     async def is_waiting(self, job_id: UUID, generation: int) -> bool | None:
         """Whether arq holds this generation's message and no worker has started it (queued
         or deferred). False when it is missing (Redis lost it) or started, which for a job

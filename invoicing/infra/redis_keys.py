@@ -13,6 +13,12 @@ def arq_job_id(job_id: UUID, generation: int) -> str:
     return f"batch-job:{job_id}:{generation}"
 
 
+def arq_cue_id(job_id: UUID, generation: int, claim: int) -> str:
+    """A cue for one more free slot to join a job, named after the claim that sent it (one cue
+    per claim: arq's dedupe drops a repeat)."""
+    return f"{arq_job_id(job_id, generation)}:cue{claim}"
+
+
 def arq_message(arq_id: str) -> str:
     """arq's key holding a queued job's message (arq.constants.job_key_prefix)."""
     return f"arq:job:{arq_id}"

@@ -242,6 +242,7 @@ async def _record(
         payload=job_payload(principal.user_id, "api", extra),
         retry_of=request.retry_of,
         priority=request.priority or Priority.normal,
+        part_size=settings.job_part_size,
     )
 
 

@@ -18,8 +18,8 @@ from invoicing.domain.models import InvoiceDraft
 from invoicing.invoices import store as invoices
 from invoicing.invoices.decisions import decide, today
 from invoicing.invoices.store import InvoiceRows
-from invoicing.jobs import progress
-from invoicing.jobs.progress import ItemResult
+from invoicing.jobs import progress, store
+from invoicing.jobs.progress import ItemResult, PartRange
 from invoicing.jobs.views import BatchJob
 from invoicing.kernel.errors import InvoiceRuleError
 
@@ -41,14 +41,17 @@ class ChunkOutcome:
     job: BatchJob | None
     #: The last item position this chunk handled: the next chunk starts after it.
     last_position: int = 0
-    #: Another worker has taken the job over: stop, having written nothing.
+    #: The part is no longer ours (the sweep took it back) or its job no longer runs: stop,
+    #: having written nothing.
     lease_lost: bool = False
-    #: The pass over the job reached its end with items left (orders locked elsewhere).
+    #: The pass over the part reached its end with items left (orders locked elsewhere).
     items_left: bool = False
+    #: Every item of the part has its outcome: the part is over (the job may go on elsewhere).
+    part_done: bool = False
 
     @property
     def done(self) -> bool:
-        return self.lease_lost or (self.job is not None and self.job.is_finished)
+        return self.lease_lost or self.part_done or (self.job is not None and self.job.is_finished)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,20 +72,21 @@ class PreparedChunk:
 async def prepare_chunk(
     connection: asyncpg.Connection,
     job_id: UUID,
+    part: PartRange,
     organization_id: UUID,
     chunk_size: int,
     after_position: int,
     *,
     fail_locked: bool = False,
 ) -> PreparedChunk:
-    """Read the next ``chunk_size`` pending items after ``after_position``, lock their orders and
-    decide each one. Touches neither the job row nor the number counter, so it can run while
-    the previous chunk of the same job is still committing.
+    """Read the part's next ``chunk_size`` pending items after ``after_position``, lock their
+    orders and decide each one. Touches neither the job row nor the number counter, so it can
+    run while the previous chunk of the same part (or another part's) is still committing.
 
     It never waits for an order someone else holds: such an item stays pending for a later
     pass, or, with ``fail_locked`` (the job waited long enough), fails with ``order_locked``.
     """
-    read = await progress.next_pending_items(connection, job_id, chunk_size, after_position)
+    read = await progress.next_pending_items(connection, job_id, chunk_size, after_position, part.last)
     if not read:
         return PreparedChunk([], [], InvoiceRows(organization_id, today().year))
     loaded = await invoices.lock_orders_for_invoicing(
@@ -110,23 +114,26 @@ async def commit_chunk(
     connection: asyncpg.Connection,
     chunk: PreparedChunk,
     job_id: UUID,
+    part: PartRange,
     owner: str,
     *,
     lease_seconds: float,
 ) -> ChunkOutcome:
-    """Prove the lease, then write a prepared chunk: numbers, invoices, items, counters.
+    """Prove the part's lease, then write a prepared chunk: numbers, invoices, items, counters.
 
-    Called once every earlier chunk of the job has committed. A cancel requested meanwhile
+    Called once every earlier chunk of the part has committed. A cancel requested meanwhile
     discards the chunk (the transaction then only finishes the job as cancelled). An invoice
     PostgreSQL refuses fails its own item (``storage_rejected``), not the chunk.
     """
     if chunk.scanned_through is None:
-        return await _end_of_pass(connection, job_id, owner, lease_seconds)
-    lease = await progress.renew_lease(connection, job_id, owner, lease_seconds)
+        return await _end_of_pass(connection, job_id, part, owner, lease_seconds)
+    lease = await progress.renew_lease(
+        connection, job_id, part, owner, lease_seconds, processing=len(chunk.items)
+    )
     if lease is None:
         return ChunkOutcome(job=None, lease_lost=True)
     if lease.cancel_requested:
-        return ChunkOutcome(job=await progress.finish_cancelled(connection, job_id))
+        return await _cancelled(connection, job_id)
     if not chunk.items:
         return ChunkOutcome(job=None, last_position=chunk.scanned_through)
     created, refused = await invoices.insert_invoices_isolating(
@@ -159,21 +166,31 @@ async def commit_chunk(
     return ChunkOutcome(job=job, last_position=chunk.scanned_through)
 
 
+async def _cancelled(connection: asyncpg.Connection, job_id: UUID) -> ChunkOutcome:
+    """The job cancelled now, every part's pending items with it (None if another part's
+    transaction cancelled it first: this part stops all the same)."""
+    job = await progress.finish_cancelled(connection, job_id)
+    if job is None:
+        return ChunkOutcome(job=None, lease_lost=True)
+    await store.drop_free_parts(connection, job_id)
+    return ChunkOutcome(job=job)
+
+
 async def _end_of_pass(
-    connection: asyncpg.Connection, job_id: UUID, owner: str, lease_seconds: float
+    connection: asyncpg.Connection, job_id: UUID, part: PartRange, owner: str, lease_seconds: float
 ) -> ChunkOutcome:
-    """Nothing after the last position, and no chunk in flight: finish the job, unless items
-    were left behind (their orders were locked elsewhere) for another pass."""
-    # Read before the renew takes the job row, so that the row is held as briefly as possible.
-    items_left = await progress.has_pending_items(connection, job_id)
-    lease = await progress.renew_lease(connection, job_id, owner, lease_seconds)
+    """Nothing after the last position of the part, and no chunk in flight: the part is done,
+    unless items were left behind (their orders were locked elsewhere) for another pass."""
+    # Read before the renew takes the part row, so that the row is held as briefly as possible.
+    items_left = await progress.has_pending_items(connection, job_id, part.first, part.last)
+    lease = await progress.renew_lease(connection, job_id, part, owner, lease_seconds)
     if lease is None:
         return ChunkOutcome(job=None, lease_lost=True)
     if lease.cancel_requested:
-        return ChunkOutcome(job=await progress.finish_cancelled(connection, job_id))
+        return await _cancelled(connection, job_id)
     if items_left:
         return ChunkOutcome(job=None, items_left=True)
-    return ChunkOutcome(job=await progress.finish_completed(connection, job_id))
+    return ChunkOutcome(job=None, part_done=True)
 
 
 def _item_result(

@@ -1,15 +1,21 @@
-"""Who may process a job: claiming, renewing and handing back leases, and what the sweep reclaims.
+"""Who may process which part of a job: claiming, renewing and handing back part leases, and
+what the sweep reclaims.
 
-A lease is ``lease_owner`` + ``lease_expires_at`` on a processing job. Its states:
+A job's items are cut into parts (``batch_job_parts``, ranges of positions, made at submit).
+A free worker slot claims one part of the best runnable job; several slots can hold parts of
+one job at once. A lease is ``lease_owner`` + ``lease_expires_at`` on a part. Its states:
 
-* held: an owner, renewed by the worker's heartbeat;
-* handed back: no owner, ``lease_expires_at`` is when the job may run again (now for a clean
-  stop, later after a failure: the backoff);
-* expired with an owner: the worker crashed or froze. Only the sweep takes such a job back
-  (counting the failure), so a job that kills its workers cannot be claimed forever uncounted.
+* free: no owner; runnable from ``lease_expires_at`` (NULL: never claimed, at once; later after
+  a failure: the backoff);
+* held: an owner, renewed by the worker's heartbeat and by each of its chunks;
+* expired with an owner: the worker crashed or froze. Only the sweep takes such a part back
+  (counting the failure), so a part that kills its workers cannot be claimed forever uncounted.
+
+A part is deleted once every item in it has its outcome, or once its job has finished.
 
 No statement here waits on a row another transaction holds for long: the sweep skips locked
-rows, and the others touch one job row under the session's ``lock_timeout``.
+rows, the claim skips locked parts, and the others touch one part row and one job row under
+the session's ``lock_timeout``. Every transaction takes a part row before the job row.
 """
 
 from __future__ import annotations
@@ -23,92 +29,171 @@ import asyncpg
 
 from invoicing.domain.job_states import JobStatus
 from invoicing.domain.retries import JOB_FAILED, RetryPolicy, final_message
-from invoicing.jobs import progress
+from invoicing.jobs import progress, store
+from invoicing.jobs.progress import PartRange
 from invoicing.jobs.store import JOB
 from invoicing.jobs.views import BatchJob
 
-# The best runnable jobs across organizations (migrations/0012_job_priorities.sql): by priority
-# class (low work aged), then the organization served least recently, then the oldest job.
-NEXT_RUNNABLE_JOBS = "SELECT job_id, organization_id FROM next_runnable_jobs($1, $2)"
+# The best runnable jobs across organizations (migrations/0013_job_parts.sql): by priority
+# class (low work aged), then the organization served least recently, then the oldest job;
+# only jobs with a free part and fewer held parts than $3 (0: no limit).
+NEXT_RUNNABLE_JOBS = "SELECT job_id, organization_id FROM next_runnable_jobs($1, $2, $3)"
 
-# A claim is the organization's turn: its next job waits behind other organizations' jobs of
+# A claim is the organization's turn: its next part waits behind other organizations' jobs of
 # the same class.
 RECORD_TURN = """
 INSERT INTO organization_turns (organization_id, last_claimed_at) VALUES ($1, now())
 ON CONFLICT (organization_id) DO UPDATE SET last_claimed_at = excluded.last_claimed_at
 """
 
-# The row lock makes two claims of the same job serialize; the second finds nothing to update.
+# The job's first free part, ours now. A part another slot is claiming at this moment is
+# skipped, not waited for.
+CLAIM_PART = """
+UPDATE batch_job_parts AS part
+SET lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3), processed_since_claim = 0
+FROM (
+    SELECT job_id, first_position FROM batch_job_parts
+    WHERE job_id = $1 AND lease_owner IS NULL
+      AND (lease_expires_at IS NULL OR lease_expires_at <= now())
+    ORDER BY first_position
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+) AS free
+WHERE part.job_id = free.job_id AND part.first_position = free.first_position
+RETURNING part.first_position, part.last_position
+"""
+
+# The claim as the job sees it, in the same transaction, after the part's: the job row lock
+# makes it wait for a cancel (it then finds the job finished, and the whole claim is undone).
+# $2 caps the parts held at once (ours included); 0 is no limit. ``more_parts``: whether a
+# free part is left for another slot.
 CLAIM_JOB = f"""
 UPDATE batch_job_queue
 SET status = 'processing',
-    lease_owner = $2,
-    lease_expires_at = now() + make_interval(secs => $3),
     started_at = coalesce(started_at, now()),
     attempts = attempts + 1,
-    claimed_progress = processed_items + cancelled_items,
     progress_seq = progress_seq + 1,
     updated_at = now()
-WHERE id = $1
-  AND (status = 'pending'
-       OR (status = 'processing' AND lease_owner IS NULL AND lease_expires_at <= now()))
-RETURNING {JOB}
+WHERE id = $1 AND status IN ('pending', 'processing') AND NOT cancel_requested
+  AND ($2 <= 0 OR (SELECT count(*) FROM batch_job_parts AS held
+                   WHERE held.job_id = $1 AND held.lease_owner IS NOT NULL
+                     AND held.lease_expires_at > now()) <= $2)
+RETURNING {JOB},
+    EXISTS (SELECT 1 FROM batch_job_parts AS free
+            WHERE free.job_id = $1 AND free.lease_owner IS NULL
+              AND (free.lease_expires_at IS NULL OR free.lease_expires_at <= now())) AS more_parts
 """
 
-# The heartbeat, and a worker taking its job up again after the database came back: only the
-# owner, and only while the sweep has not taken the job away.
-RENEW_OWN_LEASE = f"""
-UPDATE batch_job_queue
-SET lease_expires_at = now() + make_interval(secs => $3)
-WHERE id = $1 AND lease_owner = $2 AND status = 'processing'
-RETURNING {JOB}
+# The heartbeat, and a worker taking its part up again after the database came back: only the
+# owner, only while the sweep has not taken the part away and the job still runs.
+RENEW_OWN_LEASE = """
+UPDATE batch_job_parts AS part
+SET lease_expires_at = now() + make_interval(secs => $4)
+FROM batch_job_queue AS job
+WHERE part.job_id = $1 AND part.first_position = $2 AND part.lease_owner = $3
+  AND job.id = part.job_id AND job.status = 'processing'
+RETURNING part.processed_since_claim
 """
 
-# A worker that stops on purpose (shutdown, lost Redis) gives the job back at once, uncounted.
-# If the run got past where earlier runs failed, that count starts again.
-RELEASE_JOB = """
+# A worker that stops on purpose (shutdown, lost Redis) gives the part back at once, uncounted.
+# If the run made progress, the count of failed runs starts again.
+RELEASE_PART = """
+UPDATE batch_job_parts
+SET lease_owner = NULL, lease_expires_at = now(),
+    stalled_attempts = CASE WHEN processed_since_claim > 0 THEN 0 ELSE stalled_attempts END
+WHERE job_id = $1 AND first_position = $2 AND lease_owner = $3
+RETURNING job_id
+"""
+
+# A part is back in the queue: a fresh message for it, and a new seq for its watchers (one
+# worker fewer).
+REQUEUE_JOB = """
 UPDATE batch_job_queue
-SET lease_owner = NULL, lease_expires_at = now(), enqueue_generation = enqueue_generation + 1,
-    stalled_attempts = CASE WHEN processed_items + cancelled_items > claimed_progress
-                            THEN 0 ELSE stalled_attempts END,
-    updated_at = now()
-WHERE id = $1 AND lease_owner = $2 AND status = 'processing'
+SET enqueue_generation = enqueue_generation + 1, progress_seq = progress_seq + 1, updated_at = now()
+WHERE id = $1 AND status = 'processing'
 RETURNING id, organization_id, enqueue_generation
 """
 
-# The failing run's job, locked: was there progress since it was claimed?
-OWN_FAILING_JOB = """
-SELECT id, stalled_attempts, cancel_requested,
-       processed_items + cancelled_items > claimed_progress AS progressed
-FROM batch_job_queue
-WHERE id = $1 AND lease_owner = $2 AND status = 'processing'
-FOR UPDATE
+# Our part is over: every item of it has its outcome, or the job finished. Never a part with
+# a pending item of a job that runs: those items would have no part to run in.
+DROP_OWN_PART = """
+DELETE FROM batch_job_parts AS part
+WHERE part.job_id = $1 AND part.first_position = $2 AND part.lease_owner = $3
+  AND (NOT EXISTS (SELECT 1 FROM batch_job_items AS item
+                   WHERE item.job_id = $1 AND item.status = 'pending'
+                     AND item.position BETWEEN part.first_position AND part.last_position)
+       OR EXISTS (SELECT 1 FROM batch_job_queue AS job
+                  WHERE job.id = $1 AND job.status IN ('completed', 'failed', 'cancelled')))
 """
 
-# Jobs whose worker stopped renewing: crashed, killed or frozen. Rows another transaction
+# One worker fewer on a job that goes on: its watchers see it.
+JOB_CHANGED = f"""
+UPDATE batch_job_queue SET progress_seq = progress_seq + 1, updated_at = now()
+WHERE id = $1 AND status = 'processing'
+RETURNING {JOB}
+"""
+
+# Whether a job still processing has nothing left: no part, no pending item. Reached only if
+# the counters missed an item (never expected); closing the job beats leaving it open forever.
+NOTHING_LEFT = """
+SELECT NOT EXISTS (SELECT 1 FROM batch_job_parts WHERE job_id = $1)
+   AND NOT EXISTS (SELECT 1 FROM batch_job_items WHERE job_id = $1 AND status = 'pending')
+"""
+
+# The failing run's part, locked, with what the job says: was there progress since the claim?
+OWN_FAILING_PART = """
+SELECT part.job_id, part.first_position, part.stalled_attempts,
+       part.processed_since_claim > 0 AS progressed, job.cancel_requested, job.status AS job_status
+FROM batch_job_parts AS part
+JOIN batch_job_queue AS job ON job.id = part.job_id
+WHERE part.job_id = $1 AND part.first_position = $2 AND part.lease_owner = $3
+FOR UPDATE OF part
+"""
+
+# Parts whose worker stopped renewing: crashed, killed or frozen. Rows another transaction
 # holds (a frozen worker's commit) are skipped, for the next sweep.
-CRASHED_JOBS = """
-SELECT id, stalled_attempts, cancel_requested,
-       processed_items + cancelled_items > claimed_progress AS progressed
-FROM batch_job_queue
-WHERE status = 'processing' AND lease_owner IS NOT NULL AND lease_expires_at < now()
-  AND organization_id = $1
-ORDER BY lease_expires_at
-FOR UPDATE SKIP LOCKED
+CRASHED_PARTS = """
+SELECT part.job_id, part.first_position, part.stalled_attempts,
+       part.processed_since_claim > 0 AS progressed, job.cancel_requested, job.status AS job_status
+FROM batch_job_parts AS part
+JOIN batch_job_queue AS job ON job.id = part.job_id
+WHERE part.organization_id = $1 AND part.lease_owner IS NOT NULL AND part.lease_expires_at < now()
+ORDER BY part.lease_expires_at
+FOR UPDATE OF part SKIP LOCKED
 """
 
-HAND_BACK_AFTER_FAILURE = f"""
+HAND_BACK_PART = """
+UPDATE batch_job_parts
+SET lease_owner = NULL, lease_expires_at = now() + make_interval(secs => $3), stalled_attempts = $4
+WHERE job_id = $1 AND first_position = $2
+"""
+
+NOTE_FAILED_RUN = f"""
 UPDATE batch_job_queue
-SET lease_owner = NULL,
-    lease_expires_at = now() + make_interval(secs => $2),
-    stalled_attempts = $3,
-    last_error_code = $4,
-    last_error_message = $5,
+SET last_error_code = $2,
+    last_error_message = $3,
     enqueue_generation = enqueue_generation + 1,
     progress_seq = progress_seq + 1,
     updated_at = now()
 WHERE id = $1
 RETURNING {JOB}
+"""
+
+DROP_PART = "DELETE FROM batch_job_parts WHERE job_id = $1 AND first_position = $2"
+
+# Parts left behind by jobs that finished while a worker held them and then stopped (their
+# owner deletes them itself when it can). Skips rows another transaction holds.
+LEFTOVER_PARTS = """
+DELETE FROM batch_job_parts AS part
+WHERE (part.job_id, part.first_position) IN (
+    SELECT leftover.job_id, leftover.first_position
+    FROM batch_job_parts AS leftover
+    JOIN batch_job_queue AS job ON job.id = leftover.job_id
+    WHERE leftover.organization_id = $1
+      AND job.status IN ('completed', 'failed', 'cancelled')
+      AND (leftover.lease_owner IS NULL OR leftover.lease_expires_at < now())
+    FOR UPDATE OF leftover SKIP LOCKED
+)
 """
 
 GIVE_UP_JOB = f"""
@@ -123,14 +208,11 @@ WITH abandoned AS (
 UPDATE batch_job_queue
 SET status = 'failed',
     completed_at = now(),
-    lease_owner = NULL,
-    lease_expires_at = NULL,
     processed_items = processed_items + abandoned_count.n,
     failed_items = failed_items + abandoned_count.n,
-    stalled_attempts = $4,
-    last_error_code = $5,
-    last_error_message = $6,
-    errors = errors || jsonb_build_array(jsonb_build_object('code', $5::text, 'message', $7::text)),
+    last_error_code = $4,
+    last_error_message = $5,
+    errors = errors || jsonb_build_array(jsonb_build_object('code', $4::text, 'message', $6::text)),
     progress_seq = progress_seq + 1,
     updated_at = now()
 FROM abandoned_count
@@ -138,36 +220,41 @@ WHERE id = $1 AND status = 'processing'
 RETURNING {JOB}
 """
 
-# Jobs that should be waiting in the queue: pending for a while, or handed back and due. The
-# sweep checks each one's arq message and sends a new one where it is missing or stuck.
+# Jobs that should be waiting in the queue: pending for a while, or processing with a part
+# handed back and due. The sweep checks each one's arq message and sends a new one where it is
+# missing or stuck.
 RUNNABLE_JOBS = """
-SELECT id, organization_id, enqueue_generation FROM batch_job_queue
-WHERE ((status = 'pending' AND created_at < now() - make_interval(secs => $1))
-       OR (status = 'processing' AND lease_owner IS NULL AND lease_expires_at <= now()))
-  AND organization_id = $2
-ORDER BY created_at
+SELECT id, organization_id, enqueue_generation FROM batch_job_queue AS job
+WHERE job.organization_id = $2 AND NOT job.cancel_requested
+  AND ((job.status = 'pending' AND job.created_at < now() - make_interval(secs => $1))
+       OR (job.status = 'processing' AND EXISTS (
+               SELECT 1 FROM batch_job_parts AS part
+               WHERE part.job_id = job.id AND part.lease_owner IS NULL
+                 AND (part.lease_expires_at IS NULL OR part.lease_expires_at <= now()))))
+ORDER BY job.created_at
 """
 
-# A fresh arq id for a job nobody holds: arq refuses an id it still knows, even one whose
+# A fresh arq id for a job with a free part: arq refuses an id it still knows, even one whose
 # worker died before claiming it (its in-progress key lives for a day).
 NEW_GENERATION = """
 UPDATE batch_job_queue AS job
 SET enqueue_generation = job.enqueue_generation + 1
 FROM (
-    SELECT id FROM batch_job_queue
-    WHERE id = $1 AND enqueue_generation = $2
-      AND (status = 'pending' OR (status = 'processing' AND lease_owner IS NULL))
+    SELECT id FROM batch_job_queue AS waiting
+    WHERE id = $1 AND enqueue_generation = $2 AND status IN ('pending', 'processing')
+      AND EXISTS (SELECT 1 FROM batch_job_parts AS part
+                  WHERE part.job_id = waiting.id AND part.lease_owner IS NULL)
     FOR UPDATE SKIP LOCKED
 ) AS due
 WHERE job.id = due.id
 RETURNING job.id, job.organization_id, job.enqueue_generation
 """
 
-# The worker processes whose lease on some job ran out while they still held it: crashed,
+# The worker processes whose lease on some part ran out while they still held it: crashed,
 # frozen (SIGSTOP, a VM pause) or cut off.
 LAPSED_WORKERS = """
-SELECT DISTINCT split_part(lease_owner, '/', 1) AS worker_id FROM batch_job_queue
-WHERE status = 'processing' AND lease_owner IS NOT NULL AND lease_expires_at < now()
+SELECT DISTINCT split_part(lease_owner, '/', 1) AS worker_id FROM batch_job_parts
+WHERE lease_owner IS NOT NULL AND lease_expires_at < now()
 """
 
 # Their sessions stuck inside a transaction: waiting for the client (the rest of a COPY, the
@@ -239,31 +326,53 @@ class RunnableJob:
     organization_id: UUID
 
 
-async def next_runnable_job(connection: asyncpg.Connection, aging_seconds: float) -> RunnableJob | None:
-    """The job a free worker should take now (None if none is runnable). Nothing is locked:
-    claim it to take it, and choose again if the claim finds it taken."""
-    row = await connection.fetchrow(NEXT_RUNNABLE_JOBS, aging_seconds, 1)
+@dataclass(frozen=True, slots=True)
+class ClaimedPart:
+    """A part now ours: the job as the claim left it, the part's range, and whether another
+    free part is left for another slot."""
+
+    job: BatchJob
+    part: PartRange
+    more_parts: bool
+
+
+class ClaimUndone(Exception):
+    """The part was claimed but the job refused the claim (finished, cancel asked, or enough
+    workers on it): raised to roll the claim's transaction back."""
+
+
+async def next_runnable_job(
+    connection: asyncpg.Connection, aging_seconds: float, max_workers: int = 0
+) -> RunnableJob | None:
+    """The job a free worker slot should take a part of now (None if none is runnable).
+    Nothing is locked: claim a part to take it, and choose again if the claim finds none."""
+    row = await connection.fetchrow(NEXT_RUNNABLE_JOBS, aging_seconds, 1, max_workers)
     return None if row is None else RunnableJob(row["job_id"], row["organization_id"])
 
 
-async def claim_job(
-    connection: asyncpg.Connection, job_id: UUID, owner: str, lease_seconds: float
-) -> BatchJob | None:
-    """The job, now ours, if it was runnable; the organization's turn is recorded with it."""
-    row = await connection.fetchrow(CLAIM_JOB, job_id, owner, lease_seconds)
-    if row is None:
+async def claim_part(
+    connection: asyncpg.Connection, job_id: UUID, owner: str, lease_seconds: float, max_workers: int = 0
+) -> ClaimedPart | None:
+    """A free part of the job, now ours, if the job may run one more; the organization's turn
+    is recorded with it. Raises ``ClaimUndone`` when the part was taken but the job refused:
+    the caller's transaction must roll back (None is returned only when nothing was written)."""
+    part = await connection.fetchrow(CLAIM_PART, job_id, owner, lease_seconds)
+    if part is None:
         return None
+    row = await connection.fetchrow(CLAIM_JOB, job_id, max_workers)
+    if row is None:
+        raise ClaimUndone
     job = BatchJob.from_row(row)
     await connection.execute(RECORD_TURN, job.organization_id)
-    return job
+    return ClaimedPart(job, PartRange(part["first_position"], part["last_position"]), row["more_parts"])
 
 
 async def renew_own_lease(
-    connection: asyncpg.Connection, job_id: UUID, owner: str, lease_seconds: float
-) -> BatchJob | None:
-    """The job, its lease renewed; None if it is no longer ours."""
-    row = await connection.fetchrow(RENEW_OWN_LEASE, job_id, owner, lease_seconds)
-    return None if row is None else BatchJob.from_row(row)
+    connection: asyncpg.Connection, job_id: UUID, part: PartRange, owner: str, lease_seconds: float
+) -> int | None:
+    """Renew our part's lease now: the items its chunks committed since the claim, or None if
+    the part is no longer ours or the job no longer runs."""
+    return await connection.fetchval(RENEW_OWN_LEASE, job_id, part.first, owner, lease_seconds)  # type: ignore[no-any-return]
 
 
 async def is_finished(connection: asyncpg.Connection, job_id: UUID) -> bool:
@@ -271,17 +380,42 @@ async def is_finished(connection: asyncpg.Connection, job_id: UUID) -> bool:
     return status is not None and JobStatus(status).is_finished
 
 
-async def release_job(connection: asyncpg.Connection, job_id: UUID, owner: str) -> EnqueueTicket | None:
-    row = await connection.fetchrow(RELEASE_JOB, job_id, owner)
+async def release_part(
+    connection: asyncpg.Connection, job_id: UUID, part: PartRange, owner: str
+) -> EnqueueTicket | None:
+    """Give our part back, uncounted; the job's ticket to enqueue, None if there is nothing to run."""
+    if await connection.fetchval(RELEASE_PART, job_id, part.first, owner) is None:
+        return None
+    row = await connection.fetchrow(REQUEUE_JOB, job_id)
     return None if row is None else EnqueueTicket.from_row(row)
 
 
+async def end_part(
+    connection: asyncpg.Connection, job_id: UUID, part: PartRange, owner: str
+) -> BatchJob | None:
+    """Our part is over (every item of it has its outcome, or the job finished): delete it. The
+    job as its watchers should now see it, if it still runs or this closed it; None otherwise
+    (and when the part was not ours, or not over, to delete)."""
+    if await connection.execute(DROP_OWN_PART, job_id, part.first, owner) != "DELETE 1":
+        return None
+    if await connection.fetchval(NOTHING_LEFT, job_id):
+        return await progress.finish_completed(connection, job_id)
+    row = await connection.fetchrow(JOB_CHANGED, job_id)
+    return None if row is None else BatchJob.from_row(row)
+
+
 async def record_failed_run(
-    connection: asyncpg.Connection, job_id: UUID, owner: str, policy: RetryPolicy, code: str, message: str
+    connection: asyncpg.Connection,
+    job_id: UUID,
+    part: PartRange,
+    owner: str,
+    policy: RetryPolicy,
+    code: str,
+    message: str,
 ) -> FailureOutcome | None:
-    """Hand the job back with a backoff, or fail it if it keeps failing at the same place.
-    None if the job is no longer ours (the sweep took it, or it finished)."""
-    row = await connection.fetchrow(OWN_FAILING_JOB, job_id, owner)
+    """Hand the part back with a backoff, or fail the job if the part keeps failing at the same
+    place. None if the part is no longer ours (the sweep took it, or the job finished)."""
+    row = await connection.fetchrow(OWN_FAILING_PART, job_id, part.first, owner)
     return None if row is None else await _settle(connection, row, policy, code, message)
 
 
@@ -292,44 +426,49 @@ async def record_crashed_runs(
     message: str,
     organization_id: UUID,
 ) -> list[FailureOutcome]:
-    """The sweep's part: every job of the organization whose worker stopped renewing its lease."""
-    rows = await connection.fetch(CRASHED_JOBS, organization_id)
-    return [await _settle(connection, row, policy, code, message) for row in rows]
+    """The sweep's part: every part of the organization whose worker stopped renewing its
+    lease, and the parts finished jobs left behind."""
+    outcomes = []
+    for row in await connection.fetch(CRASHED_PARTS, organization_id):
+        outcome = await _settle(connection, row, policy, code, message)
+        if outcome is not None:
+            outcomes.append(outcome)
+    await connection.execute(LEFTOVER_PARTS, organization_id)
+    return outcomes
 
 
 async def _settle(
     connection: asyncpg.Connection, row: Any, policy: RetryPolicy, code: str, message: str
-) -> FailureOutcome:
+) -> FailureOutcome | None:
+    job_id, first_position = row["job_id"], row["first_position"]
+    if JobStatus(row["job_status"]).is_finished:
+        # Another part finished the job meanwhile: nothing of this one is left to run.
+        await connection.execute(DROP_PART, job_id, first_position)
+        return None
     if row["cancel_requested"]:
         # The user asked to stop it: that is what happens, not a retry nor a failure.
-        return FailureOutcome(await progress.finish_cancelled(connection, row["id"]), None)
+        await connection.execute(DROP_PART, job_id, first_position)
+        cancelled = await progress.finish_cancelled(connection, job_id)
+        if cancelled is None:
+            return None
+        await store.drop_free_parts(connection, job_id)
+        return FailureOutcome(cancelled, None)
     # Jitter spreads retries out; it is not a secret.
     decision = policy.after_failure(
         row["stalled_attempts"], progressed=row["progressed"], jitter=random.random()
     )
     if decision.give_up:
         summary = final_message(code, message, decision.stalled_attempts)
+        await connection.execute(DROP_PART, job_id, first_position)
         failed = await connection.fetchrow(
-            GIVE_UP_JOB,
-            row["id"],
-            JOB_FAILED,
-            ITEM_MESSAGE,
-            decision.stalled_attempts,
-            code,
-            message,
-            summary,
+            GIVE_UP_JOB, job_id, JOB_FAILED, ITEM_MESSAGE, code, message, summary
         )
-        return FailureOutcome(BatchJob.from_row(failed), None)
-    handed_back = BatchJob.from_row(
-        await connection.fetchrow(
-            HAND_BACK_AFTER_FAILURE,
-            row["id"],
-            decision.delay_seconds,
-            decision.stalled_attempts,
-            code,
-            message,
-        )
+        await store.drop_free_parts(connection, job_id)
+        return None if failed is None else FailureOutcome(BatchJob.from_row(failed), None)
+    await connection.execute(
+        HAND_BACK_PART, job_id, first_position, decision.delay_seconds, decision.stalled_attempts
     )
+    handed_back = BatchJob.from_row(await connection.fetchrow(NOTE_FAILED_RUN, job_id, code, message))
     ticket = EnqueueTicket(
         handed_back.id, handed_back.organization_id, handed_back.enqueue_generation, decision.delay_seconds
     )
@@ -351,7 +490,7 @@ async def active_organizations(connection: asyncpg.Connection) -> list[UUID]:
 
 
 async def lapsed_workers(connection: asyncpg.Connection) -> set[str]:
-    """The workers (of the organization in scope) whose lease on a job ran out while they held it."""
+    """The workers (of the organization in scope) whose lease on a part ran out while they held it."""
     return {row["worker_id"] for row in await connection.fetch(LAPSED_WORKERS)}
 
 
@@ -382,7 +521,7 @@ async def try_sweep_lock(connection: asyncpg.Connection) -> bool:
 async def runnable_jobs(
     connection: asyncpg.Connection, pending_after_seconds: float, organization_id: UUID
 ) -> list[EnqueueTicket]:
-    """Jobs of the organization that may run and should have a queue message."""
+    """Jobs of the organization with a part that may run, which should have a queue message."""
     rows = await connection.fetch(RUNNABLE_JOBS, pending_after_seconds, organization_id)
     return [EnqueueTicket.from_row(row) for row in rows]
 

@@ -1,4 +1,4 @@
-"""One job's chunks, overlapped: while a chunk commits, the next one is read and decided.
+"""One part's chunks, overlapped: while a chunk commits, the next one is read and decided.
 
 A chunk is one transaction in two phases (see :mod:`invoicing.jobs.chunks`): *prepare* reads
 the next pending items, locks their orders and applies the rules; *commit* proves the lease,
@@ -7,15 +7,16 @@ touches neither the job row nor the number counter, and two chunks never share a
 chunk k+1 can prepare on a second connection while chunk k commits: PostgreSQL works on the
 writes of one while Python decides the other. Commits stay strictly in order (each chunk
 awaits its predecessor before committing), so numbers, counters and events keep the order
-of the items, and at most two chunks are open at a time.
+of the items within the part, and at most two chunks of a part are open at a time. Other
+parts of the same job run the same way on other slots; their commits interleave.
 
 Nothing about exactly once changes: every chunk is still all or nothing, and the database
 still refuses a second invoice per order and a second outcome per item.
 
-A run is one or more *passes* over the job's pending items, in position order. A chunk never
+A run is one or more *passes* over the part's pending items, in position order. A chunk never
 waits for an order someone else holds (an ERP editing it, another job, a frozen process whose
 session PostgreSQL has not ended yet): that item stays pending, and when a pass reaches the
-end with such items left, the next pass starts after a short pause. Once the job has waited
+end with such items left, the next pass starts after a short pause. Once the part has waited
 ``locked_order_wait`` seconds for them, the last pass fails them with ``order_locked``.
 """
 
@@ -31,6 +32,7 @@ from uuid import UUID
 
 from invoicing.infra.database import Database
 from invoicing.jobs.chunks import ChunkOutcome, commit_chunk, prepare_chunk
+from invoicing.jobs.progress import ItemsChanged, PartRange
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +43,11 @@ class _Superseded(Exception):
 
 @dataclass(frozen=True, slots=True)
 class JobRun:
-    """Whose job is run, and how."""
+    """Which part of whose job is run, and how."""
 
     database: Database
     job_id: UUID
+    part: PartRange
     owner: str
     organization_id: UUID
     lease_seconds: float
@@ -70,6 +73,7 @@ async def _chunk(
             chunk = await prepare_chunk(
                 connection,
                 run.job_id,
+                run.part,
                 run.organization_id,
                 chunk_size,
                 after_position,
@@ -80,10 +84,15 @@ async def _chunk(
             if previous is not None and (await asyncio.shield(previous)).done:
                 raise _Superseded
             return await commit_chunk(
-                connection, chunk, run.job_id, run.owner, lease_seconds=run.lease_seconds
+                connection, chunk, run.job_id, run.part, run.owner, lease_seconds=run.lease_seconds
             )
     except _Superseded:
         return ChunkOutcome(job=None)
+    except ItemsChanged:
+        # Rolled back: a cancel of the whole job committed between this chunk's lease check
+        # and its items. The part stops; whoever cancelled finished the job.
+        logger.info("job %s: items cancelled under a chunk; stopping the part", run.job_id)
+        return ChunkOutcome(job=None, lease_lost=True)
     finally:
         if not prepared.done():
             prepared.cancel()
@@ -116,9 +125,9 @@ async def _settled(task: asyncio.Task[ChunkOutcome]) -> None:
 
 
 async def committed_chunks(run: JobRun, chunk_size: Callable[[], int]) -> AsyncGenerator[ChunkOutcome]:
-    """Run the job's chunks two at a time and yield each outcome in commit order, until one
-    is ``done`` (finished, cancelled, or the lease lost), pass after pass while orders locked
-    elsewhere are left. ``chunk_size()`` is asked for each new chunk's size. Closing the
+    """Run the part's chunks two at a time and yield each outcome in commit order, until one
+    is ``done`` (the part or the job finished, or the lease lost), pass after pass while orders
+    locked elsewhere are left. ``chunk_size()`` is asked for each new chunk's size. Closing the
     iterator rolls back whatever is still open."""
     waiting_since: float | None = None
     pause = FIRST_PASS_PAUSE
@@ -140,11 +149,11 @@ async def committed_chunks(run: JobRun, chunk_size: Callable[[], int]) -> AsyncG
 async def _one_pass(
     run: JobRun, chunk_size: Callable[[], int], fail_locked: bool
 ) -> AsyncGenerator[ChunkOutcome]:
-    """One pass over the pending items, from the first; ends after an outcome that is ``done``
+    """One pass over the part's pending items, from the first; ends after an outcome that is ``done``
     or says items were left."""
     previous: asyncio.Task[ChunkOutcome] | None = None
     current: asyncio.Task[ChunkOutcome] | None = None
-    after_position = 0
+    after_position = run.part.first - 1
     finished = False
     try:
         while True:

@@ -19,7 +19,8 @@ def job_columns(table: str = "batch_job_queue") -> str:
     """A job row and what its JSON adds, for a SELECT list or a RETURNING clause: who started
     it (name, else email; NULL once they are no longer a member of the job's organization, which
     also holds where row-level security is off) and the job that retried it. Two key lookups
-    per row (memberships and users by primary key, the unique index on ``retry_of``)."""
+    per row (memberships and users by primary key, the unique index on ``retry_of``), and
+    the parts of it held right now (a range of the parts' primary key)."""
     return f"""{table}.*,
     (SELECT coalesce(nullif(creator.name, ''), creator.email)
      FROM memberships membership JOIN users creator ON creator.id = membership.user_id
@@ -27,8 +28,9 @@ def job_columns(table: str = "batch_job_queue") -> str:
        AND membership.user_id = {table}.created_by) AS created_by_name,
     (SELECT retry.id FROM batch_job_queue retry
      WHERE retry.retry_of = {table}.id AND retry.organization_id = {table}.organization_id) AS retried_as,
-    (CASE WHEN {table}.status = 'processing' AND {table}.lease_owner IS NOT NULL
-               AND {table}.lease_expires_at > now() THEN 1 ELSE 0 END) AS active_workers"""
+    (SELECT count(*)::int FROM batch_job_parts part
+     WHERE part.job_id = {table}.id AND {table}.status = 'processing'
+       AND part.lease_owner IS NOT NULL AND part.lease_expires_at > now()) AS active_workers"""
 
 
 JOB = job_columns()
@@ -54,6 +56,25 @@ SELECT $1, item.position, item.order_id, $3
 FROM unnest($2::uuid[]) WITH ORDINALITY AS item(order_id, position)
 """
 
+# The job's parts: consecutive ranges of ``$2`` positions (the last one shorter).
+INSERT_PARTS = """
+INSERT INTO batch_job_parts (job_id, first_position, last_position, organization_id)
+SELECT $1, first, least(first + $2 - 1, $3), $4
+FROM generate_series(1, $3, $2) AS first
+"""
+
+# The parts of a finished job that nobody holds. One a slot is claiming at this moment is
+# skipped, not waited for (the claim, holding it, waits for the job row): that claim then finds
+# the job finished and claims nothing, and the sweep deletes what is left.
+DROP_FREE_PARTS = """
+DELETE FROM batch_job_parts
+WHERE (job_id, first_position) IN (
+    SELECT job_id, first_position FROM batch_job_parts
+    WHERE job_id = $1 AND lease_owner IS NULL
+    FOR UPDATE SKIP LOCKED
+)
+"""
+
 INSERT_AUDIT = """
 INSERT INTO audit_log (organization_id, user_id, action, job_id, detail) VALUES ($1, $2, $3, $4, $5)
 """
@@ -71,21 +92,24 @@ LIMIT $3
 
 SELECT_JOB = f"SELECT {JOB} FROM batch_job_queue WHERE id = $1 AND organization_id = $2"
 
-# A job no worker holds (pending, or handed back after a failure and waiting out its backoff)
-# is cancelled at once; a running one is flagged and its worker stops before the next chunk.
-# The row lock orders this against a worker's claim and chunk transactions.
+# A job no worker holds a part of (pending, or every part handed back, waiting out a backoff)
+# is cancelled at once; a running one is flagged and each worker holding a part stops before
+# its next chunk. A part claimed while this runs cannot write: every chunk checks that the job
+# is still processing, and a claim that finds the job cancelled claims nothing.
 REQUEST_CANCEL = f"""
+WITH held AS (
+    SELECT EXISTS (SELECT 1 FROM batch_job_parts WHERE job_id = $1 AND lease_owner IS NOT NULL) AS any
+)
 UPDATE batch_job_queue
 SET cancel_requested = true,
     cancel_requested_at = coalesce(cancel_requested_at, now()),
     cancelled_by = coalesce(cancelled_by, $3),
-    status = CASE WHEN lease_owner IS NULL THEN 'cancelled' ELSE status END,
-    completed_at = CASE WHEN lease_owner IS NULL THEN now() ELSE completed_at END,
-    cancelled_items = CASE WHEN lease_owner IS NULL THEN total_items - processed_items
-                           ELSE cancelled_items END,
-    lease_expires_at = CASE WHEN lease_owner IS NULL THEN NULL ELSE lease_expires_at END,
+    status = CASE WHEN held.any THEN status ELSE 'cancelled' END,
+    completed_at = CASE WHEN held.any THEN completed_at ELSE now() END,
+    cancelled_items = CASE WHEN held.any THEN cancelled_items ELSE total_items - processed_items END,
     progress_seq = progress_seq + 1,
     updated_at = now()
+FROM held
 WHERE id = $1 AND organization_id = $2 AND status IN ('pending', 'processing')
 RETURNING {JOB}
 """
@@ -117,8 +141,10 @@ async def create_job(
     payload: dict[str, Any],
     retry_of: UUID | None = None,
     priority: Priority = Priority.normal,
+    part_size: int,
 ) -> BatchJob:
-    """Record a job and one pending item per order. Call inside a transaction.
+    """Record a job, one pending item per order and its parts of ``part_size`` items. Call
+    inside a transaction.
 
     A retry (``retry_of``) is audited on both jobs; a second retry of the same job is refused
     by the database's unique index, whichever request commits first wins.
@@ -138,6 +164,7 @@ async def create_job(
         raise _already_retried() from None
     job = BatchJob.from_row(row)
     await connection.execute(INSERT_ITEMS, job.id, list(order_ids), organization_id)
+    await connection.execute(INSERT_PARTS, job.id, part_size, len(order_ids), organization_id)
     detail: dict[str, Any] = {"total_items": len(order_ids), "priority": priority.value}
     if retry_of is not None:
         detail["retry_of"] = str(retry_of)
@@ -145,6 +172,11 @@ async def create_job(
         await audit(connection, organization_id, retry_of, created_by, "job_retried", retried)
     await audit(connection, organization_id, job.id, created_by, "job_created", detail)
     return job
+
+
+async def drop_free_parts(connection: asyncpg.Connection, job_id: UUID) -> None:
+    """Delete the parts of a finished job that no worker holds (see ``DROP_FREE_PARTS``)."""
+    await connection.execute(DROP_FREE_PARTS, job_id)
 
 
 async def refuse_second_retry(connection: asyncpg.Connection, job_id: UUID) -> None:
@@ -264,6 +296,7 @@ async def request_cancel(
     job = BatchJob.from_row(row)
     if job.status is JobStatus.cancelled:
         await connection.execute(CANCEL_PENDING_ITEMS, job.id)
+        await drop_free_parts(connection, job.id)
     await audit(
         connection, job.organization_id, job.id, user_id, "job_cancel_requested", {"status": job.status.value}
     )

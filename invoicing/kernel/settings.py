@@ -25,6 +25,8 @@ ENVIRONMENT: dict[str, str | None] = {
     "MAX_CHUNK_SIZE": "2000",
     "LEASE_SECONDS": "30",
     "PRIORITY_AGING_SECONDS": "300",
+    "JOB_PART_SIZE": "5000",
+    "MAX_WORKERS_PER_JOB": "0",
     "MAX_JOB_ATTEMPTS": "5",
     "RETRY_BACKOFF_SECONDS": "1",
     "RETRY_BACKOFF_MAX_SECONDS": "60",
@@ -71,6 +73,10 @@ class Settings:
     lease_seconds: float
     #: A waiting job climbs one priority class per this many seconds (low work is never starved).
     priority_aging_seconds: float
+    #: Orders in one part of a job: the unit a worker slot claims, under its own lease.
+    job_part_size: int
+    #: How many parts of one job may run at once; 0 is no limit.
+    max_workers_per_job: int
     #: Failures in a row at the same place (no item processed between them) that end a job.
     max_job_attempts: int
     #: First pause after a failed run of a job; doubled (with jitter) per failure in a row.
@@ -154,6 +160,8 @@ class Settings:
             max_chunk_size=integer("MAX_CHUNK_SIZE", 1, 10_000),
             lease_seconds=real("LEASE_SECONDS", 1, 3600),
             priority_aging_seconds=real("PRIORITY_AGING_SECONDS", 1, 86_400),
+            job_part_size=integer("JOB_PART_SIZE", 10, 1_000_000),
+            max_workers_per_job=integer("MAX_WORKERS_PER_JOB", 0, 10_000),
             max_job_attempts=integer("MAX_JOB_ATTEMPTS", 1, 100),
             retry_backoff_seconds=real("RETRY_BACKOFF_SECONDS", 0.01, 3600),
             retry_backoff_max_seconds=real("RETRY_BACKOFF_MAX_SECONDS", 0.01, 86_400),

@@ -116,12 +116,11 @@ async def test_a_job_whose_worker_stopped_is_reported_stuck(
     job = await submit(client, organization.member.headers, await create_orders(database, organization, 1))
     async with database.unscoped() as connection:
         await connection.execute(
-            """
-            UPDATE batch_job_queue
-            SET status = 'processing', started_at = now(), lease_owner = 'gone',
-                lease_expires_at = now() - interval '1 minute'
-            WHERE id = $1
-            """,
+            "UPDATE batch_job_queue SET status = 'processing', started_at = now() WHERE id = $1", job["id"]
+        )
+        await connection.execute(
+            "UPDATE batch_job_parts SET lease_owner = 'gone', lease_expires_at = now() - interval '1 minute'"
+            " WHERE job_id = $1",
             job["id"],
         )
 

@@ -91,6 +91,7 @@ async def test_every_order_is_invoiced_once_across_overlapping_jobs(
                 created_by=organization.admin.id,
                 order_ids=ids,
                 payload={},
+                part_size=settings.job_part_size,
             )
         await queue.enqueue(job.id, job.enqueue_generation)
     async with api_client(settings) as client:

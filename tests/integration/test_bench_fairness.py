@@ -18,7 +18,8 @@ DOCUMENT = {
 SMALL_JOB = {"workers", "seconds", "big_jobs_seconds"}
 SCALING = {
     "workers", "seconds", "invoices_per_second", "busiest_worker_cpu_share", "worker_cpu_shares",
-    "server_cpu_share", "postgres_cpu_share", "machine_busy_share",
+    "server_cpu_share", "postgres_cpu_share", "machine_busy_share", "active_workers_max",
+    "counter_held_share", "counter_queued_average", "counter_queued_max",
 }  # fmt: skip
 TINY = (
     "--big-jobs", "2", "--big-size", "40", "--small-size", "10", "--workers-list", "1",
@@ -68,6 +69,8 @@ async def test_bench_fairness_prints_one_json_document_and_drops_its_database(
         assert row["invoices_per_second"] > 0
         assert row["busiest_worker_cpu_share"] > 0  # the job's worker did the work
         assert 0 <= row["machine_busy_share"] <= 1
+        assert 0 <= row["counter_held_share"] <= 1
+        assert row["counter_queued_max"] >= 0
     # It worked in a database of its own, dropped at the end; the one it was pointed at is as
     # empty as before.
     async with database.connection() as connection:

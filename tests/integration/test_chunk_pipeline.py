@@ -15,11 +15,17 @@ from invoicing.jobs import leases
 from invoicing.jobs import store as jobs
 from invoicing.jobs.chunks import ChunkOutcome
 from invoicing.jobs.pipeline import JobRun, committed_chunks
+from invoicing.jobs.progress import PartRange
 from invoicing.kernel.settings import Settings
 from invoicing.services import application_database
 from tests.support.factories import Organization, create_mixed_orders, create_orders, create_organization
 
 OWNER = "test-worker"
+
+
+#: One part covers every job of these tests.
+PART_SIZE = 1000
+WHOLE_JOB = PartRange(1, PART_SIZE)
 
 
 async def claimed_job(database: Database, organization: Organization, order_ids: list[UUID]) -> UUID:
@@ -30,9 +36,12 @@ async def claimed_job(database: Database, organization: Organization, order_ids:
             created_by=organization.member.id,
             order_ids=order_ids,
             payload={},
+            part_size=PART_SIZE,
         )
     async with database.scoped(organization.id) as connection:
-        await leases.claim_job(connection, job.id, OWNER, 60)
+        claimed = await leases.claim_part(connection, job.id, OWNER, 60)
+    assert claimed is not None
+    assert claimed.part == PartRange(1, len(order_ids))
     return job.id
 
 
@@ -41,13 +50,13 @@ async def job_of_forty_orders(database: Database, app_database: Database) -> tup
     organization = await create_organization(database)
     order_ids = await create_orders(database, organization, 40)
     job_id = await claimed_job(app_database, organization, order_ids)
-    return organization, JobRun(app_database, job_id, OWNER, organization.id, 60)
+    return organization, JobRun(app_database, job_id, PartRange(1, 40), OWNER, organization.id, 60)
 
 
 async def run_to_the_end(
     database: Database, job_id: UUID, organization: Organization, size: int
 ) -> list[ChunkOutcome]:
-    run = JobRun(database, job_id, OWNER, organization.id, 60)
+    run = JobRun(database, job_id, WHOLE_JOB, OWNER, organization.id, 60)
     async with contextlib.aclosing(committed_chunks(run, lambda: size)) as chunks:
         return [outcome async for outcome in chunks]
 
@@ -149,7 +158,9 @@ async def test_a_lost_lease_stops_the_run_before_the_next_commit(
     async with contextlib.aclosing(committed_chunks(run, lambda: 5)) as chunks:
         first = await anext(chunks)
         async with database.connection() as connection:  # another worker took the job over
-            await connection.execute("UPDATE batch_job_queue SET lease_owner = 'other' WHERE id = $1", job_id)
+            await connection.execute(
+                "UPDATE batch_job_parts SET lease_owner = 'other' WHERE job_id = $1", job_id
+            )
         rest = [outcome async for outcome in chunks]
 
     assert first.job is not None

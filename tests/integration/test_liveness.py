@@ -23,6 +23,7 @@ from invoicing.infra import redis_keys as keys
 from invoicing.infra.database import Database
 from invoicing.infra.queue import JobQueue
 from invoicing.jobs import leases
+from invoicing.jobs.progress import PartRange
 from invoicing.jobs.sweep import sweep
 from invoicing.kernel.settings import Settings
 from tests.conftest import make_settings
@@ -152,7 +153,7 @@ async def test_an_order_locked_elsewhere_is_waited_for_without_losing_the_lease(
 
             async def lease_renewed_three_times() -> bool:
                 row = await fetch_one(
-                    database, "SELECT lease_expires_at FROM batch_job_queue WHERE id = $1", job.id
+                    database, "SELECT lease_expires_at FROM batch_job_parts WHERE job_id = $1", job.id
                 )
                 renewals.add(row["lease_expires_at"])
                 return len(renewals) > 3
@@ -163,8 +164,8 @@ async def test_an_order_locked_elsewhere_is_waited_for_without_losing_the_lease(
     with workers.explaining_failures():
         done = await wait_until_status(database, job.id, JobStatus.completed)
     assert (done.successful_items, done.failed_items, done.attempts) == (200, 0, 1)
-    row = await fetch_one(database, "SELECT stalled_attempts FROM batch_job_queue WHERE id = $1", job.id)
-    assert row["stalled_attempts"] == 0, "waiting for a lock is not a failure"
+    row = await fetch_one(database, "SELECT last_error_code FROM batch_job_queue WHERE id = $1", job.id)
+    assert row["last_error_code"] is None, "waiting for a lock is not a failure"
     await assert_invariants(database, organization.id, invoiced=orders)
 
 
@@ -203,17 +204,23 @@ async def test_the_sweep_skips_a_job_held_elsewhere_and_resumes_the_others(
     )
     async with database.connection() as connection:
         await connection.execute(
-            "UPDATE batch_job_queue SET status = 'processing', lease_owner = 'gone',"
-            " lease_expires_at = now() - interval '1 second' WHERE id = ANY($1)",
+            "UPDATE batch_job_queue SET status = 'processing' WHERE id = ANY($1)", [frozen.id, dead.id]
+        )
+        await connection.execute(
+            "UPDATE batch_job_parts SET lease_owner = 'gone', lease_expires_at = now() - interval '1 second'"
+            " WHERE job_id = ANY($1)",
             [frozen.id, dead.id],
         )
-    # A worker frozen in its commit holds the job row; the database would end its session later.
-    async with holding(database_url, "SELECT 1 FROM batch_job_queue WHERE id = $1 FOR UPDATE", frozen.id):
+    # A worker frozen in its commit holds its part's row; the database would end its session later.
+    async with holding(database_url, "SELECT 1 FROM batch_job_parts WHERE job_id = $1 FOR UPDATE", frozen.id):
         result = await sweep(database, queue, settings.with_overrides(max_job_attempts=5))
 
         assert result.resumed == 1
         row = await fetch_one(
-            database, "SELECT lease_owner, last_error_code FROM batch_job_queue WHERE id = $1", dead.id
+            database,
+            "SELECT part.lease_owner, job.last_error_code FROM batch_job_queue job"
+            " JOIN batch_job_parts part ON part.job_id = job.id WHERE job.id = $1",
+            dead.id,
         )
         assert dict(row) == {"lease_owner": None, "last_error_code": "worker_crashed"}
         assert (await current(database, frozen.id)).errors == []
@@ -258,7 +265,8 @@ async def test_a_frozen_worker_neither_stalls_the_job_nor_writes_after_the_takeo
 
 
 async def lease_owner(database: Database, job_id: UUID) -> str | None:
-    row = await fetch_one(database, "SELECT lease_owner FROM batch_job_queue WHERE id = $1", job_id)
+    """The owner of the job's one part."""
+    row = await fetch_one(database, "SELECT lease_owner FROM batch_job_parts WHERE job_id = $1", job_id)
     return row["lease_owner"]  # type: ignore[no-any-return]
 
 
@@ -412,8 +420,8 @@ async def test_a_postgresql_restart_mid_job_is_waited_out_without_counting_an_at
             )
             done = await wait_until_status(database, job.id, JobStatus.completed, within=60)
             assert "the database went away" in worker.log()
-        row = await fetch_one(database, "SELECT stalled_attempts FROM batch_job_queue WHERE id = $1", job.id)
-        assert (done.attempts, row["stalled_attempts"]) == (1, 0)
+        row = await fetch_one(database, "SELECT last_error_code FROM batch_job_queue WHERE id = $1", job.id)
+        assert (done.attempts, row["last_error_code"]) == (1, None)
         assert done.successful_items == len(orders)
         await assert_invariants(database, organization.id, invoiced=orders)
 
@@ -466,10 +474,12 @@ async def test_a_worker_frozen_in_a_copy_is_cut_off_and_neither_its_job_nor_its_
         finally:
             os.kill(frozen.pid, signal.SIGCONT)
     assert done.successful_items == len(orders)
-    row = await fetch_one(
-        database, "SELECT stalled_attempts FROM batch_job_queue WHERE id = $1", neighbour.id
+    row = await fetch_one(database, "SELECT last_error_code FROM batch_job_queue WHERE id = $1", neighbour.id)
+    assert (neighbour_done.successful_items, neighbour_done.attempts, row["last_error_code"]) == (
+        3000,
+        1,
+        None,
     )
-    assert (neighbour_done.successful_items, neighbour_done.attempts, row["stalled_attempts"]) == (3000, 1, 0)
     await assert_invariants(database, organization.id, invoiced=[*orders, *neighbour_orders])
 
 
@@ -508,11 +518,17 @@ async def test_a_run_stopped_on_purpose_after_progress_starts_the_failure_count_
     settings: Settings, database: Database, queue: JobQueue
 ) -> None:
     _, job = await job_ten_of_thirty_done(
-        database, queue, settings, lease_owner="stopping", lease_seconds_left=60, stalled_attempts=4
+        database,
+        queue,
+        settings,
+        lease_owner="stopping",
+        lease_seconds_left=60,
+        processed_since_claim=10,
+        stalled_attempts=4,
     )
     async with database.unscoped() as connection:
-        assert await leases.release_job(connection, job.id, "stopping") is not None
-    row = await fetch_one(database, "SELECT stalled_attempts FROM batch_job_queue WHERE id = $1", job.id)
+        assert await leases.release_part(connection, job.id, PartRange(1, 30), "stopping") is not None
+    row = await fetch_one(database, "SELECT stalled_attempts FROM batch_job_parts WHERE job_id = $1", job.id)
     assert row["stalled_attempts"] == 0
 
 
@@ -523,9 +539,9 @@ async def test_a_job_whose_worker_crashed_after_a_cancel_was_asked_ends_cancelle
         database, queue, settings, lease_owner="dead", lease_seconds_left=60, stalled_attempts=4
     )
     async with database.connection() as connection:
+        await connection.execute("UPDATE batch_job_queue SET cancel_requested = true WHERE id = $1", job.id)
         await connection.execute(
-            "UPDATE batch_job_queue SET cancel_requested = true,"
-            " lease_expires_at = now() - interval '1 second' WHERE id = $1",
+            "UPDATE batch_job_parts SET lease_expires_at = now() - interval '1 second' WHERE job_id = $1",
             job.id,
         )
 

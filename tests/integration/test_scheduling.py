@@ -36,9 +36,9 @@ async def service_order(settings: Settings, rounds: int, *, then_none: bool = Tr
                 choice = await leases.next_runnable_job(connection, settings.priority_aging_seconds)
             assert choice is not None, f"nothing runnable after {taken}"
             async with database.scoped(choice.organization_id) as connection:
-                claimed = await leases.claim_job(connection, choice.job_id, OWNER, 60)
+                claimed = await leases.claim_part(connection, choice.job_id, OWNER, 60)
             assert claimed is not None
-            taken.append(claimed.id)
+            taken.append(claimed.job.id)
         if then_none:
             async with database.unscoped() as connection:
                 assert await leases.next_runnable_job(connection, settings.priority_aging_seconds) is None
@@ -136,7 +136,9 @@ async def test_free_slots_choosing_at_once_each_claim_a_job_and_leave_none_behin
         claimed = await asyncio.gather(
             *(tasks.claim_next(app, settings, f"slot-{n}") for n in range(len(jobs)))
         )
-    assert sorted(str(job.id) for job in claimed if job is not None) == sorted(str(job.id) for job in jobs)
+    assert sorted(str(part.job.id) for part in claimed if part is not None) == sorted(
+        str(job.id) for job in jobs
+    )
 
 
 @pytest.mark.slow

@@ -241,7 +241,7 @@ async def test_a_job_whose_workers_keep_crashing_at_the_same_place_is_failed_by_
         settings,
         lease_owner="dead",
         lease_seconds_left=-1,
-        claimed_progress=10,
+        processed_since_claim=0,
         stalled_attempts=2,
     )
 
@@ -274,7 +274,7 @@ async def test_a_crash_after_progress_is_resumed_however_many_claims_came_before
         settings,
         lease_owner="dead",
         lease_seconds_left=-1,
-        claimed_progress=5,
+        processed_since_claim=5,
         stalled_attempts=2,
     )
 
@@ -283,8 +283,9 @@ async def test_a_crash_after_progress_is_resumed_however_many_claims_came_before
     assert (result.failed, result.resumed) == (0, 1)
     row = await fetch_one(
         database,
-        "SELECT status, lease_owner, stalled_attempts, last_error_code,"
-        " lease_expires_at > now() AS backing_off FROM batch_job_queue WHERE id = $1",
+        "SELECT job.status, part.lease_owner, part.stalled_attempts, job.last_error_code,"
+        " part.lease_expires_at > now() AS backing_off"
+        " FROM batch_job_queue job JOIN batch_job_parts part ON part.job_id = job.id WHERE job.id = $1",
         job.id,
     )
     assert dict(row) == {

@@ -185,13 +185,13 @@ async def job_ten_of_thirty_done(
     *,
     lease_owner: str | None,
     lease_seconds_left: float,
-    claimed_progress: int = 0,
+    processed_since_claim: int = 0,
     stalled_attempts: int = 0,
 ) -> tuple[Organization, BatchJob]:
-    """A processing job of 30 orders of a new organization, ten of them invoiced, as a run left
-    it: held by ``lease_owner`` (None: handed back) until ``lease_seconds_left`` from now
-    (negative: lapsed); claimed when ``claimed_progress`` items were done, after
-    ``stalled_attempts`` failed runs in a row."""
+    """A processing job of 30 orders (one part) of a new organization, ten of them invoiced, as
+    a run left it: its part held by ``lease_owner`` (None: handed back) until
+    ``lease_seconds_left`` from now (negative: lapsed); ``processed_since_claim`` of the ten
+    done by the last claim, after ``stalled_attempts`` failed runs in a row."""
     organization = await create_organization(database)
     job = await submit(
         database, queue, settings, organization, await create_orders(database, organization, 30)
@@ -203,13 +203,20 @@ async def job_ten_of_thirty_done(
         await connection.execute(
             """
             UPDATE batch_job_queue
-            SET status = 'processing', attempts = 7, processed_items = 10, successful_items = 10,
-                claimed_progress = $2, stalled_attempts = $3, lease_owner = $4,
-                lease_expires_at = now() + make_interval(secs => $5)
+            SET status = 'processing', attempts = 7, processed_items = 10, successful_items = 10
             WHERE id = $1
             """,
             job.id,
-            claimed_progress,
+        )
+        await connection.execute(
+            """
+            UPDATE batch_job_parts
+            SET processed_since_claim = $2, stalled_attempts = $3, lease_owner = $4,
+                lease_expires_at = now() + make_interval(secs => $5)
+            WHERE job_id = $1
+            """,
+            job.id,
+            processed_since_claim,
             stalled_attempts,
             lease_owner,
             lease_seconds_left,

@@ -26,6 +26,8 @@ ENVIRONMENT_NAMES = {
     "max_chunk_size": "MAX_CHUNK_SIZE",
     "lease_seconds": "LEASE_SECONDS",
     "priority_aging_seconds": "PRIORITY_AGING_SECONDS",
+    "job_part_size": "JOB_PART_SIZE",
+    "max_workers_per_job": "MAX_WORKERS_PER_JOB",
     "max_job_attempts": "MAX_JOB_ATTEMPTS",
     "worker_max_jobs": "WORKER_MAX_JOBS",
     "worker_poll_delay": "WORKER_POLL_DELAY",

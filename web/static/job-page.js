@@ -122,6 +122,8 @@ function render() {
   setTime("started_at", job.started_at);
   setTime("completed_at", job.completed_at);
   setText(field("duration"), durationOf(job));
+  // Slots on a part of the job right now: shown while it runs (0 between parts, or backing off).
+  setText(field("active_workers"), job.status === "processing" ? fmt.count(job.active_workers ?? 0) : "—");
   const pending = Math.max(0, job.total_items - job.processed_items - job.cancelled_items);
   for (const [name, value] of Object.entries({
     total_items: job.total_items,

@@ -1,0 +1,91 @@
+-- A job's items are cut into parts (ranges of positions); a worker slot claims a part, not a
+-- whole job, under a lease of its own (docs/ARCHITECTURE.md, "Parts"). Several workers can so
+-- share one job, a worker that dies loses only its part to the sweep, and a slot chooses again
+-- after each part, which is where another organization's small job or urgent work gets in.
+-- The job row keeps the counters, the status, the cancel flag and the events' seq.
+CREATE TABLE batch_job_parts (
+    job_id            uuid NOT NULL REFERENCES batch_job_queue (id) ON DELETE CASCADE,
+    first_position    integer NOT NULL,
+    last_position     integer NOT NULL,
+    organization_id   uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    -- The lease, as the job row had it: held (an owner, renewed), handed back (no owner;
+    -- runnable from lease_expires_at, NULL: at once) or expired with an owner (crashed).
+    lease_owner       text,
+    lease_expires_at  timestamptz,
+    -- Items this claim's chunks have committed: a failed run progressed if it is above 0.
+    processed_since_claim integer NOT NULL DEFAULT 0,
+    -- Failed runs of this part in a row with no progress between them (MAX_JOB_ATTEMPTS).
+    stalled_attempts  integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, first_position),
+    CHECK (first_position <= last_position)
+);
+-- The sweep's question: parts whose worker stopped renewing, per organization.
+CREATE INDEX batch_job_parts_held_idx ON batch_job_parts (organization_id, lease_expires_at)
+    WHERE lease_owner IS NOT NULL;
+ALTER TABLE batch_job_parts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY organization_isolation ON batch_job_parts
+    USING (organization_id = (SELECT current_organization_id()))
+    WITH CHECK (organization_id = (SELECT current_organization_id()));
+GRANT SELECT, INSERT, UPDATE, DELETE ON batch_job_parts TO invoicing_app;
+
+-- Jobs not finished get one part covering all their items, carrying the job's lease over.
+INSERT INTO batch_job_parts (job_id, first_position, last_position, organization_id, lease_owner,
+                             lease_expires_at, stalled_attempts)
+SELECT id, 1, total_items, organization_id, lease_owner,
+       CASE WHEN status = 'processing' THEN lease_expires_at END, stalled_attempts
+FROM batch_job_queue
+WHERE status IN ('pending', 'processing');
+
+ALTER TABLE batch_job_queue
+    DROP COLUMN lease_owner,
+    DROP COLUMN lease_expires_at,
+    DROP COLUMN stalled_attempts,
+    DROP COLUMN claimed_progress;
+CREATE INDEX batch_job_queue_runnable_idx ON batch_job_queue (organization_id, created_at)
+    WHERE status IN ('pending', 'processing');
+
+-- The runnable jobs a free slot should take a part of, best first, across organizations. A job
+-- is runnable while it is not finished, no cancel was asked, a part of it is free (never
+-- claimed, or handed back and due), and fewer than max_workers parts of it are held (0: no
+-- limit). Order as in 0012: priority class (low ages), the organization served least recently,
+-- the oldest job. Locks nothing: the slot claims in the job's organization scope.
+CREATE FUNCTION next_runnable_jobs(aging double precision, wanted integer, max_workers integer)
+RETURNS TABLE (job_id uuid, organization_id uuid)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT job.id, job.organization_id
+    FROM public.batch_job_queue AS job
+    LEFT JOIN public.organization_turns AS turn ON turn.organization_id = job.organization_id
+    WHERE job.status IN ('pending', 'processing')
+      AND NOT job.cancel_requested
+      AND EXISTS (SELECT 1 FROM public.batch_job_parts AS part
+                  WHERE part.job_id = job.id AND part.lease_owner IS NULL
+                    AND (part.lease_expires_at IS NULL OR part.lease_expires_at <= now()))
+      AND (max_workers <= 0
+           OR (SELECT count(*) FROM public.batch_job_parts AS held
+               WHERE held.job_id = job.id AND held.lease_owner IS NOT NULL
+                 AND held.lease_expires_at > now()) < max_workers)
+    ORDER BY (CASE job.priority
+                  WHEN 'urgent' THEN 0
+                  WHEN 'normal' THEN 1
+                  ELSE greatest(2 - floor(extract(epoch FROM now() - job.created_at) / greatest(aging, 1)), 0)
+              END),
+             turn.last_claimed_at NULLS FIRST,
+             job.created_at,
+             job.id
+    LIMIT least(greatest(wanted, 1), 16)
+$$;
+REVOKE ALL ON FUNCTION next_runnable_jobs(double precision, integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION next_runnable_jobs(double precision, integer, integer) TO invoicing_app;
+DROP FUNCTION next_runnable_jobs(double precision, integer);
+
+-- The sweep also visits organizations whose finished jobs left parts behind (a worker that
+-- died holding a part of a job another part finished), to delete them.
+CREATE OR REPLACE FUNCTION organizations_with_active_jobs()
+RETURNS SETOF uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT organization_id FROM public.batch_job_queue WHERE status IN ('pending', 'processing')
+    UNION
+    SELECT organization_id FROM public.batch_job_parts
+$$;
