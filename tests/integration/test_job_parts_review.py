@@ -312,3 +312,115 @@ async def test_a_free_slot_takes_other_runnable_work_when_the_best_jobs_last_par
             claimed = await asyncio.wait_for(tasks.claim_next(app, parted, "slot-b"), 10)
         assert claimed is not None, "the slot returned with another organization's job runnable"
         assert claimed.job.id == other.id
+
+
+# --- 6. Migration 0013 on a database with jobs in flight -------------------------------------
+
+
+@pytest.mark.slow
+async def test_migration_0013_keeps_the_progress_of_a_run_in_flight(
+    postgres_admin_url: str, redis_url: str, tmp_path: Any
+) -> None:
+    import secrets
+    import shutil
+
+    from invoicing.infra.migrations import migrate, migrations_dir
+    from invoicing.infra.roles import ensure_runtime_role
+    from tests.conftest import make_settings, runtime_url, seal_scopes
+    from tests.support.services import database_url_for
+
+    name = f"invoicing_test_m13_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(postgres_admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = database_url_for(postgres_admin_url, name)
+    before = tmp_path / "before"
+    before.mkdir()
+    for path in sorted(migrations_dir().glob("*.sql")):
+        if int(path.name[:4]) < 13:
+            shutil.copy(path, before / path.name)
+    pool = Workers(tmp_path)
+    try:
+        async with Database(url, pool_size=2) as database:
+            await migrate(database, before)
+            organization = await create_organization(database)
+            orders = await create_orders(database, organization, 30)
+            async with database.transaction() as connection:
+                # A run of the old code in flight when the deploy stopped it: ten items done by
+                # this run (claimed_progress 0) after four runs in a row without progress.
+                job_id = await connection.fetchval(
+                    """
+                    INSERT INTO batch_job_queue (organization_id, job_type, total_items, created_by, status,
+                        processed_items, successful_items, lease_owner, lease_expires_at, attempts,
+                        stalled_attempts, claimed_progress, started_at)
+                    VALUES ($1, 'bulk_invoice', 30, $2, 'processing', 0, 0, 'old.1@h/x',
+                            now() - interval '1 second', 5, 4, 0, now())
+                    RETURNING id
+                    """,
+                    organization.id,
+                    organization.admin.id,
+                )
+                await connection.execute(
+                    "INSERT INTO batch_job_items (job_id, position, order_id, organization_id)"
+                    " SELECT $1, n, order_id, $3 FROM unnest($2::uuid[]) WITH ORDINALITY AS t(order_id, n)",
+                    job_id,
+                    orders,
+                    organization.id,
+                )
+                # Its ten items done (invoices aside: the counters are what the sweep reads).
+                await connection.execute(
+                    "UPDATE batch_job_items SET status = 'failed', error_code = 'x', processed_at = now()"
+                    " WHERE job_id = $1 AND position <= 10",
+                    job_id,
+                )
+                await connection.execute(
+                    "UPDATE batch_job_queue SET processed_items = 10, failed_items = 10 WHERE id = $1", job_id
+                )
+            await migrate(database)
+            await ensure_runtime_role(database, runtime_url(url))
+            await seal_scopes(database)
+        settings = make_settings(url, redis_url, SWEEP_INTERVAL_SECONDS="0.5", RETRY_BACKOFF_SECONDS="0.05",
+                                 MAX_JOB_ATTEMPTS="5")
+        pool.start(settings)
+        async with Database(url, pool_size=2) as database:
+            with pool.explaining_failures():
+                async def finished() -> Any:
+                    job = await current(database, job_id)
+                    return job if job.is_finished else None
+
+                from tests.support.waiting import eventually
+
+                done = await eventually(finished, timeout=30, interval=0.1, what="the migrated job to finish")
+        # The old run progressed: its stop is its first failure in a row, not the fifth.
+        assert done.status is JobStatus.completed, (done.status, done.errors)
+    finally:
+        pool.stop_all()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+# --- 7. Row-level security: a part row is not tied to its job's organization ----------------
+
+
+async def test_one_organization_cannot_write_parts_of_another_organizations_job(
+    settings: Settings, database: Database, queue: JobQueue
+) -> None:
+    capped = settings.with_overrides(job_part_size=10, max_workers_per_job=1)
+    a, b = await create_organization(database), await create_organization(database)
+    theirs = await submit(database, queue, capped, b, await create_orders(database, b, 10))
+
+    async with application_database(capped, pool_size=2) as app:
+        # SQL run on a connection in A's scope (the threat model of migrations/0011), knowing
+        # one of B's job ids: the policy checks the part's organization, the foreign key only
+        # that the job exists.
+        with contextlib.suppress(asyncpg.PostgresError):
+            async with app.scoped(a.id) as connection:
+                await connection.execute(
+                    "INSERT INTO batch_job_parts (job_id, first_position, last_position, organization_id,"
+                    " lease_owner, lease_expires_at) VALUES ($1, 1000, 1000, $2, 'x', 'infinity')",
+                    theirs.id,
+                    a.id,
+                )
+        # B's job now counts one worker for next_runnable_jobs (which sees every organization)
+        # and no slot ever takes it; B's scope cannot even see the row to clear it.
+        claimed = await tasks.claim_next(app, capped, "slot-1")
+    assert claimed is not None and claimed.job.id == theirs.id, "B's job blocked by a row of A's"
