@@ -178,19 +178,21 @@ class Probes:
             self.lags.append((before, time.perf_counter() - before - SAMPLE_SECONDS / 2))
 
 
-# The scratch database's transactions that have taken the number counter (holding its row
-# until they end) and, of those, the ones still waiting for the row (an allocation queued
-# behind another transaction's: its INSERT … ON CONFLICT waits on that transaction).
+# The scratch database's transactions that have taken the number counter (a chunk locks its
+# row, then allocates; it holds the row until it ends) and, of those, the ones still waiting
+# for the row (queued behind another transaction's: their lock, or their INSERT … ON
+# CONFLICT, waits on that one).
 _COUNTER_LOCKS = """
 SELECT count(*) FILTER (WHERE NOT queued), count(*) FILTER (WHERE queued)
 FROM (
-    SELECT activity.wait_event_type = 'Lock'
-           AND activity.query LIKE 'INSERT INTO invoice_number_counters%' AS queued
+    SELECT DISTINCT activity.pid,
+           activity.wait_event_type = 'Lock'
+           AND activity.query ~ '^\\s*(INSERT INTO|SELECT 1 FROM) invoice_number_counters' AS queued
     FROM pg_locks AS lock
     JOIN pg_stat_activity AS activity ON activity.pid = lock.pid
     WHERE lock.database = (SELECT oid FROM pg_database WHERE datname = current_database())
       AND lock.relation = 'invoice_number_counters'::regclass
-      AND lock.mode = 'RowExclusiveLock' AND lock.granted
+      AND lock.mode IN ('RowShareLock', 'RowExclusiveLock') AND lock.granted
 ) AS touching
 """
 

@@ -3,11 +3,15 @@
 -- share one job, a worker that dies loses only its part to the sweep, and a slot chooses again
 -- after each part, which is where another organization's small job or urgent work gets in.
 -- The job row keeps the counters, the status, the cancel flag and the events' seq.
+-- A part names its job and the job's organization together: the policy checks the part's
+-- organization, and the key makes it the job's (no organization can write a part of, and so
+-- hold up, another's job).
+ALTER TABLE batch_job_queue ADD CONSTRAINT batch_job_queue_id_organization_key UNIQUE (id, organization_id);
 CREATE TABLE batch_job_parts (
-    job_id            uuid NOT NULL REFERENCES batch_job_queue (id) ON DELETE CASCADE,
+    job_id            uuid NOT NULL,
     first_position    integer NOT NULL,
     last_position     integer NOT NULL,
-    organization_id   uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    organization_id   uuid NOT NULL,
     -- The lease, as the job row had it: held (an owner, renewed), handed back (no owner;
     -- runnable from lease_expires_at, NULL: at once) or expired with an owner (crashed).
     lease_owner       text,
@@ -17,6 +21,7 @@ CREATE TABLE batch_job_parts (
     -- Failed runs of this part in a row with no progress between them (MAX_JOB_ATTEMPTS).
     stalled_attempts  integer NOT NULL DEFAULT 0,
     PRIMARY KEY (job_id, first_position),
+    FOREIGN KEY (job_id, organization_id) REFERENCES batch_job_queue (id, organization_id) ON DELETE CASCADE,
     CHECK (first_position <= last_position)
 );
 -- The sweep's question: parts whose worker stopped renewing, per organization.
@@ -28,11 +33,16 @@ CREATE POLICY organization_isolation ON batch_job_parts
     WITH CHECK (organization_id = (SELECT current_organization_id()));
 GRANT SELECT, INSERT, UPDATE, DELETE ON batch_job_parts TO invoicing_app;
 
--- Jobs not finished get one part covering all their items, carrying the job's lease over.
+-- Jobs not finished get one part covering all their items, carrying the job's lease over, and
+-- what its run in flight has done (so that a crash now is not taken for one without progress).
+-- They keep running on one worker at a time; jobs submitted from now on are cut into parts.
 INSERT INTO batch_job_parts (job_id, first_position, last_position, organization_id, lease_owner,
-                             lease_expires_at, stalled_attempts)
+                             lease_expires_at, processed_since_claim, stalled_attempts)
 SELECT id, 1, total_items, organization_id, lease_owner,
-       CASE WHEN status = 'processing' THEN lease_expires_at END, stalled_attempts
+       CASE WHEN status = 'processing' THEN lease_expires_at END,
+       CASE WHEN status = 'processing'
+            THEN greatest(processed_items + cancelled_items - claimed_progress, 0) ELSE 0 END,
+       stalled_attempts
 FROM batch_job_queue
 WHERE status IN ('pending', 'processing');
 
@@ -78,6 +88,45 @@ $$;
 REVOKE ALL ON FUNCTION next_runnable_jobs(double precision, integer, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION next_runnable_jobs(double precision, integer, integer) TO invoicing_app;
 DROP FUNCTION next_runnable_jobs(double precision, integer);
+
+-- Whether a slot running a part of p_job_id should hand it over between two chunks: the best
+-- runnable jobs include one that is not p_job_id and either has a higher priority (as set:
+-- aging orders the queue, it does not take slots away), or has the same priority and belongs
+-- to another organization that holds no part at all while p_job_id's holds two or more. The
+-- organization that gets a slot so then holds one and cannot be given another this way, nor
+-- can it give that one back (its giver's organization still holds a part): no slot goes back
+-- and forth. Ids and a yes or no only, like next_runnable_jobs.
+CREATE FUNCTION work_waiting_before(p_job_id uuid, aging double precision, max_workers integer)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH mine AS (
+        SELECT job.id, job.organization_id,
+               CASE job.priority WHEN 'urgent' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END AS rank,
+               (SELECT count(*) FROM public.batch_job_parts AS held
+                WHERE held.organization_id = job.organization_id AND held.lease_owner IS NOT NULL
+                  AND held.lease_expires_at > now()) AS organization_parts
+        FROM public.batch_job_queue AS job
+        WHERE job.id = p_job_id
+    )
+    SELECT EXISTS (
+        SELECT 1
+        FROM public.next_runnable_jobs(aging, 16, max_workers) AS waiting
+        JOIN public.batch_job_queue AS job ON job.id = waiting.job_id
+        CROSS JOIN mine
+        WHERE job.id <> mine.id
+          AND (CASE job.priority WHEN 'urgent' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END < mine.rank
+               OR (CASE job.priority WHEN 'urgent' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END = mine.rank
+                   AND job.organization_id <> mine.organization_id
+                   AND mine.organization_parts >= 2
+                   AND NOT EXISTS (SELECT 1 FROM public.batch_job_parts AS held
+                                   WHERE held.organization_id = job.organization_id
+                                     AND held.lease_owner IS NOT NULL
+                                     AND held.lease_expires_at > now())))
+    )
+$$;
+REVOKE ALL ON FUNCTION work_waiting_before(uuid, double precision, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION work_waiting_before(uuid, double precision, integer) TO invoicing_app;
 
 -- The sweep also visits organizations whose finished jobs left parts behind (a worker that
 -- died holding a part of a job another part finished), to delete them.

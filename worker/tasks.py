@@ -33,10 +33,14 @@ LONGEST_CONTENTION_PAUSE = 4.0
 #: Outages in a row, with no progress between them, after which the "outage" is taken for a
 #: failure of the job (a connection error that is really a bug would otherwise loop forever).
 MAX_OUTAGES_WITHOUT_PROGRESS = 10
-#: Best-first choices a free slot makes at most. A choice is lost only to a slot that claimed
-#: that job meanwhile (a job no longer runnable), so slots choosing at once each end with a
-#: job well before this bound; past it, the sweep offers what is left again.
-MAX_CHOICES = 32
+#: Readings of the runnable jobs a free slot makes at most. A round finds nothing to claim
+#: only when other slots took (or are taking) every candidate's free parts meanwhile, so slots
+#: choosing at once each end with a part well before this bound; past it, the sweep offers
+#: what is left again.
+MAX_CHOICES = 8
+#: How often, at most, a slot running a part looks for waiting work that outranks it: a small
+#: job of another organization, or urgent work, then starts within about this and a chunk.
+HANDOVER_CHECK_SECONDS = 0.25
 
 
 def _resources(ctx: dict[str, Any]) -> tuple[Database, JobQueue, Settings]:
@@ -115,17 +119,22 @@ async def _run_part(
 
 
 async def claim_next(database: Database, settings: Settings, owner: str) -> leases.ClaimedPart | None:
-    """A part of the best runnable job, claimed (None when nothing is runnable)."""
+    """A part of the best runnable job, claimed (None when nothing is runnable).
+
+    The candidates come best first; a claim finds nothing when other slots are claiming the
+    job's free parts at this moment (or took them), so the slot tries the next candidate, and
+    reads them again once all were tried."""
     for _ in range(MAX_CHOICES):
         async with database.unscoped() as connection:
-            choice = await leases.next_runnable_job(
+            candidates = await leases.next_runnable_jobs(
                 connection, settings.priority_aging_seconds, settings.max_workers_per_job
             )
-        if choice is None:
+        if not candidates:
             return None
-        claimed = await _claim(database, settings, choice.organization_id, choice.job_id, owner)
-        if claimed is not None:
-            return claimed
+        for choice in candidates:
+            claimed = await _claim(database, settings, choice.organization_id, choice.job_id, owner)
+            if claimed is not None:
+                return claimed
     return None
 
 
@@ -156,6 +165,32 @@ class _PartRunner:
         # Long enough for the sweep to end what a frozen worker holds (its lease, then a sweep).
         self.contention_budget = 2 * settings.lease_seconds + settings.sweep_interval_seconds
         self.contention_pause = FIRST_CONTENTION_PAUSE
+        #: Waiting work outranks this part: no chunk starts, the part is given back.
+        self.handing_over = False
+        #: When waiting work was last looked for (jittered, so slots do not look at once).
+        self.looked_at = time.monotonic() - random.random() * HANDOVER_CHECK_SECONDS
+
+    def _keep_going(self) -> bool:
+        return not self.handing_over
+
+    async def _look_for_waiting_work(self) -> None:
+        """Between two chunks, at most every ``HANDOVER_CHECK_SECONDS``: does waiting work
+        outrank this part (``leases.work_waiting_before``)? Then the part is handed over once
+        the chunk in flight commits. A failed look is no reason to stop."""
+        if time.monotonic() - self.looked_at < HANDOVER_CHECK_SECONDS:
+            return
+        self.looked_at = time.monotonic()
+        run = self.job_run
+        try:
+            async with run.database.unscoped() as connection:
+                self.handing_over = await leases.work_waiting_before(
+                    connection,
+                    run.job_id,
+                    self.settings.priority_aging_seconds,
+                    self.settings.max_workers_per_job,
+                )
+        except Exception as exc:
+            logger.warning("job %s: could not look for waiting work (%s)", run.job_id, exc)
 
     async def run(self) -> str:
         """The run's attempts, under one heartbeat that lasts as long as the run."""
@@ -233,13 +268,20 @@ class _PartRunner:
         timer = self.timer
         timer.restart()
         outcome = ChunkOutcome(job=None)
-        async with contextlib.aclosing(committed_chunks(run, timer.next_size)) as chunks:
+        keep_going = self._keep_going
+        async with contextlib.aclosing(committed_chunks(run, timer.next_size, keep_going)) as chunks:
             async for outcome in chunks:
                 if outcome.job is not None:
                     self.progressed_at = time.monotonic()
                     self.contention_pause = FIRST_CONTENTION_PAUSE
                     await events.publish(self.queue, outcome.job)
-                timer.committed()
+                timer.committed(outcome.counter_wait)
+                if not outcome.done:
+                    await self._look_for_waiting_work()
+        if self.handing_over and not outcome.done:
+            await self.release()
+            logger.info("job %s: part %d handed over to waiting work", run.job_id, run.part.first)
+            return "handed over"
         # Deletes the part if it is over or its job finished; one taken back stays its new owner's.
         async with run.database.scoped(run.organization_id) as connection:
             job = await leases.end_part(connection, run.job_id, run.part, run.owner)
@@ -345,10 +387,13 @@ class _PartRunner:
         run = self.job_run
         try:
             async with run.database.scoped(run.organization_id) as connection:
-                ticket = await leases.release_part(connection, run.job_id, run.part, run.owner)
-            if ticket is not None:
+                released = await leases.release_part(connection, run.job_id, run.part, run.owner)
+            if released is None:
+                return
+            await events.publish(self.queue, released.job)
+            if released.ticket is not None:
                 logger.info("job %s: part %d released for another worker", run.job_id, run.part.first)
-                await self.queue.enqueue(ticket.job_id, ticket.generation)
+                await self.queue.enqueue(released.ticket.job_id, released.ticket.generation)
         except Exception as exc:  # the error that stopped the job is the one to report
             logger.warning(
                 "job %s not released (%s); the sweep resumes it when its lease expires", run.job_id, exc
@@ -357,7 +402,8 @@ class _PartRunner:
 
 class _ChunkTimer:
     """Feeds the sizer: each chunk's size, and the time between consecutive commits (with
-    two chunks overlapping, that is what one chunk costs)."""
+    two chunks overlapping, that is what one chunk costs) less the time it queued for the
+    number counter."""
 
     def __init__(self, settings: Settings) -> None:
         self.sizer = ChunkSizer(
@@ -378,8 +424,12 @@ class _ChunkTimer:
         self.pending.append(self.sizer.size)
         return self.sizer.size
 
-    def committed(self) -> None:
+    def committed(self, queued: float = 0.0) -> None:
+        """A chunk committed after ``queued`` seconds waiting for the number counter, which
+        other slots of the organization held: not this chunk's cost. Counted in, the sizer
+        would shrink every slot's chunks as slots were added, down to chunks of ten orders
+        whose round trips cost more than the orders (a third of the throughput, measured)."""
         now = time.perf_counter()
         elapsed, self.last_commit = now - self.last_commit, now
         if self.pending:
-            self.sizer.observe(self.pending.pop(0), elapsed)
+            self.sizer.observe(self.pending.pop(0), max(0.0, elapsed - queued))

@@ -48,6 +48,9 @@ class ChunkOutcome:
     items_left: bool = False
     #: Every item of the part has its outcome: the part is over (the job may go on elsewhere).
     part_done: bool = False
+    #: Seconds the commit queued for the organization's number counter behind other chunks
+    #: (of other parts or jobs): time the chunk did not spend on its own work.
+    counter_wait: float = 0.0
 
     @property
     def done(self) -> bool:
@@ -136,6 +139,7 @@ async def commit_chunk(
         return await _cancelled(connection, job_id)
     if not chunk.items:
         return ChunkOutcome(job=None, last_position=chunk.scanned_through)
+    counter_wait = await invoices.wait_for_number_counter(connection, chunk.rows)
     created, refused = await invoices.insert_invoices_isolating(
         connection, chunk.rows, created_by=lease.created_by, batch_job_id=job_id
     )
@@ -163,7 +167,7 @@ async def commit_chunk(
         failed=len(failures),
         new_errors=failures[: max(0, ERROR_SAMPLE_SIZE - lease.error_count)],
     )
-    return ChunkOutcome(job=job, last_position=chunk.scanned_through)
+    return ChunkOutcome(job=job, last_position=chunk.scanned_through, counter_wait=counter_wait)
 
 
 async def _cancelled(connection: asyncpg.Connection, job_id: UUID) -> ChunkOutcome:

@@ -39,6 +39,9 @@ from invoicing.jobs.views import BatchJob
 # only jobs with a free part and fewer held parts than $3 (0: no limit).
 NEXT_RUNNABLE_JOBS = "SELECT job_id, organization_id FROM next_runnable_jobs($1, $2, $3)"
 
+# Whether a slot should hand its part over to waiting work (migrations/0013_job_parts.sql).
+WORK_WAITING_BEFORE = "SELECT work_waiting_before($1, $2, $3)"
+
 # A claim is the organization's turn: its next part waits behind other organizations' jobs of
 # the same class.
 RECORD_TURN = """
@@ -107,11 +110,29 @@ RETURNING job_id
 
 # A part is back in the queue: a fresh message for it, and a new seq for its watchers (one
 # worker fewer).
-REQUEUE_JOB = """
+REQUEUE_JOB = f"""
 UPDATE batch_job_queue
 SET enqueue_generation = enqueue_generation + 1, progress_seq = progress_seq + 1, updated_at = now()
 WHERE id = $1 AND status = 'processing'
-RETURNING id, organization_id, enqueue_generation
+RETURNING {JOB}
+"""
+
+# A job whose cancel was asked while a part was held waits for a holder's next chunk to end
+# it. When the last holder goes without one (its part ended, was released or taken back),
+# whoever lets go ends it: no slot takes a part of a job whose cancel was asked.
+CANCEL_LEFT_BEHIND = """
+SELECT cancel_requested
+   AND NOT EXISTS (SELECT 1 FROM batch_job_parts WHERE job_id = $1 AND lease_owner IS NOT NULL)
+FROM batch_job_queue WHERE id = $1 AND status = 'processing'
+"""
+
+# The sweep's backstop for the same: processing jobs of the organization whose cancel was
+# asked and that no part holds (two holders letting go at once each saw the other).
+CANCELS_LEFT_BEHIND = """
+SELECT id FROM batch_job_queue AS job
+WHERE organization_id = $1 AND status = 'processing' AND cancel_requested
+  AND NOT EXISTS (SELECT 1 FROM batch_job_parts AS part
+                  WHERE part.job_id = job.id AND part.lease_owner IS NOT NULL)
 """
 
 # Our part is over: every item of it has its outcome, or the job finished. Never a part with
@@ -150,15 +171,25 @@ WHERE part.job_id = $1 AND part.first_position = $2 AND part.lease_owner = $3
 FOR UPDATE OF part
 """
 
-# Parts whose worker stopped renewing: crashed, killed or frozen. Rows another transaction
-# holds (a frozen worker's commit) are skipped, for the next sweep.
+# Parts whose worker stopped renewing: crashed, killed or frozen. Each is then settled in a
+# transaction of its own (``CRASHED_PART``): one holding a job row it handed a part back to
+# must not go on to fail the job's items, which a live part's chunk may hold while it waits for
+# that row.
 CRASHED_PARTS = """
+SELECT job_id, first_position FROM batch_job_parts
+WHERE organization_id = $1 AND lease_owner IS NOT NULL AND lease_expires_at < now()
+ORDER BY lease_expires_at
+"""
+
+# One of them, locked, if it is still crashed; a row another transaction holds (a frozen
+# worker's commit) is skipped, for the next sweep.
+CRASHED_PART = """
 SELECT part.job_id, part.first_position, part.stalled_attempts,
        part.processed_since_claim > 0 AS progressed, job.cancel_requested, job.status AS job_status
 FROM batch_job_parts AS part
 JOIN batch_job_queue AS job ON job.id = part.job_id
-WHERE part.organization_id = $1 AND part.lease_owner IS NOT NULL AND part.lease_expires_at < now()
-ORDER BY part.lease_expires_at
+WHERE part.job_id = $1 AND part.first_position = $2
+  AND part.lease_owner IS NOT NULL AND part.lease_expires_at < now()
 FOR UPDATE OF part SKIP LOCKED
 """
 
@@ -341,13 +372,34 @@ class ClaimUndone(Exception):
     workers on it): raised to roll the claim's transaction back."""
 
 
+#: Candidates a free slot reads at once (the function returns 16 at most).
+CANDIDATES = 16
+
+
+async def next_runnable_jobs(
+    connection: asyncpg.Connection, aging_seconds: float, max_workers: int = 0, wanted: int = CANDIDATES
+) -> list[RunnableJob]:
+    """The jobs a free worker slot should take a part of now, best first. Nothing is locked:
+    claim a part to take one; if another slot is claiming its last free part, try the next."""
+    rows = await connection.fetch(NEXT_RUNNABLE_JOBS, aging_seconds, wanted, max_workers)
+    return [RunnableJob(row["job_id"], row["organization_id"]) for row in rows]
+
+
 async def next_runnable_job(
     connection: asyncpg.Connection, aging_seconds: float, max_workers: int = 0
 ) -> RunnableJob | None:
-    """The job a free worker slot should take a part of now (None if none is runnable).
-    Nothing is locked: claim a part to take it, and choose again if the claim finds none."""
-    row = await connection.fetchrow(NEXT_RUNNABLE_JOBS, aging_seconds, 1, max_workers)
-    return None if row is None else RunnableJob(row["job_id"], row["organization_id"])
+    """The best of them (None if none is runnable)."""
+    best = await next_runnable_jobs(connection, aging_seconds, max_workers, wanted=1)
+    return best[0] if best else None
+
+
+async def work_waiting_before(
+    connection: asyncpg.Connection, job_id: UUID, aging_seconds: float, max_workers: int = 0
+) -> bool:
+    """Whether work outranks the job's part now: a higher priority, or another organization
+    that holds no part while the job's holds two or more. The slot then hands its part over
+    between two chunks."""
+    return bool(await connection.fetchval(WORK_WAITING_BEFORE, job_id, aging_seconds, max_workers))
 
 
 async def claim_part(
@@ -359,6 +411,7 @@ async def claim_part(
     part = await connection.fetchrow(CLAIM_PART, job_id, owner, lease_seconds)
     if part is None:
         return None
+    await connection.execute(store.LOCK_JOB, job_id)  # see there: the count must see other claims
     row = await connection.fetchrow(CLAIM_JOB, job_id, max_workers)
     if row is None:
         raise ClaimUndone
@@ -380,14 +433,29 @@ async def is_finished(connection: asyncpg.Connection, job_id: UUID) -> bool:
     return status is not None and JobStatus(status).is_finished
 
 
+@dataclass(frozen=True, slots=True)
+class Released:
+    """A part given back: the job as its watchers should now see it, and the ticket to
+    enqueue it under (None when the job is over: it was cancelled, say)."""
+
+    job: BatchJob
+    ticket: EnqueueTicket | None
+
+
 async def release_part(
     connection: asyncpg.Connection, job_id: UUID, part: PartRange, owner: str
-) -> EnqueueTicket | None:
-    """Give our part back, uncounted; the job's ticket to enqueue, None if there is nothing to run."""
+) -> Released | None:
+    """Give our part back, uncounted; None if it was not ours."""
     if await connection.fetchval(RELEASE_PART, job_id, part.first, owner) is None:
         return None
+    cancelled = await cancel_left_behind(connection, job_id)
+    if cancelled is not None:
+        return Released(cancelled, None)
     row = await connection.fetchrow(REQUEUE_JOB, job_id)
-    return None if row is None else EnqueueTicket.from_row(row)
+    if row is None:
+        return None
+    job = BatchJob.from_row(row)
+    return Released(job, EnqueueTicket(job.id, job.organization_id, job.enqueue_generation))
 
 
 async def end_part(
@@ -398,10 +466,29 @@ async def end_part(
     (and when the part was not ours, or not over, to delete)."""
     if await connection.execute(DROP_OWN_PART, job_id, part.first, owner) != "DELETE 1":
         return None
+    cancelled = await cancel_left_behind(connection, job_id)
+    if cancelled is not None:
+        return cancelled
     if await connection.fetchval(NOTHING_LEFT, job_id):
         return await progress.finish_completed(connection, job_id)
     row = await connection.fetchrow(JOB_CHANGED, job_id)
     return None if row is None else BatchJob.from_row(row)
+
+
+async def cancel_left_behind(connection: asyncpg.Connection, job_id: UUID) -> BatchJob | None:
+    """The job cancelled now if its cancel was asked and no part of it is held any more (see
+    ``CANCEL_LEFT_BEHIND``); None if it goes on (or had finished)."""
+    if not await connection.fetchval(CANCEL_LEFT_BEHIND, job_id):
+        return None
+    cancelled = await progress.finish_cancelled(connection, job_id)
+    if cancelled is not None:
+        await store.drop_free_parts(connection, job_id)
+    return cancelled
+
+
+async def cancels_left_behind(connection: asyncpg.Connection, organization_id: UUID) -> list[UUID]:
+    """The organization's jobs whose cancel was asked and that nobody holds a part of."""
+    return [row["id"] for row in await connection.fetch(CANCELS_LEFT_BEHIND, organization_id)]
 
 
 async def record_failed_run(
@@ -419,22 +506,31 @@ async def record_failed_run(
     return None if row is None else await _settle(connection, row, policy, code, message)
 
 
-async def record_crashed_runs(
-    connection: asyncpg.Connection,
-    policy: RetryPolicy,
-    code: str,
-    message: str,
-    organization_id: UUID,
-) -> list[FailureOutcome]:
-    """The sweep's part: every part of the organization whose worker stopped renewing its
-    lease, and the parts finished jobs left behind."""
-    outcomes = []
-    for row in await connection.fetch(CRASHED_PARTS, organization_id):
-        outcome = await _settle(connection, row, policy, code, message)
-        if outcome is not None:
-            outcomes.append(outcome)
+@dataclass(frozen=True, slots=True)
+class PartKey:
+    job_id: UUID
+    first_position: int
+
+
+async def crashed_parts(connection: asyncpg.Connection, organization_id: UUID) -> list[PartKey]:
+    """The organization's parts whose worker stopped renewing its lease (nothing locked)."""
+    rows = await connection.fetch(CRASHED_PARTS, organization_id)
+    return [PartKey(row["job_id"], row["first_position"]) for row in rows]
+
+
+async def settle_crashed_part(
+    connection: asyncpg.Connection, part: PartKey, policy: RetryPolicy, code: str, message: str
+) -> FailureOutcome | None:
+    """The sweep's part, for one crashed part, in a transaction of its own: hand it back with a
+    backoff, fail the job if it keeps failing at the same place, end the job if its cancel was
+    asked. None if there was nothing to do (taken meanwhile, locked, or the job over)."""
+    row = await connection.fetchrow(CRASHED_PART, part.job_id, part.first_position)
+    return None if row is None else await _settle(connection, row, policy, code, message)
+
+
+async def drop_leftover_parts(connection: asyncpg.Connection, organization_id: UUID) -> None:
+    """Delete the parts finished jobs of the organization left behind."""
     await connection.execute(LEFTOVER_PARTS, organization_id)
-    return outcomes
 
 
 async def _settle(

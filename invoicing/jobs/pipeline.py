@@ -124,20 +124,30 @@ async def _settled(task: asyncio.Task[ChunkOutcome]) -> None:
         logger.debug("chunk of job ended with an error after the run stopped", exc_info=True)
 
 
-async def committed_chunks(run: JobRun, chunk_size: Callable[[], int]) -> AsyncGenerator[ChunkOutcome]:
+def _always() -> bool:
+    return True
+
+
+async def committed_chunks(
+    run: JobRun, chunk_size: Callable[[], int], keep_going: Callable[[], bool] = _always
+) -> AsyncGenerator[ChunkOutcome]:
     """Run the part's chunks two at a time and yield each outcome in commit order, until one
     is ``done`` (the part or the job finished, or the lease lost), pass after pass while orders
-    locked elsewhere are left. ``chunk_size()`` is asked for each new chunk's size. Closing the
-    iterator rolls back whatever is still open."""
+    locked elsewhere are left. ``chunk_size()`` is asked for each new chunk's size. Once
+    ``keep_going()`` says no, no chunk starts: the one in flight commits, its outcome is
+    yielded, and the iterator ends (a slot handing its part over). Closing the iterator rolls
+    back whatever is still open."""
     waiting_since: float | None = None
     pause = FIRST_PASS_PAUSE
     while True:
         fail_locked = waiting_since is not None and time.monotonic() - waiting_since >= run.locked_order_wait
-        async with contextlib.aclosing(_one_pass(run, chunk_size, fail_locked)) as chunks:
+        async with contextlib.aclosing(_one_pass(run, chunk_size, fail_locked, keep_going)) as chunks:
             async for outcome in chunks:
                 yield outcome
                 if outcome.done:
                     return
+        if not keep_going():
+            return
         # The pass ended with items whose orders someone else holds: come back to them.
         if waiting_since is None:
             waiting_since = time.monotonic()
@@ -147,7 +157,7 @@ async def committed_chunks(run: JobRun, chunk_size: Callable[[], int]) -> AsyncG
 
 
 async def _one_pass(
-    run: JobRun, chunk_size: Callable[[], int], fail_locked: bool
+    run: JobRun, chunk_size: Callable[[], int], fail_locked: bool, keep_going: Callable[[], bool]
 ) -> AsyncGenerator[ChunkOutcome]:
     """One pass over the part's pending items, from the first; ends after an outcome that is ``done``
     or says items were left."""
@@ -157,6 +167,12 @@ async def _one_pass(
     finished = False
     try:
         while True:
+            if previous is not None and not keep_going():
+                # Handing over: the chunk in flight commits (it is valid work), none starts.
+                outcome = await asyncio.shield(previous)
+                finished = True
+                yield outcome
+                return
             prepared: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
             current = asyncio.create_task(
                 _chunk(run, after_position, chunk_size(), previous, prepared, fail_locked)

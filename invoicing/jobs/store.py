@@ -92,6 +92,12 @@ LIMIT $3
 
 SELECT_JOB = f"SELECT {JOB} FROM batch_job_queue WHERE id = $1 AND organization_id = $2"
 
+# The job row, locked by a statement of its own, so that the next statement's snapshot sees
+# every transaction that changed the job's parts before this one got the row: a claim that
+# committed while a cancel waited for the row is then seen as a part held (the cancel is only
+# flagged, and the part's chunk ends the job), and a claim counting held parts sees the others.
+LOCK_JOB = "SELECT 1 FROM batch_job_queue WHERE id = $1 FOR NO KEY UPDATE"
+
 # A job no worker holds a part of (pending, or every part handed back, waiting out a backoff)
 # is cancelled at once; a running one is flagged and each worker holding a part stops before
 # its next chunk. A part claimed while this runs cannot write: every chunk checks that the job
@@ -288,7 +294,8 @@ async def set_priority(
 async def request_cancel(
     connection: asyncpg.Connection, organization_id: UUID, job_id: UUID, user_id: UUID
 ) -> BatchJob:
-    """Cancel a pending job now, or ask its worker to stop; Conflict if it already finished."""
+    """Cancel a pending job now, or ask its workers to stop; Conflict if it already finished."""
+    await connection.execute(LOCK_JOB, job_id)
     row = await connection.fetchrow(REQUEST_CANCEL, job_id, organization_id, user_id)
     if row is None:
         job = await get_job(connection, organization_id, job_id)

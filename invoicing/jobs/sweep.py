@@ -58,18 +58,23 @@ async def sweep(
     if organization_id is None:
         await _end_lapsed_sessions(database, settings)
         await _end_runaway_statements(database, settings)
+    policy = RetryPolicy.from_settings(settings)
+    crashed: list[leases.FailureOutcome] = []
+    runnable: list[EnqueueTicket] = []
     async with database.unscoped() as connection:
         if not await leases.try_sweep_lock(connection):
             return SweepResult(0, 0, 0, skipped=True)
         visited = [organization_id] if organization_id else await leases.active_organizations(connection)
-        policy = RetryPolicy.from_settings(settings)
-        crashed: list[leases.FailureOutcome] = []
-        runnable: list[EnqueueTicket] = []
+        # The advisory lock is held until this transaction ends; each part and job is settled
+        # in a transaction of its own meanwhile (see leases.CRASHED_PARTS).
         for organization in visited:
             await database.act_in(connection, organization)
-            crashed += await leases.record_crashed_runs(
-                connection, policy, WORKER_CRASHED, CRASH_MESSAGE, organization
-            )
+            parts = await leases.crashed_parts(connection, organization)
+            cancels = await leases.cancels_left_behind(connection, organization)
+            crashed += await _settle_crashed(database, organization, parts, policy)
+            crashed += await _end_cancels_left_behind(database, organization, cancels)
+            async with database.scoped(organization) as own:
+                await leases.drop_leftover_parts(own, organization)
             runnable += await leases.runnable_jobs(
                 connection, settings.sweep_pending_after_seconds, organization
             )
@@ -78,7 +83,7 @@ async def sweep(
     for outcome in crashed:
         await events.publish(queue, outcome.job)
         if outcome.job.status is JobStatus.cancelled:
-            logger.info("job %s cancelled (its worker stopped after the cancel was asked)", outcome.job.id)
+            logger.info("job %s cancelled (its workers stopped after the cancel was asked)", outcome.job.id)
         elif outcome.ticket is None:
             failed += 1
             logger.warning("job %s failed: its workers kept stopping at the same place", outcome.job.id)
@@ -92,6 +97,34 @@ async def sweep(
     if failed or resumed or enqueued:
         logger.info("sweep: enqueued %d, resumed %d, failed %d", enqueued, resumed, failed)
     return SweepResult(enqueued=enqueued, resumed=resumed, failed=failed)
+
+
+async def _settle_crashed(
+    database: Database, organization_id: UUID, parts: list[leases.PartKey], policy: RetryPolicy
+) -> list[leases.FailureOutcome]:
+    """Each crashed part in a transaction of its own."""
+    outcomes = []
+    for part in parts:
+        async with database.scoped(organization_id) as connection:
+            outcome = await leases.settle_crashed_part(
+                connection, part, policy, WORKER_CRASHED, CRASH_MESSAGE
+            )
+        if outcome is not None:
+            outcomes.append(outcome)
+    return outcomes
+
+
+async def _end_cancels_left_behind(
+    database: Database, organization_id: UUID, job_ids: list[UUID]
+) -> list[leases.FailureOutcome]:
+    """Jobs whose cancel was asked and that nobody holds a part of any more: cancelled now."""
+    outcomes = []
+    for job_id in job_ids:
+        async with database.scoped(organization_id) as connection:
+            cancelled = await leases.cancel_left_behind(connection, job_id)
+        if cancelled is not None:
+            outcomes.append(leases.FailureOutcome(cancelled, None))
+    return outcomes
 
 
 async def _end_lapsed_sessions(database: Database, settings: Settings) -> None:

@@ -13,9 +13,10 @@ from uuid import UUID
 
 import pytest
 
-from invoicing.domain.job_states import JobStatus
+from invoicing.domain.job_states import JobStatus, Priority
 from invoicing.infra.database import Database
 from invoicing.infra.queue import JobQueue
+from invoicing.jobs import leases
 from invoicing.jobs.progress import PartRange
 from invoicing.kernel.settings import Settings
 from invoicing.services import application_database
@@ -44,6 +45,15 @@ async def parts_of(database: Database, job_id: UUID) -> list[tuple[int, int, str
             job_id,
         )
     return [(row["first_position"], row["last_position"], row["lease_owner"]) for row in rows]
+
+
+async def every_part_gone(database: Database, job_id: UUID) -> None:
+    """Each slot deletes its part once the part or the job is over, just after its last commit."""
+
+    async def gone() -> bool:
+        return not await parts_of(database, job_id)
+
+    await eventually(gone, timeout=30, what=f"every part of job {job_id} to be deleted")
 
 
 def pid_of(owner: str) -> int:
@@ -116,7 +126,7 @@ async def test_a_part_whose_worker_died_is_taken_back_while_the_others_go_on(
     assert done.successful_items == len(orders)
     row = await fetch_one(database, "SELECT last_error_code FROM batch_job_queue WHERE id = $1", job.id)
     assert row["last_error_code"] == "worker_crashed", "the dead worker's part came back through the sweep"
-    assert await parts_of(database, job.id) == []
+    await every_part_gone(database, job.id)
     await assert_invariants(database, organization.id, invoiced=orders)
 
 
@@ -154,7 +164,7 @@ async def test_two_workers_share_one_job_and_a_sigkill_of_one_loses_only_its_par
         done = await wait_until_status(database, job.id, JobStatus.completed, within=90)
 
     assert (done.successful_items, done.failed_items) == (len(orders), 0)
-    assert await parts_of(database, job.id) == []
+    await every_part_gone(database, job.id)
     await assert_invariants(database, organization.id, invoiced=orders)
 
 
@@ -180,10 +190,7 @@ async def test_a_cancel_stops_every_part_of_a_job_before_its_next_chunk(
         assert response.status_code == 200, response.text
         cancelled = await wait_until_status(database, job.id, JobStatus.cancelled, within=30)
 
-        async def parts_gone() -> bool:
-            return not await parts_of(database, job.id)
-
-        await eventually(parts_gone, timeout=30, what="every part of the cancelled job to go")
+        await every_part_gone(database, job.id)
     assert cancelled.cancelled_items > 0
     assert cancelled.processed_items + cancelled.cancelled_items == len(orders)
     assert_counters_add_up(cancelled)
@@ -233,5 +240,100 @@ async def test_parts_of_one_job_commit_side_by_side_with_gapless_numbers(
     done = await current(database, job.id)
     assert done.status is JobStatus.completed, results
     assert done.attempts == 3, "three claims, one per part"
-    assert await parts_of(database, job.id) == []
+    assert await parts_of(database, job.id) == [], "each slot deleted its part before it returned"
     await assert_invariants(database, organization.id, invoiced=orders)
+
+
+async def test_waiting_work_outranks_a_part_by_priority_or_by_an_organization_holding_nothing(
+    settings: Settings, database: Database, queue: JobQueue
+) -> None:
+    parted = settings.with_overrides(job_part_size=10)
+    a, b, c = [await create_organization(database) for _ in range(3)]
+    a_job = await submit(database, queue, parted, a, await create_orders(database, a, 30))
+
+    async with application_database(parted, pool_size=4) as app:
+
+        async def outranked() -> bool:
+            async with app.unscoped() as connection:
+                return await leases.work_waiting_before(connection, a_job.id, parted.priority_aging_seconds)
+
+        async def claim(organization_id: UUID, job_id: UUID, owner: str) -> leases.ClaimedPart:
+            async with app.scoped(organization_id) as connection:
+                claimed = await leases.claim_part(connection, job_id, owner, 60)
+            assert claimed is not None
+            return claimed
+
+        first = await claim(a.id, a_job.id, "slot-1")
+        assert not await outranked(), "nothing else waits"
+        await claim(a.id, a_job.id, "slot-2")
+        b_job = await submit(database, queue, parted, b, await create_orders(database, b, 5))
+        assert await outranked(), "B holds nothing while A holds two parts"
+        await claim(b.id, b_job.id, "slot-3")
+        await submit(database, queue, parted, b, await create_orders(database, b, 5))
+        assert not await outranked(), "B holds a part now: its next job waits its turn"
+        async with app.scoped(a.id) as connection:
+            assert await leases.release_part(connection, a_job.id, first.part, "slot-1") is not None
+        await submit(database, queue, parted, c, await create_orders(database, c, 5))
+        assert not await outranked(), "A holds one part only: it keeps it"
+        await submit(
+            database, queue, parted, a, await create_orders(database, a, 5), priority=Priority.urgent
+        )
+        assert await outranked(), "urgent work outranks a normal part, whoever holds what"
+
+
+@pytest.mark.slow
+async def test_a_slot_hands_its_part_over_to_another_organizations_small_job_between_chunks(
+    settings: Settings, database: Database, queue: JobQueue, workers: Workers
+) -> None:
+    # Two slots on A's two long parts: B's job gets one of them at a chunk's end, not a part's.
+    two_slots = settings.with_overrides(
+        worker_max_jobs=2, job_part_size=3000, chunk_size=20, max_chunk_size=20
+    )
+    a, b = await create_organization(database), await create_organization(database)
+    a_orders = await create_orders(database, a, 6000)
+    b_orders = await create_orders(database, b, 10)
+    big = await submit(database, queue, two_slots, a, a_orders)
+    workers.start(two_slots)
+    with workers.explaining_failures():
+
+        async def both_parts_running() -> bool:
+            return (await current(database, big.id)).active_workers == 2
+
+        await eventually(both_parts_running, timeout=30, interval=0.01, what="A's two parts running")
+        small = await submit(database, queue, two_slots, b, b_orders)
+        await wait_until_status(database, small.id, JobStatus.completed, within=30)
+        assert len(await parts_of(database, big.id)) == 2, "B's job waited for a part of A's to end"
+        big_done = await wait_until_status(database, big.id, JobStatus.completed, within=120)
+
+    assert big_done.successful_items == len(a_orders)
+    assert big_done.attempts >= 3, "a part of A's was handed over and claimed again"
+    await assert_invariants(database, a.id, invoiced=a_orders)
+    await assert_invariants(database, b.id, invoiced=b_orders)
+
+
+@pytest.mark.slow
+async def test_urgent_work_takes_a_slot_from_normal_work_between_chunks(
+    settings: Settings, database: Database, queue: JobQueue, workers: Workers
+) -> None:
+    one_slot = settings.with_overrides(
+        worker_max_jobs=1, job_part_size=6000, chunk_size=20, max_chunk_size=20
+    )
+    organization = await create_organization(database)
+    normal_orders = await create_orders(database, organization, 6000)
+    urgent_orders = await create_orders(database, organization, 20)
+    normal = await submit(database, queue, one_slot, organization, normal_orders)
+    workers.start(one_slot)
+    with workers.explaining_failures():
+        await wait_until_processing_started(database, normal.id)
+        urgent = await submit(
+            database, queue, one_slot, organization, urgent_orders, priority=Priority.urgent
+        )
+        urgent_done = await wait_until_status(database, urgent.id, JobStatus.completed, within=30)
+        normal_then = await current(database, normal.id)
+        normal_done = await wait_until_status(database, normal.id, JobStatus.completed, within=120)
+
+    assert normal_then.status is JobStatus.processing, "the urgent job waited for the normal one"
+    assert urgent_done.completed_at is not None
+    assert normal_done.completed_at is not None
+    assert urgent_done.completed_at < normal_done.completed_at
+    await assert_invariants(database, organization.id, invoiced=[*normal_orders, *urgent_orders])
