@@ -89,44 +89,61 @@ REVOKE ALL ON FUNCTION next_runnable_jobs(double precision, integer, integer) FR
 GRANT EXECUTE ON FUNCTION next_runnable_jobs(double precision, integer, integer) TO invoicing_app;
 DROP FUNCTION next_runnable_jobs(double precision, integer);
 
--- Whether a slot running a part of p_job_id should hand it over between two chunks: the best
--- runnable jobs include one that is not p_job_id and either has a higher priority (as set:
--- aging orders the queue, it does not take slots away), or has the same priority and belongs
--- to another organization that holds no part at all while p_job_id's holds two or more. The
--- organization that gets a slot so then holds one and cannot be given another this way, nor
--- can it give that one back (its giver's organization still holds a part): no slot goes back
--- and forth. Ids and a yes or no only, like next_runnable_jobs.
-CREATE FUNCTION work_waiting_before(p_job_id uuid, aging double precision, max_workers integer)
-RETURNS boolean
+-- The waiting job a slot running a part of p_job_id should hand its slot over to, if any:
+-- among the best runnable jobs (next_runnable_jobs' order), the first that is not p_job_id
+-- and either comes before it by priority both as set and as aged (aging orders the queue, it
+-- takes no slot away; an aged low job is not displaced by the normal work it now precedes),
+-- or has the same priority and class and belongs to another organization that holds no part
+-- at all while p_job_id's holds two or more. Looked for only while some job has not started at
+-- all (a cheap test first: new work is what a hand-over is for; other waiting work gets slots
+-- as parts end). p_job_id must be of the caller's organization; ids only come out.
+CREATE FUNCTION work_to_take_over(p_job_id uuid, aging double precision, max_workers integer)
+RETURNS TABLE (job_id uuid, organization_id uuid)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     WITH mine AS (
         SELECT job.id, job.organization_id,
                CASE job.priority WHEN 'urgent' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END AS rank,
+               CASE job.priority
+                   WHEN 'urgent' THEN 0
+                   WHEN 'normal' THEN 1
+                   ELSE greatest(2 - floor(extract(epoch FROM now() - job.created_at) / greatest(aging, 1)), 0)
+               END AS class,
                (SELECT count(*) FROM public.batch_job_parts AS held
                 WHERE held.organization_id = job.organization_id AND held.lease_owner IS NOT NULL
                   AND held.lease_expires_at > now()) AS organization_parts
         FROM public.batch_job_queue AS job
-        WHERE job.id = p_job_id
+        WHERE job.id = p_job_id AND job.organization_id = (SELECT public.current_organization_id())
+          AND EXISTS (SELECT 1 FROM public.batch_job_queue AS fresh WHERE fresh.status = 'pending')
+    ), waiting AS (
+        SELECT job.id, job.organization_id, ordinal,
+               CASE job.priority WHEN 'urgent' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END AS rank,
+               CASE job.priority
+                   WHEN 'urgent' THEN 0
+                   WHEN 'normal' THEN 1
+                   ELSE greatest(2 - floor(extract(epoch FROM now() - job.created_at) / greatest(aging, 1)), 0)
+               END AS class
+        FROM mine
+        CROSS JOIN LATERAL public.next_runnable_jobs(aging, 16, max_workers) WITH ORDINALITY
+             AS candidate(job_id, organization_id, ordinal)
+        JOIN public.batch_job_queue AS job ON job.id = candidate.job_id
     )
-    SELECT EXISTS (
-        SELECT 1
-        FROM public.next_runnable_jobs(aging, 16, max_workers) AS waiting
-        JOIN public.batch_job_queue AS job ON job.id = waiting.job_id
-        CROSS JOIN mine
-        WHERE job.id <> mine.id
-          AND (CASE job.priority WHEN 'urgent' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END < mine.rank
-               OR (CASE job.priority WHEN 'urgent' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END = mine.rank
-                   AND job.organization_id <> mine.organization_id
-                   AND mine.organization_parts >= 2
-                   AND NOT EXISTS (SELECT 1 FROM public.batch_job_parts AS held
-                                   WHERE held.organization_id = job.organization_id
-                                     AND held.lease_owner IS NOT NULL
-                                     AND held.lease_expires_at > now())))
-    )
+    SELECT waiting.id, waiting.organization_id
+    FROM waiting CROSS JOIN mine
+    WHERE waiting.id <> mine.id
+      AND ((waiting.rank < mine.rank AND waiting.class < mine.class)
+           OR (waiting.rank = mine.rank AND waiting.class = mine.class
+               AND waiting.organization_id <> mine.organization_id
+               AND mine.organization_parts >= 2
+               AND NOT EXISTS (SELECT 1 FROM public.batch_job_parts AS held
+                               WHERE held.organization_id = waiting.organization_id
+                                 AND held.lease_owner IS NOT NULL
+                                 AND held.lease_expires_at > now())))
+    ORDER BY waiting.ordinal
+    LIMIT 1
 $$;
-REVOKE ALL ON FUNCTION work_waiting_before(uuid, double precision, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION work_waiting_before(uuid, double precision, integer) TO invoicing_app;
+REVOKE ALL ON FUNCTION work_to_take_over(uuid, double precision, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION work_to_take_over(uuid, double precision, integer) TO invoicing_app;
 
 -- The sweep also visits organizations whose finished jobs left parts behind (a worker that
 -- died holding a part of a job another part finished), to delete them.

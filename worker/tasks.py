@@ -7,6 +7,7 @@ import contextlib
 import logging
 import random
 import time
+from dataclasses import replace
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -41,6 +42,8 @@ MAX_CHOICES = 8
 #: How often, at most, a slot running a part looks for waiting work that outranks it: a small
 #: job of another organization, or urgent work, then starts within about this and a chunk.
 HANDOVER_CHECK_SECONDS = 0.25
+#: What a run that gave its part over to waiting work returns.
+HANDED_OVER = "handed over"
 
 
 def _resources(ctx: dict[str, Any]) -> tuple[Database, JobQueue, Settings]:
@@ -53,7 +56,7 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
     chunk by chunk, then choose again, until nothing is runnable.
 
     A message is a free slot's cue, not an order: the slot takes a part of the best runnable job
-    of any organization (``leases.next_runnable_job``: priority, then the organization served
+    of any organization (``leases.next_runnable_jobs``: priority, then the organization served
     least recently, then the oldest job), whichever job the message names, and chooses again
     after each part, so that other work gets in between the parts of a long job. A claim that
     leaves free parts behind sends one more cue, so free slots (of this worker or another) join
@@ -63,58 +66,66 @@ async def process_batch_job(ctx: dict[str, Any], job_id: str) -> str:
     database, queue, settings = _resources(ctx)
     timer = _ChunkTimer(settings)
     parts = 0
+    handed: leases.ClaimedPart | None = None
+    claimed: leases.ClaimedPart | None
     while True:
-        owner = f"{ctx['worker_id']}/{uuid4().hex[:8]}"
-        try:
-            claimed = await claim_next(database, settings, owner)
-        except Exception as exc:
-            if not (is_contention(exc) or is_unavailable(exc)):
-                raise
-            # Held by a transaction that is not ending (or no database): the sweep comes back.
-            logger.warning("job %s: no part claimed now (%s); the sweep will offer it again", job_id, exc)
-            return f"{parts} parts"
+        if handed is not None:
+            # A part of waiting work this slot claimed while handing its last part over.
+            claimed, handed = handed, None
+        else:
+            try:
+                claimed = await claim_next(database, settings, _owner(ctx))
+            except Exception as exc:
+                if not (is_contention(exc) or is_unavailable(exc)):
+                    raise
+                # No database, or held by a transaction that is not ending: the sweep comes back.
+                logger.warning("job %s: no part claimed now (%s); the sweep will offer it again", job_id, exc)
+                return f"{parts} parts"
         if claimed is None:
             return f"{parts} parts" if parts else "not claimed"
         parts += 1
-        await _run_part(ctx, queue, settings, owner, claimed, timer)
+        handed = await _run_part(ctx, queue, settings, claimed, timer)
+
+
+def _owner(ctx: dict[str, Any]) -> str:
+    """A lease owner: the worker process's id and one claim's own suffix."""
+    return f"{ctx['worker_id']}/{uuid4().hex[:8]}"
 
 
 async def _run_part(
     ctx: dict[str, Any],
     queue: JobQueue,
     settings: Settings,
-    owner: str,
     claimed: leases.ClaimedPart,
     timer: _ChunkTimer,
-) -> str:
+) -> leases.ClaimedPart | None:
+    """Run a claimed part to its end; the part of waiting work claimed to hand it over to, if
+    the slot did."""
     job = claimed.job
     logger.info(
-        "job %s: part %d-%d claimed by %s",
-        job.id,
-        claimed.part.first,
-        claimed.part.last,
-        owner,
+        "job %s: part %d-%d claimed by %s", job.id, claimed.part.first, claimed.part.last, claimed.owner
     )
     run = JobRun(
         ctx["database"],
         job.id,
         claimed.part,
-        owner,
+        claimed.owner,
         job.organization_id,
         settings.lease_seconds,
         locked_order_wait=settings.locked_order_wait_seconds,
     )
-    runner = _PartRunner(run, queue, settings, timer)
+    runner = _PartRunner(run, queue, settings, timer, ctx["worker_id"])
     try:
         await events.publish(queue, job)
         if claimed.more_parts:
             # Another free slot may join: one more cue, named after this claim.
             await queue.enqueue_cue(job.id, job.enqueue_generation, job.attempts)
-        return await runner.run()
+        await runner.run()
+        return runner.taking_over
     except asyncio.CancelledError:
-        # Shutting down or Redis lost: hand the part back now instead of leaving it until the
-        # lease expires. Shielded, on its own task: this one is being cancelled.
-        await asyncio.shield(asyncio.ensure_future(runner.release()))
+        # Shutting down or Redis lost: hand the parts back now instead of leaving them until
+        # their leases expire. Shielded, on its own task: this one is being cancelled.
+        await asyncio.shield(asyncio.ensure_future(runner.release_all()))
         raise
 
 
@@ -148,13 +159,22 @@ async def _claim(
             )
     except leases.ClaimUndone:
         return None  # rolled back: the job finished, was cancelled or has its workers
+    except Exception as exc:
+        if not is_contention(exc):
+            raise
+        # The job row is held (a cancel moving many items, say): try the next candidate.
+        logger.info("job %s: not claimed now (%s)", job_id, exc)
+        return None
 
 
 class _PartRunner:
     """One claimed part until it ends, is taken away, or fails and is handed back."""
 
-    def __init__(self, run: JobRun, queue: JobQueue, settings: Settings, timer: _ChunkTimer) -> None:
+    def __init__(
+        self, run: JobRun, queue: JobQueue, settings: Settings, timer: _ChunkTimer, worker_id: str
+    ) -> None:
         self.job_run = run
+        self.worker_id = worker_id
         self.queue = queue
         self.settings = settings
         self.timer = timer
@@ -165,42 +185,54 @@ class _PartRunner:
         # Long enough for the sweep to end what a frozen worker holds (its lease, then a sweep).
         self.contention_budget = 2 * settings.lease_seconds + settings.sweep_interval_seconds
         self.contention_pause = FIRST_CONTENTION_PAUSE
-        #: Waiting work outranks this part: no chunk starts, the part is given back.
-        self.handing_over = False
+        #: A part of waiting work that outranks this one, claimed: no chunk of ours starts, our
+        #: part is given back, and the slot runs that one next.
+        self.taking_over: leases.ClaimedPart | None = None
         #: When waiting work was last looked for (jittered, so slots do not look at once).
         self.looked_at = time.monotonic() - random.random() * HANDOVER_CHECK_SECONDS
 
     def _keep_going(self) -> bool:
-        return not self.handing_over
+        return self.taking_over is None
 
     async def _look_for_waiting_work(self) -> None:
         """Between two chunks, at most every ``HANDOVER_CHECK_SECONDS``: does waiting work
-        outrank this part (``leases.work_waiting_before``)? Then the part is handed over once
-        the chunk in flight commits. A failed look is no reason to stop."""
-        if time.monotonic() - self.looked_at < HANDOVER_CHECK_SECONDS:
+        outrank this part (``leases.work_to_take_over``)? Then claim a part of it at once (the
+        decision holds from then on: nobody else takes that work for it), let the chunk in
+        flight commit and give our part back. A failed look or claim is no reason to stop."""
+        if self.taking_over is not None or time.monotonic() - self.looked_at < HANDOVER_CHECK_SECONDS:
             return
         self.looked_at = time.monotonic()
-        run = self.job_run
+        run, settings = self.job_run, self.settings
         try:
-            async with run.database.unscoped() as connection:
-                self.handing_over = await leases.work_waiting_before(
-                    connection,
-                    run.job_id,
-                    self.settings.priority_aging_seconds,
-                    self.settings.max_workers_per_job,
+            async with run.database.scoped(run.organization_id) as connection:
+                waiting = await leases.work_to_take_over(
+                    connection, run.job_id, settings.priority_aging_seconds, settings.max_workers_per_job
+                )
+            if waiting is not None:
+                owner = f"{self.worker_id}/{uuid4().hex[:8]}"
+                self.taking_over = await _claim(
+                    run.database, settings, waiting.organization_id, waiting.job_id, owner
                 )
         except Exception as exc:
             logger.warning("job %s: could not look for waiting work (%s)", run.job_id, exc)
 
     async def run(self) -> str:
-        """The run's attempts, under one heartbeat that lasts as long as the run."""
+        """The run's attempts, under one heartbeat that lasts as long as the run; then, if the
+        slot is handing over, our part given back (once the heartbeat has stopped: a renewal
+        after the release would take the part for lost)."""
         lost = asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(lost))
         try:
-            return await self._attempts(lost)
+            result = await self._attempts(lost)
         finally:
             heartbeat.cancel()
             await asyncio.wait({heartbeat})
+        if result == HANDED_OVER:
+            await self.release()
+            logger.info(
+                "job %s: part %d handed over to waiting work", self.job_run.job_id, self.job_run.part.first
+            )
+        return result
 
     async def _attempts(self, lost: asyncio.Event) -> str:
         outages = 0
@@ -278,10 +310,8 @@ class _PartRunner:
                 timer.committed(outcome.counter_wait)
                 if not outcome.done:
                     await self._look_for_waiting_work()
-        if self.handing_over and not outcome.done:
-            await self.release()
-            logger.info("job %s: part %d handed over to waiting work", run.job_id, run.part.first)
-            return "handed over"
+        if self.taking_over is not None and not outcome.done:
+            return HANDED_OVER
         # Deletes the part if it is over or its job finished; one taken back stays its new owner's.
         async with run.database.scoped(run.organization_id) as connection:
             job = await leases.end_part(connection, run.job_id, run.part, run.owner)
@@ -382,6 +412,21 @@ class _PartRunner:
             "job %s: part %d handed back; it runs again in %.1f s", run.job_id, run.part.first, ticket.delay
         )
         await self.queue.enqueue(ticket.job_id, ticket.generation, delay=ticket.delay)
+
+    async def release_all(self) -> None:
+        """Stopping: our part, and the one claimed to hand over to, both given back."""
+        await self.release()
+        taking_over, self.taking_over = self.taking_over, None
+        if taking_over is not None:
+            job = taking_over.job
+            run = replace(
+                self.job_run,
+                job_id=job.id,
+                part=taking_over.part,
+                owner=taking_over.owner,
+                organization_id=job.organization_id,
+            )
+            await _PartRunner(run, self.queue, self.settings, self.timer, self.worker_id).release()
 
     async def release(self) -> None:
         run = self.job_run

@@ -324,14 +324,22 @@ def refusal_message(error: asyncpg.PostgresError) -> str:
     return f"The database refused this order's invoice: {reason}."
 
 
-async def wait_for_number_counter(connection: asyncpg.Connection, rows: InvoiceRows) -> float:
+async def wait_for_number_counter(
+    connection: asyncpg.Connection, rows: InvoiceRows, *, patience: float
+) -> float:
     """Take the organization's number counter for the rows' year (held until the transaction
-    ends); the seconds spent waiting for it (another transaction of the organization held it).
-    A counter not created yet is created, under the same lock, by the allocation."""
+    ends); the seconds spent waiting for it (other transactions of the organization held it).
+
+    Waiting here is the organization's chunks queueing one behind the other, not a lock held
+    by something stuck, so it may last up to ``patience`` seconds instead of the session's
+    ``lock_timeout``. A counter not created yet is not locked here: the allocation creates it,
+    and a second chunk of the organization waits there instead (once a year)."""
     if not rows.invoices:
         return 0.0
     started = time.perf_counter()
+    await connection.execute(f"SET LOCAL lock_timeout = '{max(1, round(patience * 1000))}ms'")
     await connection.execute(LOCK_NUMBER_COUNTER, rows.organization_id, rows.year)
+    await connection.execute("SET LOCAL lock_timeout TO DEFAULT")
     return time.perf_counter() - started
 
 

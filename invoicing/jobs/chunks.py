@@ -139,7 +139,8 @@ async def commit_chunk(
         return await _cancelled(connection, job_id)
     if not chunk.items:
         return ChunkOutcome(job=None, last_position=chunk.scanned_through)
-    counter_wait = await invoices.wait_for_number_counter(connection, chunk.rows)
+    # A third of a lease: the heartbeat cannot renew the part's row while this waits.
+    counter_wait = await invoices.wait_for_number_counter(connection, chunk.rows, patience=lease_seconds / 3)
     created, refused = await invoices.insert_invoices_isolating(
         connection, chunk.rows, created_by=lease.created_by, batch_job_id=job_id
     )

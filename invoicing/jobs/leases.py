@@ -39,8 +39,8 @@ from invoicing.jobs.views import BatchJob
 # only jobs with a free part and fewer held parts than $3 (0: no limit).
 NEXT_RUNNABLE_JOBS = "SELECT job_id, organization_id FROM next_runnable_jobs($1, $2, $3)"
 
-# Whether a slot should hand its part over to waiting work (migrations/0013_job_parts.sql).
-WORK_WAITING_BEFORE = "SELECT work_waiting_before($1, $2, $3)"
+# The waiting job a slot should hand its part over to, if any (migrations/0013_job_parts.sql).
+WORK_TO_TAKE_OVER = "SELECT job_id, organization_id FROM work_to_take_over($1, $2, $3)"
 
 # A claim is the organization's turn: its next part waits behind other organizations' jobs of
 # the same class.
@@ -359,12 +359,13 @@ class RunnableJob:
 
 @dataclass(frozen=True, slots=True)
 class ClaimedPart:
-    """A part now ours: the job as the claim left it, the part's range, and whether another
-    free part is left for another slot."""
+    """A part now ours: the job as the claim left it, the part's range, whether another free
+    part is left for another slot, and the owner the lease is under."""
 
     job: BatchJob
     part: PartRange
     more_parts: bool
+    owner: str
 
 
 class ClaimUndone(Exception):
@@ -393,13 +394,14 @@ async def next_runnable_job(
     return best[0] if best else None
 
 
-async def work_waiting_before(
+async def work_to_take_over(
     connection: asyncpg.Connection, job_id: UUID, aging_seconds: float, max_workers: int = 0
-) -> bool:
-    """Whether work outranks the job's part now: a higher priority, or another organization
-    that holds no part while the job's holds two or more. The slot then hands its part over
-    between two chunks."""
-    return bool(await connection.fetchval(WORK_WAITING_BEFORE, job_id, aging_seconds, max_workers))
+) -> RunnableJob | None:
+    """Waiting work that outranks the job's part now (a higher priority, or another
+    organization that holds no part while the job's holds two or more), if any. Call in the
+    job's organization scope. The slot claims a part of it, then hands its own part over."""
+    row = await connection.fetchrow(WORK_TO_TAKE_OVER, job_id, aging_seconds, max_workers)
+    return None if row is None else RunnableJob(row["job_id"], row["organization_id"])
 
 
 async def claim_part(
@@ -417,7 +419,9 @@ async def claim_part(
         raise ClaimUndone
     job = BatchJob.from_row(row)
     await connection.execute(RECORD_TURN, job.organization_id)
-    return ClaimedPart(job, PartRange(part["first_position"], part["last_position"]), row["more_parts"])
+    return ClaimedPart(
+        job, PartRange(part["first_position"], part["last_position"]), row["more_parts"], owner
+    )
 
 
 async def renew_own_lease(
@@ -445,7 +449,10 @@ class Released:
 async def release_part(
     connection: asyncpg.Connection, job_id: UUID, part: PartRange, owner: str
 ) -> Released | None:
-    """Give our part back, uncounted; None if it was not ours."""
+    """Give our part back, uncounted (or end it, if nothing of it is left to do); None if it
+    was not ours."""
+    if await connection.execute(DROP_OWN_PART, job_id, part.first, owner) == "DELETE 1":
+        return await _after_part_ended(connection, job_id)
     if await connection.fetchval(RELEASE_PART, job_id, part.first, owner) is None:
         return None
     cancelled = await cancel_left_behind(connection, job_id)
@@ -466,13 +473,20 @@ async def end_part(
     (and when the part was not ours, or not over, to delete)."""
     if await connection.execute(DROP_OWN_PART, job_id, part.first, owner) != "DELETE 1":
         return None
-    cancelled = await cancel_left_behind(connection, job_id)
-    if cancelled is not None:
-        return cancelled
-    if await connection.fetchval(NOTHING_LEFT, job_id):
-        return await progress.finish_completed(connection, job_id)
-    row = await connection.fetchrow(JOB_CHANGED, job_id)
-    return None if row is None else BatchJob.from_row(row)
+    ended = await _after_part_ended(connection, job_id)
+    return None if ended is None else ended.job
+
+
+async def _after_part_ended(connection: asyncpg.Connection, job_id: UUID) -> Released | None:
+    """A part was deleted: the job ends if that leaves a cancel without a holder or nothing to
+    do; else its watchers see one worker fewer. Nothing to enqueue either way."""
+    job = await cancel_left_behind(connection, job_id)
+    if job is None and await connection.fetchval(NOTHING_LEFT, job_id):
+        job = await progress.finish_completed(connection, job_id)
+    if job is None:
+        row = await connection.fetchrow(JOB_CHANGED, job_id)
+        job = None if row is None else BatchJob.from_row(row)
+    return None if job is None else Released(job, None)
 
 
 async def cancel_left_behind(connection: asyncpg.Connection, job_id: UUID) -> BatchJob | None:

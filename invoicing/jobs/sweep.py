@@ -59,25 +59,28 @@ async def sweep(
         await _end_lapsed_sessions(database, settings)
         await _end_runaway_statements(database, settings)
     policy = RetryPolicy.from_settings(settings)
-    crashed: list[leases.FailureOutcome] = []
+    found: list[tuple[UUID, list[leases.PartKey], list[UUID]]] = []
     runnable: list[EnqueueTicket] = []
     async with database.unscoped() as connection:
         if not await leases.try_sweep_lock(connection):
             return SweepResult(0, 0, 0, skipped=True)
         visited = [organization_id] if organization_id else await leases.active_organizations(connection)
-        # The advisory lock is held until this transaction ends; each part and job is settled
-        # in a transaction of its own meanwhile (see leases.CRASHED_PARTS).
         for organization in visited:
             await database.act_in(connection, organization)
             parts = await leases.crashed_parts(connection, organization)
             cancels = await leases.cancels_left_behind(connection, organization)
-            crashed += await _settle_crashed(database, organization, parts, policy)
-            crashed += await _end_cancels_left_behind(database, organization, cancels)
-            async with database.scoped(organization) as own:
-                await leases.drop_leftover_parts(own, organization)
+            found.append((organization, parts, cancels))
             runnable += await leases.runnable_jobs(
                 connection, settings.sweep_pending_after_seconds, organization
             )
+    # Each part and job is settled in a transaction of its own (see leases.CRASHED_PARTS),
+    # after the lock's: each checks again that it is still to do, so a sweep running meanwhile
+    # does nothing twice, and one that fails costs only itself.
+    crashed: list[leases.FailureOutcome] = []
+    for organization, parts, cancels in found:
+        crashed += await _settle_crashed(database, organization, parts, policy)
+        crashed += await _end_cancels_left_behind(database, organization, cancels)
+        await _drop_leftover_parts(database, organization)
     failed = 0
     resumed = 0
     for outcome in crashed:
@@ -105,10 +108,16 @@ async def _settle_crashed(
     """Each crashed part in a transaction of its own."""
     outcomes = []
     for part in parts:
-        async with database.scoped(organization_id) as connection:
-            outcome = await leases.settle_crashed_part(
-                connection, part, policy, WORKER_CRASHED, CRASH_MESSAGE
+        try:
+            async with database.scoped(organization_id) as connection:
+                outcome = await leases.settle_crashed_part(
+                    connection, part, policy, WORKER_CRASHED, CRASH_MESSAGE
+                )
+        except asyncpg.PostgresError as exc:
+            logger.warning(
+                "sweep: part %d of job %s not taken back now (%s)", part.first_position, part.job_id, exc
             )
+            continue
         if outcome is not None:
             outcomes.append(outcome)
     return outcomes
@@ -120,11 +129,23 @@ async def _end_cancels_left_behind(
     """Jobs whose cancel was asked and that nobody holds a part of any more: cancelled now."""
     outcomes = []
     for job_id in job_ids:
-        async with database.scoped(organization_id) as connection:
-            cancelled = await leases.cancel_left_behind(connection, job_id)
+        try:
+            async with database.scoped(organization_id) as connection:
+                cancelled = await leases.cancel_left_behind(connection, job_id)
+        except asyncpg.PostgresError as exc:
+            logger.warning("sweep: job %s not cancelled now (%s)", job_id, exc)
+            continue
         if cancelled is not None:
             outcomes.append(leases.FailureOutcome(cancelled, None))
     return outcomes
+
+
+async def _drop_leftover_parts(database: Database, organization_id: UUID) -> None:
+    try:
+        async with database.scoped(organization_id) as connection:
+            await leases.drop_leftover_parts(connection, organization_id)
+    except asyncpg.PostgresError as exc:
+        logger.warning("sweep: leftover parts of organization %s not deleted now (%s)", organization_id, exc)
 
 
 async def _end_lapsed_sessions(database: Database, settings: Settings) -> None:

@@ -61,6 +61,7 @@ async def test_a_finished_jobs_page_shows_every_order_in_words_filters_pages_and
         await expect(fact(page, "successful_items")).to_have_attribute("data-value", "55")
         await expect(fact(page, "failed_items")).to_have_attribute("data-value", str(failed))
         await expect(fact(page, "cancelled_items")).to_have_attribute("data-value", "0")
+        await expect(fact(page, "active_workers")).to_have_text("—")  # no worker on a finished job
         sensible = re.compile(r"^(under 0\.1 s|\d+(\.\d)? s|\d+ min.*)$")
         await expect(fact(page, "duration")).to_have_text(sensible)
         await expect(fact(page, "duration")).not_to_have_text("0.0 s")
@@ -121,6 +122,7 @@ async def test_cancelling_from_the_job_page_shows_the_cancelled_orders_and_keeps
         # Mid-job: some orders invoiced (before the page has rendered, no value is set at all).
         started = re.compile(r"^[1-9][0-9]*$")
         await expect(fact(page, "successful_items")).to_have_attribute("data-value", started, timeout=30_000)
+        await expect(fact(page, "active_workers")).to_have_text(re.compile(r"^[0-9]+$"))
         page.once("dialog", lambda dialog: dialog.accept())
         await page.get_by_role("button", name="Cancel job").click()
 

@@ -8,16 +8,20 @@ cancel stops every part; exactly once and gapless numbers hold throughout.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+from typing import Any
 from uuid import UUID
 
 import pytest
 
 from invoicing.domain.job_states import JobStatus, Priority
+from invoicing.infra import redis_keys as keys
 from invoicing.infra.database import Database
 from invoicing.infra.queue import JobQueue
 from invoicing.jobs import leases
 from invoicing.jobs.progress import PartRange
+from invoicing.jobs.views import BatchJob
 from invoicing.kernel.settings import Settings
 from invoicing.services import application_database
 from tests.support.app import api_client
@@ -244,7 +248,7 @@ async def test_parts_of_one_job_commit_side_by_side_with_gapless_numbers(
     await assert_invariants(database, organization.id, invoiced=orders)
 
 
-async def test_waiting_work_outranks_a_part_by_priority_or_by_an_organization_holding_nothing(
+async def test_waiting_work_takes_a_slot_by_priority_or_as_an_organization_holding_nothing(
     settings: Settings, database: Database, queue: JobQueue
 ) -> None:
     parted = settings.with_overrides(job_part_size=10)
@@ -253,32 +257,51 @@ async def test_waiting_work_outranks_a_part_by_priority_or_by_an_organization_ho
 
     async with application_database(parted, pool_size=4) as app:
 
-        async def outranked() -> bool:
-            async with app.unscoped() as connection:
-                return await leases.work_waiting_before(connection, a_job.id, parted.priority_aging_seconds)
+        async def to_take_over(job: BatchJob = a_job) -> UUID | None:
+            async with app.scoped(job.organization_id) as connection:
+                waiting = await leases.work_to_take_over(connection, job.id, parted.priority_aging_seconds)
+            return None if waiting is None else waiting.job_id
 
-        async def claim(organization_id: UUID, job_id: UUID, owner: str) -> leases.ClaimedPart:
-            async with app.scoped(organization_id) as connection:
-                claimed = await leases.claim_part(connection, job_id, owner, 60)
+        async def claim(job: BatchJob, owner: str) -> leases.ClaimedPart:
+            async with app.scoped(job.organization_id) as connection:
+                claimed = await leases.claim_part(connection, job.id, owner, 60)
             assert claimed is not None
             return claimed
 
-        first = await claim(a.id, a_job.id, "slot-1")
-        assert not await outranked(), "nothing else waits"
-        await claim(a.id, a_job.id, "slot-2")
+        first = await claim(a_job, "slot-1")
+        assert await to_take_over() is None, "nothing else waits"
+        await claim(a_job, "slot-2")
         b_job = await submit(database, queue, parted, b, await create_orders(database, b, 5))
-        assert await outranked(), "B holds nothing while A holds two parts"
-        await claim(b.id, b_job.id, "slot-3")
+        assert await to_take_over() == b_job.id, "B holds nothing while A holds two parts"
+        await claim(b_job, "slot-3")
         await submit(database, queue, parted, b, await create_orders(database, b, 5))
-        assert not await outranked(), "B holds a part now: its next job waits its turn"
+        assert await to_take_over() is None, "B holds a part now: its next job waits its turn"
         async with app.scoped(a.id) as connection:
             assert await leases.release_part(connection, a_job.id, first.part, "slot-1") is not None
         await submit(database, queue, parted, c, await create_orders(database, c, 5))
-        assert not await outranked(), "A holds one part only: it keeps it"
-        await submit(
+        assert await to_take_over() is None, "A holds one part only: it keeps it"
+        urgent = await submit(
             database, queue, parted, a, await create_orders(database, a, 5), priority=Priority.urgent
         )
-        assert await outranked(), "urgent work outranks a normal part, whoever holds what"
+        assert await to_take_over() == urgent.id, "urgent work outranks a normal part, whoever holds what"
+        async with app.scoped(c.id) as connection:  # another organization's job is not its to ask about
+            assert await leases.work_to_take_over(connection, a_job.id, parted.priority_aging_seconds) is None
+
+        # A low job that waited two agings is in the urgent class: the normal work it now goes
+        # before does not take its slots (the slot, freed, would choose that low job again),
+        # nor does urgent work, which the queue now puts level with it.
+        low = await submit(
+            database, queue, parted, c, await create_orders(database, c, 30), priority=Priority.low
+        )
+        async with database.connection() as connection:
+            await connection.execute(
+                "UPDATE batch_job_queue SET created_at = now() - make_interval(secs => $2) WHERE id = $1",
+                low.id,
+                2 * parted.priority_aging_seconds + 1,
+            )
+        await claim(low, "slot-4")
+        await claim(low, "slot-5")
+        assert await to_take_over(low) is None
 
 
 @pytest.mark.slow
@@ -337,3 +360,43 @@ async def test_urgent_work_takes_a_slot_from_normal_work_between_chunks(
     assert normal_done.completed_at is not None
     assert urgent_done.completed_at < normal_done.completed_at
     await assert_invariants(database, organization.id, invoiced=[*normal_orders, *urgent_orders])
+
+
+@pytest.mark.slow
+async def test_two_workers_on_one_job_announce_one_ordered_seq(
+    settings: Settings, database: Database, queue: JobQueue, workers: Workers
+) -> None:
+    sharing = settings.with_overrides(job_part_size=300, worker_max_jobs=2, chunk_size=50, max_chunk_size=50)
+    organization = await create_organization(database)
+    orders = await create_orders(database, organization, 3000)
+    subscriber = queue.redis.pubsub()
+    await subscriber.subscribe(keys.events_channel(sharing.redis_prefix, organization.id))
+    try:
+        job = await submit(database, queue, sharing, organization, orders)
+        workers.start(sharing, count=2)
+        events: list[dict[str, Any]] = []
+        with workers.explaining_failures():
+
+            async def finished_event() -> bool:
+                message = await subscriber.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                if message is not None and json.loads(message["data"])["job_id"] == str(job.id):
+                    events.append(json.loads(message["data"]))
+                return any(event["type"] == "finished" for event in events)
+
+            await eventually(finished_event, timeout=90, interval=0, what="the job's finished event")
+    finally:
+        await subscriber.aclose()
+
+    # Whichever worker committed, each seq names one state of the job, states grow with it,
+    # and the finished state has the last one.
+    states: dict[int, tuple[int, int]] = {}
+    for event in events:
+        body = event["job"] if event["type"] == "finished" else event
+        state = (body["processed_items"], body["cancelled_items"])
+        assert states.setdefault(event["seq"], state) == state, f"seq {event['seq']} named two states"
+    by_seq = [states[seq] for seq in sorted(states)]
+    assert by_seq == sorted(by_seq), "the counters went back as seq grew"
+    (finished,) = [event for event in events if event["type"] == "finished"]
+    assert finished["seq"] == max(states)
+    assert finished["job"]["processed_items"] == len(orders)
+    assert max(event.get("active_workers", 0) for event in events) >= 2, "one worker did it all"
