@@ -1,6 +1,6 @@
 """Parts under races: a cancel while parts come and go, claims at once under a cap, the lock
-order between cancels, claims, the sweep and live chunks, slots meeting on one part, a
-migration with runs in flight, and one organization writing parts of another's job.
+order between cancels, claims, the sweep and live chunks, slots meeting on one part, and one
+organization writing parts of another's job.
 
 Interleavings that real timing makes rare are made deterministic by holding one transaction
 open at a chosen statement (``Paused``): the statements and their order are the product's own.
@@ -29,6 +29,7 @@ from invoicing.kernel.settings import Settings
 from invoicing.services import application_database
 from tests.support.factories import create_orders, create_organization
 from tests.support.jobs import current, submit, wait_until_status
+from tests.support.waiting import eventually
 from tests.support.workers import Workers
 from worker import tasks
 
@@ -89,6 +90,24 @@ async def one_chunk(app: Database, job_id: UUID, part: PartRange, owner: str, or
     async with app.scoped(organization_id) as connection:
         chunk = await prepare_chunk(connection, job_id, part, organization_id, 5, part.first - 1)
         await commit_chunk(connection, chunk, job_id, part, owner, lease_seconds=30)
+
+
+async def until_blocked(database: Database, task: asyncio.Task[Any]) -> None:
+    """Wait until ``task`` has ended or one of the database's sessions waits for a lock (the
+    task's, as nothing else runs): it got as far as it can on its own."""
+
+    async def blocked() -> bool:
+        if task.done():
+            return True
+        async with database.connection() as connection:
+            return bool(
+                await connection.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+
+    await eventually(blocked, timeout=10, interval=0.01, what="the task to end or wait for a lock")
 
 
 # --- 1. A cancel flagged on a job that then has no part held: stuck processing forever ------
@@ -172,7 +191,7 @@ async def test_max_workers_per_job_holds_for_claims_made_at_once(
                 return None
 
         second = asyncio.create_task(second_claim())
-        await asyncio.sleep(0.3)  # it took part 2 and waits for the job row
+        await until_blocked(database, second)  # it took part 2 and waits for the job row
         await stack.aclose()  # the first claim commits
         assert await second is None, "a second part of a job capped at one worker was claimed"
     assert (await current(database, job.id)).active_workers <= 1
@@ -225,7 +244,7 @@ async def test_a_cancel_racing_a_claim_does_not_deadlock_with_the_claimed_parts_
                 return await store.request_cancel(connection, organization.id, job.id, organization.member.id)
 
         cancelling = asyncio.create_task(cancel())
-        await asyncio.sleep(0.3)  # the request waits for the job row the claim holds
+        await until_blocked(database, cancelling)  # the request waits for the job row the claim holds
         await claim_scope.__aexit__(None, None, None)  # the claim commits: a part is held now
         flagged = await asyncio.wait_for(cancelling, 5)
         # It saw the part held: only flagged, for the part's next chunk to end the job.
@@ -292,10 +311,15 @@ async def test_the_sweep_does_not_deadlock_with_a_live_part_when_it_hands_back_t
                 )
 
         sweeping = asyncio.create_task(give_up_on_part_two())
-        await asyncio.sleep(0.3)
-        await asyncio.wait_for(gate[0].reached.wait(), 5)  # part 2 is the sweep's, about to fail the job
+
+        async def sweep_paused() -> bool:
+            return bool(gate) and gate[0].reached.is_set()
+
+        await eventually(
+            sweep_paused, timeout=5, interval=0.01, what="the sweep to reach GIVE_UP_JOB"
+        )  # part 2 is the sweep's, about to fail the job
         chunk = asyncio.create_task(one_chunk(app, job.id, PartRange(21, 30), "live.2@h/c", organization.id))
-        await asyncio.sleep(0.5)  # the live chunk moved its items (or waits for the job row)
+        await until_blocked(database, chunk)  # the live chunk committed (or waits for a lock)
         gate[0].go.set()  # the sweep fails the job: every pending item of it
         results = await asyncio.gather(sweeping, chunk, return_exceptions=True)
     errors = [r for r in results if isinstance(r, BaseException)]
@@ -327,93 +351,7 @@ async def test_a_free_slot_takes_other_runnable_work_when_the_best_jobs_last_par
         assert claimed.job.id == other.id
 
 
-# --- 6. Migration 0013 on a database with jobs in flight -------------------------------------
-
-
-@pytest.mark.slow
-async def test_migration_0013_keeps_the_progress_of_a_run_in_flight(
-    postgres_admin_url: str, redis_url: str, tmp_path: Any
-) -> None:
-    import secrets
-    import shutil
-
-    from invoicing.infra.migrations import migrate, migrations_dir
-    from invoicing.infra.roles import ensure_runtime_role
-    from tests.conftest import make_settings, runtime_url, seal_scopes
-    from tests.support.services import database_url_for
-
-    name = f"invoicing_test_m13_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(postgres_admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = database_url_for(postgres_admin_url, name)
-    before = tmp_path / "before"
-    before.mkdir()
-    for path in sorted(migrations_dir().glob("*.sql")):
-        if int(path.name[:4]) < 13:
-            shutil.copy(path, before / path.name)
-    pool = Workers(tmp_path)
-    try:
-        async with Database(url, pool_size=2) as database:
-            await migrate(database, before)
-            organization = await create_organization(database)
-            orders = await create_orders(database, organization, 30)
-            async with database.transaction() as connection:
-                # A run of the old code in flight when the deploy stopped it: ten items done by
-                # this run (claimed_progress 0) after four runs in a row without progress.
-                job_id = await connection.fetchval(
-                    """
-                    INSERT INTO batch_job_queue (organization_id, job_type, total_items, created_by, status,
-                        processed_items, successful_items, lease_owner, lease_expires_at, attempts,
-                        stalled_attempts, claimed_progress, started_at)
-                    VALUES ($1, 'bulk_invoice', 30, $2, 'processing', 0, 0, 'old.1@h/x',
-                            now() - interval '1 second', 5, 4, 0, now())
-                    RETURNING id
-                    """,
-                    organization.id,
-                    organization.admin.id,
-                )
-                await connection.execute(
-                    "INSERT INTO batch_job_items (job_id, position, order_id, organization_id)"
-                    " SELECT $1, n, order_id, $3 FROM unnest($2::uuid[]) WITH ORDINALITY AS t(order_id, n)",
-                    job_id,
-                    orders,
-                    organization.id,
-                )
-                # Its ten items done (invoices aside: the counters are what the sweep reads).
-                await connection.execute(
-                    "UPDATE batch_job_items SET status = 'failed', error_code = 'x', processed_at = now()"
-                    " WHERE job_id = $1 AND position <= 10",
-                    job_id,
-                )
-                await connection.execute(
-                    "UPDATE batch_job_queue SET processed_items = 10, failed_items = 10 WHERE id = $1", job_id
-                )
-            await migrate(database)
-            await ensure_runtime_role(database, runtime_url(url))
-            await seal_scopes(database)
-        settings = make_settings(
-            url, redis_url, SWEEP_INTERVAL_SECONDS="0.5", RETRY_BACKOFF_SECONDS="0.05", MAX_JOB_ATTEMPTS="5"
-        )
-        pool.start(settings)
-        async with Database(url, pool_size=2) as database:
-            with pool.explaining_failures():
-
-                async def finished() -> Any:
-                    job = await current(database, job_id)
-                    return job if job.is_finished else None
-
-                from tests.support.waiting import eventually
-
-                done = await eventually(finished, timeout=30, interval=0.1, what="the migrated job to finish")
-        # The old run progressed: its stop is its first failure in a row, not the fifth.
-        assert done.status is JobStatus.completed, (done.status, done.errors)
-    finally:
-        pool.stop_all()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-# --- 7. Row-level security: a part row is not tied to its job's organization ----------------
+# --- 6. Row-level security: a part row is not tied to its job's organization ----------------
 
 
 async def test_one_organization_cannot_write_parts_of_another_organizations_job(

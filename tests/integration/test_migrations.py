@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import asyncpg
+import pytest
 import pytest_asyncio
 
+from invoicing.domain.job_states import JobStatus
 from invoicing.infra.database import Database
-from invoicing.infra.migrations import load_migrations, migrate
+from invoicing.infra.migrations import load_migrations, migrate, migrations_dir
+from invoicing.infra.roles import ensure_runtime_role
 from invoicing.invoices.store import INVOICE_COLUMNS, LINE_COLUMNS
 from invoicing.invoices.views import Invoice
 from invoicing.jobs.views import BatchJob, BatchJobItem
+from tests.conftest import make_settings, runtime_url, seal_scopes
+from tests.support.factories import create_orders, create_organization
+from tests.support.jobs import current
 from tests.support.services import database_url_for
+from tests.support.waiting import eventually
+from tests.support.workers import Workers
 
 
 @pytest_asyncio.fixture
@@ -82,3 +93,71 @@ async def test_the_database_refuses_a_second_invoice_for_an_order(database: Data
             """
         )
     assert definition is not None
+
+
+@pytest.mark.slow
+async def test_migration_0013_keeps_the_progress_of_a_run_in_flight(
+    empty_database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    url = empty_database_url
+    before = tmp_path / "before"
+    before.mkdir()
+    for path in sorted(migrations_dir().glob("*.sql")):
+        if int(path.name[:4]) < 13:
+            shutil.copy(path, before / path.name)
+    pool = Workers(tmp_path)
+    try:
+        async with Database(url, pool_size=2) as database:
+            await migrate(database, before)
+            organization = await create_organization(database)
+            orders = await create_orders(database, organization, 30)
+            async with database.transaction() as connection:
+                # A run of the old code in flight when the deploy stopped it: ten items done by
+                # this run (claimed_progress 0) after four runs in a row without progress.
+                job_id = await connection.fetchval(
+                    """
+                    INSERT INTO batch_job_queue (organization_id, job_type, total_items, created_by, status,
+                        processed_items, successful_items, lease_owner, lease_expires_at, attempts,
+                        stalled_attempts, claimed_progress, started_at)
+                    VALUES ($1, 'bulk_invoice', 30, $2, 'processing', 0, 0, 'old.1@h/x',
+                            now() - interval '1 second', 5, 4, 0, now())
+                    RETURNING id
+                    """,
+                    organization.id,
+                    organization.admin.id,
+                )
+                await connection.execute(
+                    "INSERT INTO batch_job_items (job_id, position, order_id, organization_id)"
+                    " SELECT $1, n, order_id, $3 FROM unnest($2::uuid[]) WITH ORDINALITY AS t(order_id, n)",
+                    job_id,
+                    orders,
+                    organization.id,
+                )
+                # Its ten items done (invoices aside: the counters are what the sweep reads).
+                await connection.execute(
+                    "UPDATE batch_job_items SET status = 'failed', error_code = 'x', processed_at = now()"
+                    " WHERE job_id = $1 AND position <= 10",
+                    job_id,
+                )
+                await connection.execute(
+                    "UPDATE batch_job_queue SET processed_items = 10, failed_items = 10 WHERE id = $1", job_id
+                )
+            await migrate(database)
+            await ensure_runtime_role(database, runtime_url(url))
+            await seal_scopes(database)
+        settings = make_settings(
+            url, redis_url, SWEEP_INTERVAL_SECONDS="0.5", RETRY_BACKOFF_SECONDS="0.05", MAX_JOB_ATTEMPTS="5"
+        )
+        pool.start(settings)
+        async with Database(url, pool_size=2) as database:
+            with pool.explaining_failures():
+
+                async def finished() -> Any:
+                    job = await current(database, job_id)
+                    return job if job.is_finished else None
+
+                done = await eventually(finished, timeout=30, interval=0.1, what="the migrated job to finish")
+        # The old run progressed: its stop is its first failure in a row, not the fifth.
+        assert done.status is JobStatus.completed, (done.status, done.errors)
+    finally:
+        pool.stop_all()
