@@ -7,7 +7,6 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import replace
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -21,6 +20,7 @@ from invoicing.infra.queue import JobQueue
 from invoicing.jobs import events, leases
 from invoicing.jobs.chunks import ChunkOutcome
 from invoicing.jobs.pipeline import JobRun, committed_chunks
+from invoicing.jobs.progress import PartRange
 from invoicing.kernel.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -419,30 +419,35 @@ class _PartRunner:
         taking_over, self.taking_over = self.taking_over, None
         if taking_over is not None:
             job = taking_over.job
-            run = replace(
-                self.job_run,
-                job_id=job.id,
-                part=taking_over.part,
-                owner=taking_over.owner,
-                organization_id=job.organization_id,
+            await _release(
+                self.job_run.database,
+                self.queue,
+                job.organization_id,
+                job.id,
+                taking_over.part,
+                taking_over.owner,
             )
-            await _PartRunner(run, self.queue, self.settings, self.timer, self.worker_id).release()
 
     async def release(self) -> None:
         run = self.job_run
-        try:
-            async with run.database.scoped(run.organization_id) as connection:
-                released = await leases.release_part(connection, run.job_id, run.part, run.owner)
-            if released is None:
-                return
-            await events.publish(self.queue, released.job)
-            if released.ticket is not None:
-                logger.info("job %s: part %d released for another worker", run.job_id, run.part.first)
-                await self.queue.enqueue(released.ticket.job_id, released.ticket.generation)
-        except Exception as exc:  # the error that stopped the job is the one to report
-            logger.warning(
-                "job %s not released (%s); the sweep resumes it when its lease expires", run.job_id, exc
-            )
+        await _release(run.database, self.queue, run.organization_id, run.job_id, run.part, run.owner)
+
+
+async def _release(
+    database: Database, queue: JobQueue, organization_id: UUID, job_id: UUID, part: PartRange, owner: str
+) -> None:
+    """Give a part back (``leases.release_part``), announce it, and send the job a message."""
+    try:
+        async with database.scoped(organization_id) as connection:
+            released = await leases.release_part(connection, job_id, part, owner)
+        if released is None:
+            return
+        await events.publish(queue, released.job)
+        if released.ticket is not None:
+            logger.info("job %s: part %d released for another worker", job_id, part.first)
+            await queue.enqueue(released.ticket.job_id, released.ticket.generation)
+    except Exception as exc:  # the error that stopped the job is the one to report
+        logger.warning("job %s not released (%s); the sweep resumes it when its lease expires", job_id, exc)
 
 
 class _ChunkTimer:

@@ -18,7 +18,7 @@ from invoicing.domain.models import InvoiceDraft
 from invoicing.invoices import store as invoices
 from invoicing.invoices.decisions import decide, today
 from invoicing.invoices.store import InvoiceRows
-from invoicing.jobs import progress, store
+from invoicing.jobs import progress
 from invoicing.jobs.progress import ItemResult, PartRange
 from invoicing.jobs.views import BatchJob
 from invoicing.kernel.errors import InvoiceRuleError
@@ -175,10 +175,7 @@ async def _cancelled(connection: asyncpg.Connection, job_id: UUID) -> ChunkOutco
     """The job cancelled now, every part's pending items with it (None if another part's
     transaction cancelled it first: this part stops all the same)."""
     job = await progress.finish_cancelled(connection, job_id)
-    if job is None:
-        return ChunkOutcome(job=None, lease_lost=True)
-    await store.drop_free_parts(connection, job_id)
-    return ChunkOutcome(job=job)
+    return ChunkOutcome(job=None, lease_lost=True) if job is None else ChunkOutcome(job=job)
 
 
 async def _end_of_pass(

@@ -386,14 +386,6 @@ async def next_runnable_jobs(
     return [RunnableJob(row["job_id"], row["organization_id"]) for row in rows]
 
 
-async def next_runnable_job(
-    connection: asyncpg.Connection, aging_seconds: float, max_workers: int = 0
-) -> RunnableJob | None:
-    """The best of them (None if none is runnable)."""
-    best = await next_runnable_jobs(connection, aging_seconds, max_workers, wanted=1)
-    return best[0] if best else None
-
-
 async def work_to_take_over(
     connection: asyncpg.Connection, job_id: UUID, aging_seconds: float, max_workers: int = 0
 ) -> RunnableJob | None:
@@ -494,10 +486,7 @@ async def cancel_left_behind(connection: asyncpg.Connection, job_id: UUID) -> Ba
     ``CANCEL_LEFT_BEHIND``); None if it goes on (or had finished)."""
     if not await connection.fetchval(CANCEL_LEFT_BEHIND, job_id):
         return None
-    cancelled = await progress.finish_cancelled(connection, job_id)
-    if cancelled is not None:
-        await store.drop_free_parts(connection, job_id)
-    return cancelled
+    return await progress.finish_cancelled(connection, job_id)
 
 
 async def cancels_left_behind(connection: asyncpg.Connection, organization_id: UUID) -> list[UUID]:
@@ -559,10 +548,7 @@ async def _settle(
         # The user asked to stop it: that is what happens, not a retry nor a failure.
         await connection.execute(DROP_PART, job_id, first_position)
         cancelled = await progress.finish_cancelled(connection, job_id)
-        if cancelled is None:
-            return None
-        await store.drop_free_parts(connection, job_id)
-        return FailureOutcome(cancelled, None)
+        return None if cancelled is None else FailureOutcome(cancelled, None)
     # Jitter spreads retries out; it is not a secret.
     decision = policy.after_failure(
         row["stalled_attempts"], progressed=row["progressed"], jitter=random.random()

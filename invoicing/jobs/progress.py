@@ -9,6 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
+from invoicing.jobs import store
 from invoicing.jobs.store import JOB
 from invoicing.jobs.views import BatchJob
 
@@ -195,9 +196,13 @@ async def record_progress(
 
 
 async def finish_cancelled(connection: asyncpg.Connection, job_id: UUID) -> BatchJob | None:
-    """The job, cancelled now; None if it had already finished (another part got there first)."""
+    """The job, cancelled now, its free parts deleted; None if it had already finished
+    (another part got there first)."""
     row = await connection.fetchrow(FINISH_CANCELLED, job_id)
-    return None if row is None else BatchJob.from_row(row)
+    if row is None:
+        return None
+    await store.drop_free_parts(connection, job_id)
+    return BatchJob.from_row(row)
 
 
 async def finish_completed(connection: asyncpg.Connection, job_id: UUID) -> BatchJob | None:

@@ -33,15 +33,16 @@ async def service_order(settings: Settings, rounds: int, *, then_none: bool = Tr
     async with application_database(settings, pool_size=2) as database:
         for _ in range(rounds):
             async with database.unscoped() as connection:
-                choice = await leases.next_runnable_job(connection, settings.priority_aging_seconds)
-            assert choice is not None, f"nothing runnable after {taken}"
+                candidates = await leases.next_runnable_jobs(connection, settings.priority_aging_seconds)
+            assert candidates, f"nothing runnable after {taken}"
+            choice = candidates[0]
             async with database.scoped(choice.organization_id) as connection:
                 claimed = await leases.claim_part(connection, choice.job_id, OWNER, 60)
             assert claimed is not None
             taken.append(claimed.job.id)
         if then_none:
             async with database.unscoped() as connection:
-                assert await leases.next_runnable_job(connection, settings.priority_aging_seconds) is None
+                assert await leases.next_runnable_jobs(connection, settings.priority_aging_seconds) == []
     return taken
 
 
