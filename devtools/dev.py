@@ -27,6 +27,7 @@ from devtools.embedded import (
     record_services,
     recorded_services,
 )
+from devtools.mailbox import Mailbox, SmtpServer
 from devtools.seed import SeedResult, database_is_empty, seed
 from invoicing.infra.database import Database
 from invoicing.infra.migrations import migrate
@@ -172,7 +173,18 @@ def run_dev(settings: Settings, *, host: str, port: int, workers: int) -> int:
             "MIGRATION_DATABASE_URL": owner_url,
             "REDIS_URL": redis_url,
             "SECRET_KEY": secret_key,
+            "BASE_URL": os.environ.get("BASE_URL") or f"http://{host}:{port}",
+            # A newcomer's webhook receiver runs on this machine, over plain HTTP.
+            "WEBHOOK_ALLOW_PRIVATE_NETWORKS": os.environ.get("WEBHOOK_ALLOW_PRIVATE_NETWORKS") or "true",
         }
+        mailbox_note = ""
+        if settings.smtp_url is None:
+            # Emails go to an SMTP server of our own, and show at /dev/mailbox.
+            folder = data_dir / "mailbox"
+            smtp = SmtpServer(Mailbox(folder)).start()
+            stack.callback(smtp.stop)
+            env.update(SMTP_URL=smtp.url, DEV_MAILBOX_DIR=str(folder))
+            mailbox_note = f"http://{host}:{port}/dev/mailbox"
         server = _spawn(["server", "--host", host, "--port", str(port)], env)
         worker_processes = [_spawn(["worker"], env) for _ in range(max(1, workers))]
         stack.callback(lambda: _stop([server, *worker_processes]))
@@ -180,6 +192,8 @@ def run_dev(settings: Settings, *, host: str, port: int, workers: int) -> int:
         while not port_answers(host, port) and server.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         _print_banner(f"http://{host}:{port}", demo, data_dir)
+        if mailbox_note:
+            print(f"  Emails the product sends are shown at {mailbox_note}\n", flush=True)
         try:
             return _supervise(server, worker_processes, env)
         except KeyboardInterrupt:

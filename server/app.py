@@ -21,7 +21,7 @@ from invoicing.infra.write_gate import WriteGate
 from invoicing.kernel.errors import InvoicingError
 from invoicing.kernel.settings import Settings
 from invoicing.services import application_database
-from server import admin, api, health, openapi, pages, tokens, ws
+from server import admin, api, dev_mailbox, health, notifications, openapi, pages, tokens, ws
 from server.body_limit import BodyLimit
 from server.errors import (
     DRIVER_ERRORS,
@@ -84,6 +84,8 @@ def create_app(settings: Settings) -> Starlette:
         *admin.routes,
         *openapi.routes,
         *tokens.routes,
+        *notifications.routes,
+        *(dev_mailbox.routes if settings.dev_mailbox_dir is not None else []),
         *ws.routes,
         *pages.routes(),
     ]

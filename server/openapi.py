@@ -34,6 +34,11 @@ from invoicing.jobs import views as job_views
 from invoicing.jobs.sweep import SWEEP_RESULT_SCHEMA
 from invoicing.kernel.json_schema import CURRENCY, DATE, ID, Schema, enum, ref
 from invoicing.kernel.settings import ENVIRONMENT
+from invoicing.notifications import views as notification_views
+from invoicing.notifications.webhook_requests import (
+    NOTIFICATION_SETTINGS_REQUEST_SCHEMA,
+    WEBHOOK_REQUEST_SCHEMA,
+)
 from invoicing.orders import views as order_views
 from server import health, state
 from server.errors import ERROR_SCHEMA, error_responses
@@ -235,6 +240,108 @@ def _token_paths() -> dict[str, Any]:
     }
 
 
+def _notification_paths() -> dict[str, Any]:
+    webhook_id = id_parameter("webhook_id", "webhook endpoint")
+    no_store = {"Cache-Control": {"const": "no-store"}}
+
+    def admin(operation_id: str, summary: str, success: dict[str, Any], *statuses: int, **fields: Any) -> Any:
+        return api(operation_id, f"{summary} Administrators only.", success, 403, *statuses, **fields)
+
+    return {
+        "/api/me/notifications": {
+            "get": api(
+                "getNotificationSettings",
+                "When the caller gets an email about their batches.",
+                ok("The settings.", "NotificationSettings"),
+            ),
+            "put": api(
+                "setNotificationSettings",
+                "Choose when the caller gets an email about their batches.",
+                ok("The settings.", "NotificationSettings"),
+                400,
+                403,
+                413,
+                requestBody=json_body("NotificationSettingsRequest"),
+            ),
+        },
+        "/api/webhooks": {
+            "get": admin(
+                "listWebhooks",
+                "The organization's webhook endpoints (never their secrets).",
+                ok("The endpoints.", "WebhookList"),
+            ),
+            "post": admin(
+                "createWebhook",
+                "Register a webhook endpoint.",
+                ok("The endpoint and its signing secret, shown only here.", "WebhookWithSecret", **no_store),
+                400,
+                409,
+                413,
+                status=201,
+                requestBody=json_body("WebhookRequest"),
+            ),
+        },
+        "/api/webhooks/{webhook_id}": {
+            "delete": admin(
+                "deleteWebhook",
+                "Delete an endpoint; its pending deliveries are dropped.",
+                {"description": "Deleted."},
+                404,
+                status=204,
+                parameters=[webhook_id],
+            ),
+        },
+        "/api/webhooks/{webhook_id}/rotate-secret": {
+            "post": admin(
+                "rotateWebhookSecret",
+                "A new signing secret; the old one stops at once.",
+                ok("The endpoint and its new secret, shown only here.", "WebhookWithSecret", **no_store),
+                404,
+                parameters=[webhook_id],
+            ),
+        },
+        "/api/webhooks/{webhook_id}/enable": {
+            "post": admin(
+                "enableWebhook",
+                "Send events to the endpoint again.",
+                ok("The endpoint.", "Webhook"),
+                404,
+                parameters=[webhook_id],
+            ),
+        },
+        "/api/webhooks/{webhook_id}/disable": {
+            "post": admin(
+                "disableWebhook",
+                "Stop sending events to the endpoint.",
+                ok("The endpoint.", "Webhook"),
+                404,
+                parameters=[webhook_id],
+            ),
+        },
+        "/api/webhooks/{webhook_id}/deliveries": {
+            "get": admin(
+                "listWebhookDeliveries",
+                "The endpoint's deliveries, newest first.",
+                ok("A page of deliveries.", "WebhookDeliveryPage"),
+                400,
+                404,
+                parameters=[webhook_id, query("limit", {**LIMIT, "maximum": 100}, "Page size."), PAGING[1]],
+            ),
+        },
+        "/api/webhook-deliveries/{delivery_id}/redeliver": {
+            "post": admin(
+                "redeliverWebhook",
+                "Send the delivery's event again now (same event id).",
+                ok("The delivery, pending.", "WebhookDelivery"),
+                404,
+                409,
+                status=202,
+                parameters=[id_parameter("delivery_id", "webhook delivery")],
+            ),
+        },
+    }
+
+
 def _paths() -> dict[str, Any]:
     return {
         "/api/me": {"get": api("getMe", "Who the caller is.", ok("The caller.", "Me"))},
@@ -287,6 +394,7 @@ def _paths() -> dict[str, Any]:
         },
         **_job_paths(),
         **_token_paths(),
+        **_notification_paths(),
         "/api/invoices": {
             "get": api(
                 "listInvoices",
@@ -369,6 +477,10 @@ def _component_schemas(max_batch_size: int) -> dict[str, Schema]:
         "BatchJobPage": paged("BatchJob"),
         "BatchJobItemPage": paged("BatchJobItem"),
         **admin_views.SCHEMAS,
+        **notification_views.SCHEMAS,
+        "NotificationSettingsRequest": NOTIFICATION_SETTINGS_REQUEST_SCHEMA,
+        "WebhookRequest": WEBHOOK_REQUEST_SCHEMA,
+        "WebhookDeliveryPage": paged("WebhookDelivery"),
         "AuditEntryPage": paged("AuditEntry"),
     }
 

@@ -142,6 +142,8 @@ def make_settings(database_url: str, redis_url: str, **overrides: str) -> Settin
         "WORKER_POLL_DELAY": "0.05",
         "SWEEP_PENDING_AFTER_SECONDS": "0",
         "LOG_LEVEL": "WARNING",
+        # Webhook receivers in tests listen on loopback over plain HTTP.
+        "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
         **overrides,
     }
     return Settings.from_env(environment)

@@ -28,18 +28,30 @@ from invoicing.jobs import leases
 from invoicing.kernel.settings import Settings
 from invoicing.services import application_database
 from worker.sweeper import sweep_periodically
-from worker.tasks import process_batch_job
+from worker.tasks import deliver_notifications, process_batch_job
 
 logger = logging.getLogger(__name__)
 
 # A batch of 100,000 orders is one arq job; arq's 300 s default would kill it.
 JOB_TIMEOUT_SECONDS = 24 * 3600
+NOTIFICATION_RUN_TIMEOUT_SECONDS = 15 * 60
 
 
 def build_worker(settings: Settings, database: Database, worker_id: str) -> Worker:
     _, redis_url = settings.require_services()
     return Worker(
-        functions=[func(process_batch_job, name=keys.PROCESS_BATCH_JOB, keep_result=0, max_tries=1000)],
+        functions=[
+            func(process_batch_job, name=keys.PROCESS_BATCH_JOB, keep_result=0, max_tries=1000),
+            # A run sends at most DELIVERIES_PER_RUN, each within its timeouts; what is left
+            # or lost is due again for the sweep.
+            func(
+                deliver_notifications,
+                name=keys.DELIVER_NOTIFICATIONS,
+                keep_result=0,
+                max_tries=3,
+                timeout=NOTIFICATION_RUN_TIMEOUT_SECONDS,
+            ),
+        ],
         redis_pool=connect_redis(redis_url),
         queue_name=settings.queue_name,
         handle_signals=False,

@@ -16,6 +16,7 @@ from invoicing.infra.database_failures import is_unavailable
 from invoicing.infra.queue import JobQueue, connect_redis
 from invoicing.jobs.sweep import sweep
 from invoicing.kernel.settings import Settings
+from invoicing.notifications.sweep import enqueue_due
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ async def sweep_periodically(database: Database, settings: Settings, *, once: bo
 async def _sweep_once(database: Database, queue: JobQueue, settings: Settings) -> None:
     try:
         await sweep(database, queue, settings)
+        await enqueue_due(database, queue)
     except Exception as exc:
         if is_unavailable(exc):
             logger.warning("sweep skipped: the database cannot be reached (%s)", exc)

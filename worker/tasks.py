@@ -22,6 +22,7 @@ from invoicing.jobs.chunks import ChunkOutcome
 from invoicing.jobs.pipeline import JobRun, committed_chunks
 from invoicing.jobs.progress import PartRange
 from invoicing.kernel.settings import Settings
+from invoicing.notifications.delivery import deliver_due
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,13 @@ MAX_CHOICES = 8
 HANDOVER_CHECK_SECONDS = 0.25
 #: What a run that gave its part over to waiting work returns.
 HANDED_OVER = "handed over"
+
+
+async def deliver_notifications(ctx: dict[str, Any], organization_id: str) -> int:
+    """Send the organization's due notifications (emails, webhook calls); how many were tried.
+    The outbox in PostgreSQL says what is due: a message only says where to look."""
+    database, _, settings = _resources(ctx)
+    return await deliver_due(database, settings, UUID(organization_id))
 
 
 def _resources(ctx: dict[str, Any]) -> tuple[Database, JobQueue, Settings]:

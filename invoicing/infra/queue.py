@@ -69,6 +69,21 @@ class JobQueue:
             return False
         return queued is not None
 
+    async def enqueue_notifications(self, organization_id: UUID, cause: str) -> bool:
+        """Ask a worker to send the organization's due notifications now. Best effort: the
+        sweep finds whatever is due and not sent."""
+        try:
+            queued = await self.redis.enqueue_job(
+                keys.DELIVER_NOTIFICATIONS,
+                str(organization_id),
+                _job_id=keys.arq_notifications_id(organization_id, cause),
+                _queue_name=self.queue_name,
+            )
+        except (RedisError, OSError) as exc:
+            logger.debug("could not ask for organization %s's notifications: %s", organization_id, exc)
+            return False
+        return queued is not None
+
     async def is_waiting(self, job_id: UUID, generation: int) -> bool | None:
         """Whether arq holds this generation's message and no worker has started it (queued
         or deferred). False when it is missing (Redis lost it) or started, which for a job

@@ -6,6 +6,8 @@ from uuid import UUID
 
 #: arq task name (the worker registers the function under this name).
 PROCESS_BATCH_JOB = "process_batch_job"
+#: arq task sending an organization's due notifications (emails, webhook calls).
+DELIVER_NOTIFICATIONS = "deliver_notifications"
 
 
 def arq_job_id(job_id: UUID, generation: int) -> str:
@@ -17,6 +19,12 @@ def arq_cue_id(job_id: UUID, generation: int, claim: int) -> str:
     """A cue for one more free slot to join a job, named after the claim that sent it (one cue
     per claim: arq's dedupe drops a repeat)."""
     return f"{arq_job_id(job_id, generation)}:cue{claim}"
+
+
+def arq_notifications_id(organization_id: UUID, cause: str) -> str:
+    """One delivery run of an organization per cause (a finished job, a redelivery, a sweep's
+    round): a repeat of the same cause while it is queued is dropped."""
+    return f"notify:{organization_id}:{cause}"
 
 
 def arq_message(arq_id: str) -> str:

@@ -80,5 +80,9 @@ def encode(event: ProgressEvent | FinishedEvent) -> str:
 
 
 async def publish(queue: JobQueue, job: BatchJob) -> None:
-    """Announce a committed state of the job. Call only after the commit; best effort."""
+    """Announce a committed state of the job. Call only after the commit; best effort. A
+    finished job's notices were written by the commit that finished it (the outbox): a worker
+    is asked to send them now (else the sweep finds them due)."""
     await queue.publish(job.organization_id, encode(event_for(job)))
+    if job.is_finished:
+        await queue.enqueue_notifications(job.organization_id, f"job:{job.id}")

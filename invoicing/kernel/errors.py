@@ -69,6 +69,14 @@ class NotFound(InvoicingError):
     def token(cls) -> NotFound:
         return cls("API token not found.", code="token_not_found")
 
+    @classmethod
+    def webhook(cls) -> NotFound:
+        return cls("Webhook endpoint not found.", code="webhook_not_found")
+
+    @classmethod
+    def webhook_delivery(cls) -> NotFound:
+        return cls("Webhook delivery not found.", code="webhook_delivery_not_found")
+
 
 class Conflict(InvoicingError):
     """The request is valid but the current state forbids it (e.g. cancel a finished job)."""

@@ -54,6 +54,13 @@ ENVIRONMENT: dict[str, str | None] = {
     "WS_MESSAGE_BURST": "10",
     "TRUSTED_PROXIES": "",
     "ALLOWED_HOSTS": "localhost,127.0.0.1,[::1]",
+    "SMTP_URL": None,
+    "MAIL_FROM": "Batch invoicing <invoicing@localhost>",
+    "BASE_URL": "http://localhost:8000",
+    "WEBHOOK_RETRY_BASE_SECONDS": "10",
+    "WEBHOOK_MAX_ATTEMPTS": "12",
+    "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "false",
+    "DEV_MAILBOX_DIR": None,
 }
 
 
@@ -117,6 +124,20 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
     #: The tables' owner, for migrations (and the development tools' seeding); None: DATABASE_URL.
     migration_database_url: str | None = None
+    #: ``smtp://user:pass@host:587`` (STARTTLS when offered) or ``smtps://`` (implicit TLS);
+    #: None: emails are recorded as skipped (``invoicing dev`` runs a server of its own).
+    smtp_url: str | None = None
+    mail_from: str = "Batch invoicing <invoicing@localhost>"
+    #: Where people reach the app: the links in emails start with it.
+    base_url: str = "http://localhost:8000"
+    #: First wait before a failed webhook call is tried again (each next one 2.3 times longer).
+    webhook_retry_base_seconds: float = 10.0
+    webhook_max_attempts: int = 12
+    #: Let webhooks call http:// URLs and loopback, private and link-local addresses (dev, tests).
+    webhook_allow_private_networks: bool = False
+    #: Development only (``invoicing dev`` sets it): the folder its SMTP server keeps mail in,
+    #: which the server then shows at /dev/mailbox. Never set it in production.
+    dev_mailbox_dir: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -191,6 +212,16 @@ class Settings:
             ws_message_burst=integer("WS_MESSAGE_BURST", 1, 10_000),
             trusted_proxies=_networks("TRUSTED_PROXIES", raw("TRUSTED_PROXIES")),
             allowed_hosts=_hosts("ALLOWED_HOSTS", raw("ALLOWED_HOSTS")),
+            smtp_url=_smtp_url(raw("SMTP_URL")),
+            mail_from=raw("MAIL_FROM") or "",
+            base_url=_base_url(raw("BASE_URL")),
+            webhook_retry_base_seconds=real("WEBHOOK_RETRY_BASE_SECONDS", 0.01, 86_400),
+            webhook_max_attempts=integer("WEBHOOK_MAX_ATTEMPTS", 1, 100),
+            webhook_allow_private_networks=_choice(
+                "WEBHOOK_ALLOW_PRIVATE_NETWORKS", raw("WEBHOOK_ALLOW_PRIVATE_NETWORKS"), ("false", "true")
+            )
+            == "true",
+            dev_mailbox_dir=None if raw("DEV_MAILBOX_DIR") is None else Path(str(raw("DEV_MAILBOX_DIR"))),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -233,6 +264,19 @@ def _choice(name: str, value: str | None, choices: tuple[str, ...]) -> str:
     if normalized not in choices:
         raise ConfigurationError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
     return normalized
+
+
+def _smtp_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("smtp://", "smtps://")):
+        raise ConfigurationError("SMTP_URL must start with smtp:// or smtps://.")
+    return value
+
+
+def _base_url(value: str | None) -> str:
+    url = (value or "").rstrip("/")
+    if not url.startswith(("http://", "https://")) or "?" in url or "#" in url:
+        raise ConfigurationError(f"BASE_URL must be an http:// or https:// URL with no query; got {value!r}.")
+    return url
 
 
 def _networks(name: str, value: str | None) -> tuple[IPv4Network | IPv6Network, ...]:

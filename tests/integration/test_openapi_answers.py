@@ -26,6 +26,7 @@ from invoicing.accounts.credentials import hash_token, new_api_token
 from invoicing.admin.operations import PENDING_TOO_LONG_SECONDS
 from invoicing.infra.database import Database
 from invoicing.kernel.settings import Settings
+from invoicing.notifications.webhooks import MAX_WEBHOOKS
 from server.app import create_app
 from server.openapi import openapi_document
 from tests.support.app import api_client
@@ -65,6 +66,8 @@ class Ids:
     unbillable_order: str  # its customer has no billing address
     invoice: str
     token: str  # the admin's, revoked by a call
+    webhook: str  # with a delivery of the finished job; disabled, enabled, deleted by calls
+    webhook_delivery: str
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,13 @@ class Call:
 
 def calls(ids: Ids) -> list[Call]:
     """In order: a call may rely on those before it (an invoice made, a job cancelled)."""
-    return [*order_calls(ids), *job_calls(ids), *account_calls(ids), *admin_calls()]
+    return [
+        *order_calls(ids),
+        *job_calls(ids),
+        *account_calls(ids),
+        *notification_calls(ids),
+        *admin_calls(),
+    ]
 
 
 def order_calls(ids: Ids) -> list[Call]:
@@ -158,6 +167,45 @@ def account_calls(ids: Ids) -> list[Call]:
         Call("POST", "/api/tokens/{token_id}/revoke", 200, ids=token),
         Call("POST", "/api/tokens/{token_id}/revoke", 404, ids={"token_id": MISSING}),
         Call("POST", "/api/tokens/{token_id}/revoke", 403, CROSS_SITE, ids=token),
+    ]
+
+
+def notification_calls(ids: Ids) -> list[Call]:
+    webhook, missing = {"webhook_id": ids.webhook}, {"webhook_id": MISSING}
+    delivery = {"delivery_id": ids.webhook_delivery}
+    settings, hooks, one = "/api/me/notifications", "/api/webhooks", "/api/webhooks/{webhook_id}"
+    redeliver = "/api/webhook-deliveries/{delivery_id}/redeliver"
+    return [
+        Call("GET", settings, 200, MEMBER),
+        Call("PUT", settings, 200, MEMBER, body={"email": "failures"}),
+        Call("PUT", settings, 400, MEMBER, body={"email": "sometimes"}),
+        Call("PUT", settings, 403, CROSS_SITE, body={"email": "never"}),
+        Call("GET", hooks, 200),
+        Call("GET", hooks, 403, MEMBER),
+        Call("POST", hooks, 201, body={"url": "https://hooks.example.test/last"}),
+        Call("POST", hooks, 409, body={"url": "https://hooks.example.test/one-too-many"}),
+        Call("POST", hooks, 400, body={"url": "ftp://hooks.example.test/"}),
+        Call("POST", hooks, 403, MEMBER, body={"url": "https://hooks.example.test/"}),
+        Call("POST", f"{one}/rotate-secret", 200, ids=webhook),
+        Call("POST", f"{one}/rotate-secret", 404, ids=missing),
+        Call("POST", f"{one}/rotate-secret", 403, MEMBER, ids=webhook),
+        Call("POST", f"{one}/disable", 200, ids=webhook),
+        Call("POST", f"{one}/disable", 404, ids=missing),
+        Call("POST", f"{one}/disable", 403, MEMBER, ids=webhook),
+        Call("POST", redeliver, 409, ids=delivery),
+        Call("POST", f"{one}/enable", 200, ids=webhook),
+        Call("POST", f"{one}/enable", 404, ids=missing),
+        Call("POST", f"{one}/enable", 403, MEMBER, ids=webhook),
+        Call("POST", redeliver, 202, ids=delivery),
+        Call("POST", redeliver, 404, ids={"delivery_id": MISSING}),
+        Call("POST", redeliver, 403, MEMBER, ids=delivery),
+        Call("GET", f"{one}/deliveries", 200, ids=webhook),
+        Call("GET", f"{one}/deliveries", 400, ids=webhook, params={"limit": "0"}),
+        Call("GET", f"{one}/deliveries", 404, ids=missing),
+        Call("GET", f"{one}/deliveries", 403, MEMBER, ids=webhook),
+        Call("DELETE", one, 403, MEMBER, ids=webhook),
+        Call("DELETE", one, 204, ids=webhook),
+        Call("DELETE", one, 404, ids=webhook),
     ]
 
 
@@ -279,6 +327,8 @@ async def holdings(
     (unbillable,) = await create_orders(
         database, organization, 1, customer_id=organization.unbillable_customer_id
     )
+    # Nothing listens on port 9 (discard): the finished job's call fails and stays to redeliver.
+    webhook = await created(client, "/api/webhooks", {"url": "http://127.0.0.1:9/hook"}, admin)
     finished_job = await created(
         client, "/api/batch-jobs", {"order_ids": list(map(str, mixed.all_ids))}, admin
     )
@@ -287,6 +337,7 @@ async def holdings(
     pending_job = await created(client, "/api/batch-jobs", {"order_ids": [pending_order]}, admin)
     invoices = await client.get("/api/invoices", params={"job_id": finished_job}, headers=admin)
     token = await created(client, "/api/tokens", {"name": "spare"}, admin)
+    deliveries = await client.get(f"/api/webhooks/{webhook}/deliveries", headers=admin)
     async with database.unscoped() as connection:
         await connection.execute(
             "UPDATE batch_job_queue SET created_at = created_at - $2::interval WHERE id = $1",
@@ -300,6 +351,15 @@ async def holdings(
                 for _ in range(MAX_ACTIVE_TOKENS - 1)  # the member has one already
             ],
         )
+        # One endpoint short of the limit: a call adds the last one, the next is refused.
+        await connection.executemany(
+            "INSERT INTO webhook_endpoints (organization_id, url, events, secret_salt)"
+            " VALUES ($1, $2, $3, '')",
+            [
+                (organization.id, f"https://hooks.example.test/{n}", ["batch_job.failed"])
+                for n in range(MAX_WEBHOOKS - 2)
+            ],
+        )
     return Ids(
         finished_job=finished_job,
         pending_job=pending_job,
@@ -309,6 +369,8 @@ async def holdings(
         unbillable_order=str(unbillable),
         invoice=invoices.json()["items"][0]["id"],
         token=token,
+        webhook=webhook,
+        webhook_delivery=deliveries.json()["items"][0]["id"],
     )
 
 

@@ -1,6 +1,7 @@
-// Settings page: the user's API tokens in this organization; a new token is shown once.
+// Settings page: the user's API tokens in this organization (a new token is shown once), and
+// when they get an email about the batches they start.
 
-import { getJSON, postJSON } from "./api.js";
+import { getJSON, postJSON, request } from "./api.js";
 import * as fmt from "./format.js";
 import { announce, el, errorMessage, setText, toast } from "./ui.js";
 
@@ -20,6 +21,11 @@ const view = {
   value: $("[data-new-token-value]"),
   copy: $("[data-copy-token]"),
   hide: $("[data-hide-token]"),
+  notifyForm: $("[data-notify-form]"),
+  notifyChoices: $("[data-notify-choices]"),
+  notifyError: $("[data-notify-error]"),
+  notifySave: $("[data-notify-save]"),
+  notifyStatus: $("[data-notify-status]"),
 };
 
 function statusBadge(item) {
@@ -132,8 +138,60 @@ async function copy() {
   }
 }
 
+// ---- email notifications ----------------------------------------------------------------
+
+const NOTIFICATIONS = "/api/me/notifications";
+
+function showNotifyError(text) {
+  setText(view.notifyError, text);
+  view.notifyError.hidden = false;
+}
+
+function chooseEmail(value) {
+  const radio = view.notifyChoices.querySelector(`input[value="${CSS.escape(value)}"]`);
+  if (radio) radio.checked = true;
+}
+
+async function loadNotifications() {
+  view.notifyChoices.setAttribute("aria-busy", "true");
+  try {
+    const { email } = await getJSON(NOTIFICATIONS);
+    chooseEmail(email);
+    view.notifyChoices.disabled = false;
+    view.notifySave.disabled = false;
+    view.notifyError.hidden = true;
+  } catch (error) {
+    showNotifyError(`Your email choice could not be loaded: ${errorMessage(error)}`);
+  } finally {
+    view.notifyChoices.setAttribute("aria-busy", "false");
+  }
+}
+
+async function saveNotifications(event) {
+  event.preventDefault();
+  const chosen = view.notifyChoices.querySelector("input[name='email']:checked");
+  if (!chosen) return;
+  view.notifyError.hidden = true;
+  setText(view.notifyStatus, "");
+  view.notifySave.disabled = true;
+  try {
+    const response = await request(NOTIFICATIONS, { method: "PUT", body: { email: chosen.value } });
+    chooseEmail((await response.json()).email);
+    // The status region is polite and visible: "Saved" is read out once and stays in sight.
+    setText(view.notifyStatus, "Saved");
+  } catch (error) {
+    showNotifyError(`Not saved: ${errorMessage(error)}`);
+  } finally {
+    view.notifySave.disabled = false;
+  }
+}
+
 view.form.addEventListener("submit", create);
 view.refresh.addEventListener("click", load);
 view.copy.addEventListener("click", copy);
 view.hide.addEventListener("click", hideToken);
+view.notifyForm.addEventListener("submit", saveNotifications);
+// A choice changed after saving is not saved yet: "Saved" would say otherwise.
+view.notifyChoices.addEventListener("change", () => setText(view.notifyStatus, ""));
 load();
+loadNotifications();
