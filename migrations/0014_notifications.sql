@@ -68,6 +68,9 @@ CREATE TABLE notification_deliveries (
     last_status_code integer,
     last_error       text,
     next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+    -- The claim an attempt in flight holds: its outcome is recorded only while it still holds
+    -- it (a redelivery meanwhile, or a claim after its lease lapsed, replaces it).
+    claim_token      uuid,
     delivered_at     timestamptz,
     created_at       timestamptz NOT NULL DEFAULT now(),
     FOREIGN KEY (event_id, organization_id) REFERENCES notification_events (id, organization_id) ON DELETE CASCADE,
@@ -77,10 +80,12 @@ CREATE TABLE notification_deliveries (
     UNIQUE (event_id, user_id),
     UNIQUE (event_id, webhook_id)
 );
--- What is due, across organizations (the sweep's question), and an endpoint's deliveries,
--- newest first (the API's list).
+-- What is due, across organizations (the sweep's question) and in one (a worker's claim), and
+-- an endpoint's deliveries, newest first (the API's list).
 CREATE INDEX notification_deliveries_due_idx ON notification_deliveries (next_attempt_at)
     WHERE status = 'pending';
+CREATE INDEX notification_deliveries_organization_due_idx
+    ON notification_deliveries (organization_id, next_attempt_at) WHERE status = 'pending';
 CREATE INDEX notification_deliveries_webhook_idx ON notification_deliveries (webhook_id, created_at DESC, id DESC)
     WHERE webhook_id IS NOT NULL;
 
@@ -133,11 +138,14 @@ BEGIN
         INSERT INTO public.notification_deliveries (organization_id, event_id, channel, user_id)
         VALUES (NEW.organization_id, event_id, 'email', NEW.created_by);
     END IF;
+    -- FOR KEY SHARE: an endpoint being deleted meanwhile is waited for and then skipped (its
+    -- delivery's foreign key would otherwise fail, and the job's end with it).
     INSERT INTO public.notification_deliveries (organization_id, event_id, channel, webhook_id)
     SELECT NEW.organization_id, event_id, 'webhook', endpoint.id
     FROM public.webhook_endpoints AS endpoint
     WHERE endpoint.organization_id = NEW.organization_id AND endpoint.enabled
-      AND event_type = ANY (endpoint.events);
+      AND event_type = ANY (endpoint.events)
+    FOR KEY SHARE OF endpoint;
     RETURN NULL;
 END
 $$;

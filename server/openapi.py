@@ -297,6 +297,7 @@ def _notification_paths() -> dict[str, Any]:
                 "A new signing secret; the old one stops at once.",
                 ok("The endpoint and its new secret, shown only here.", "WebhookWithSecret", **no_store),
                 404,
+                409,
                 parameters=[webhook_id],
             ),
         },

@@ -125,7 +125,7 @@ def make_settings(database_url: str, redis_url: str, **overrides: str) -> Settin
     ``database_url`` is the owner's (the tests' own set-up); the server and workers log in as
     the runtime role, as in production."""
     namespace = f"test-{secrets.token_hex(4)}"
-    CREATED_QUEUES.append(f"{namespace}:queue")
+    CREATED_QUEUES.extend([f"{namespace}:queue", f"{namespace}:queue:notifications"])
     environment = {
         "DATABASE_URL": runtime_url(database_url),
         "MIGRATION_DATABASE_URL": database_url,

@@ -39,7 +39,7 @@ async def sweep_periodically(database: Database, settings: Settings, *, once: bo
 async def _sweep_once(database: Database, queue: JobQueue, settings: Settings) -> None:
     try:
         await sweep(database, queue, settings)
-        await enqueue_due(database, queue)
+        await enqueue_due(database, queue, settings.sweep_interval_seconds)
     except Exception as exc:
         if is_unavailable(exc):
             logger.warning("sweep skipped: the database cannot be reached (%s)", exc)

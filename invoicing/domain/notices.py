@@ -66,7 +66,7 @@ def verify_signature(
     one of its ``v1`` values is the HMAC of the raw body (compared in constant time)."""
     fields = [part.split("=", 1) for part in header.split(",") if "=" in part]
     stamps = [value for key, value in fields if key.strip() == "t"]
-    if len(stamps) != 1 or not stamps[0].strip().isdigit():
+    if len(stamps) != 1 or not (stamps[0].strip().isascii() and stamps[0].strip().isdecimal()):
         return False
     timestamp = int(stamps[0])
     if abs(now - timestamp) > tolerance:
@@ -78,8 +78,9 @@ def verify_signature(
 # -- Retries -------------------------------------------------------------------------------
 
 #: Each wait is this many times the one before: with the default base (10 s) and 12 attempts,
-#: the last comes about 20 hours after the first ("about a day").
-BACKOFF_FACTOR = 2.3
+#: the last comes about 25 hours after the first ("about a day"), past the day that disables
+#: an endpoint failing all along.
+BACKOFF_FACTOR = 2.35
 #: An endpoint whose every attempt failed for this long is disabled (and its admins emailed).
 DISABLE_AFTER_SECONDS = 24 * 3600
 
@@ -100,7 +101,9 @@ class RetrySchedule:
 # -- Where a webhook may connect ------------------------------------------------------------
 
 #: Cloud metadata services that are not in a private or link-local range.
-_METADATA_ADDRESSES = frozenset({ip_address("100.100.100.200"), ip_address("fd00:ec2::254")})
+_METADATA_ADDRESSES = frozenset(
+    {ip_address("100.100.100.200"), ip_address("fd00:ec2::254"), ip_address("168.63.129.16")}
+)
 
 
 def is_public_address(address: IPv4Address | IPv6Address) -> bool:
@@ -113,5 +116,7 @@ def is_public_address(address: IPv4Address | IPv6Address) -> bool:
         if mapped is not None:
             return is_public_address(mapped)
     if address in _METADATA_ADDRESSES:
+        return False
+    if isinstance(address, IPv6Address) and address.is_site_local:
         return False
     return address.is_global and not address.is_multicast and not address.is_reserved

@@ -34,6 +34,7 @@ class JobQueue:
     def __init__(self, redis: ArqRedis, settings: Settings) -> None:
         self.redis = redis
         self.queue_name = settings.queue_name
+        self.notification_queue_name = keys.notification_queue(settings.queue_name)
         self.prefix = settings.redis_prefix
 
     async def enqueue(self, job_id: UUID, generation: int, *, delay: float = 0.0) -> bool:
@@ -77,7 +78,7 @@ class JobQueue:
                 keys.DELIVER_NOTIFICATIONS,
                 str(organization_id),
                 _job_id=keys.arq_notifications_id(organization_id, cause),
-                _queue_name=self.queue_name,
+                _queue_name=self.notification_queue_name,
             )
         except (RedisError, OSError) as exc:
             logger.debug("could not ask for organization %s's notifications: %s", organization_id, exc)

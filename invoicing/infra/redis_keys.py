@@ -21,6 +21,12 @@ def arq_cue_id(job_id: UUID, generation: int, claim: int) -> str:
     return f"{arq_job_id(job_id, generation)}:cue{claim}"
 
 
+def notification_queue(queue_name: str) -> str:
+    """The arq queue of notification runs, served by slots of their own in each worker (a dead
+    endpoint's timeouts never hold a batch's slot)."""
+    return f"{queue_name}:notifications"
+
+
 def arq_notifications_id(organization_id: UUID, cause: str) -> str:
     """One delivery run of an organization per cause (a finished job, a redelivery, a sweep's
     round): a repeat of the same cause while it is queued is dropped."""

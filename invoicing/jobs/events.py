@@ -83,6 +83,8 @@ async def publish(queue: JobQueue, job: BatchJob) -> None:
     """Announce a committed state of the job. Call only after the commit; best effort. A
     finished job's notices were written by the commit that finished it (the outbox): a worker
     is asked to send them now (else the sweep finds them due)."""
-    await queue.publish(job.organization_id, encode(event_for(job)))
     if job.is_finished:
+        # First: a watcher's socket closes on the finished event, and cancels what its task
+        # still awaits (a WebSocket's cancel ends here).
         await queue.enqueue_notifications(job.organization_id, f"job:{job.id}")
+    await queue.publish(job.organization_id, encode(event_for(job)))

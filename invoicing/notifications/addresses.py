@@ -39,7 +39,7 @@ async def resolve(host: str, port: int) -> list[str]:
     try:
         async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
             infos = await loop.getaddrinfo(name, port, type=socket.SOCK_STREAM)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, UnicodeError) as exc:
         raise AddressRefused("unresolvable", f"{name} does not resolve ({exc})") from None
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 

@@ -43,8 +43,8 @@ WEBHOOK_TIMEOUT_SECONDS = 10.0
 #: An email has this long to be sent (each SMTP command has 10 seconds).
 EMAIL_DEADLINE_SECONDS = 20.0
 #: Deliveries sent at once, and at most in one run (the sweep sends another run for the rest).
-CLAIM_BATCH = 8
-DELIVERIES_PER_RUN = 200
+CLAIM_BATCH = 4
+DELIVERIES_PER_RUN = 100
 USER_AGENT = "batch-invoicing-webhooks/1"
 
 
@@ -88,11 +88,21 @@ class Deliverer:
         while done < DELIVERIES_PER_RUN:
             async with self.database.scoped(organization_id) as connection:
                 claimed = await outbox.claim_due(
-                    connection, organization_id, limit=CLAIM_BATCH, lease_seconds=self.claim_lease
+                    connection,
+                    organization_id,
+                    limit=CLAIM_BATCH,
+                    lease_seconds=self.claim_lease,
+                    max_attempts=self.schedule.max_attempts,
                 )
             if not claimed:
                 break
-            await asyncio.gather(*(self._deliver(organization_id, delivery) for delivery in claimed))
+            results = await asyncio.gather(
+                *(self._deliver(organization_id, delivery) for delivery in claimed), return_exceptions=True
+            )
+            for delivery, result in zip(claimed, results, strict=True):
+                if isinstance(result, BaseException):
+                    # Its outcome was not recorded: the row is due again when its claim lapses.
+                    logger.error("delivery %s: recording its outcome failed (%r)", delivery.id, result)
             done += len(claimed)
         return done
 
@@ -127,6 +137,8 @@ class Deliverer:
             return Outcome("failed", error="endpoint_disabled: the endpoint is disabled", called=False)
         if endpoint["url"].startswith("http:") and not self.settings.webhook_allow_private_networks:
             return Outcome("failed", error="address_not_allowed: http:// is not allowed here", called=False)
+        if not self.settings.secret_key:
+            return Outcome("failed", error="secret_key_required: SECRET_KEY is not set", called=False)
         body = orjson.dumps(
             {
                 "id": str(delivery.event_id),
@@ -196,7 +208,10 @@ class Deliverer:
         if status == "retry":
             retry_in = self.schedule.delay_after(delivery.attempts, random.random())
             status = "failed" if retry_in is None else "pending"
+        health = delivery.webhook_id is not None and outcome.called
         async with self.database.scoped(organization_id) as connection:
+            if health:
+                await connection.execute(outbox.LOCK_ENDPOINT, organization_id, delivery.webhook_id)
             await outbox.record(
                 connection,
                 organization_id,
@@ -206,20 +221,32 @@ class Deliverer:
                 error=outcome.error,
                 retry_in=retry_in,
             )
-            if delivery.webhook_id is not None and outcome.called:
-                await self._endpoint_health(connection, organization_id, delivery.webhook_id, outcome)
+            if health:
+                assert delivery.webhook_id is not None
+                await self._endpoint_health(
+                    connection, organization_id, delivery.webhook_id, outcome, gave_up=status == "failed"
+                )
 
     async def _endpoint_health(
-        self, connection: Any, organization_id: UUID, webhook_id: UUID, outcome: Outcome
+        self,
+        connection: Any,
+        organization_id: UUID,
+        webhook_id: UUID,
+        outcome: Outcome,
+        *,
+        gave_up: bool = False,
     ) -> None:
+        """The endpoint's failure clock: stopped by a success, started by a failure; a day of
+        failures, or a delivery that failed its every attempt, disables it and tells its admins."""
         if outcome.status == "delivered":
             await connection.execute(outbox.ENDPOINT_SUCCEEDED, organization_id, webhook_id)
             return
+        await connection.execute(outbox.ENDPOINT_FAILED, organization_id, webhook_id)
         row = await connection.fetchrow(
-            outbox.ENDPOINT_FAILED, organization_id, webhook_id, DISABLE_AFTER_SECONDS
+            outbox.DISABLE_FAILING, organization_id, webhook_id, DISABLE_AFTER_SECONDS, gave_up
         )
-        if row is not None and row["disabled_now"]:
-            logger.warning("webhook endpoint %s disabled after a day of failed calls", webhook_id)
+        if row is not None:
+            logger.warning("webhook endpoint %s disabled: its calls kept failing", webhook_id)
             data = {
                 "webhook": {
                     "id": str(webhook_id),

@@ -66,12 +66,25 @@ async def send(server: SmtpServer, message: EmailMessage) -> None:
             username=server.username,
             password=server.password,
             use_tls=server.implicit_tls,
-            start_tls=False if server.implicit_tls else None,
+            start_tls=_start_tls(server),
             timeout=SEND_TIMEOUT_SECONDS,
         )
+    except aiosmtplib.SMTPAuthenticationError:
+        raise  # our credentials: tried again, so mail waits for the fix instead of being lost
     except aiosmtplib.SMTPResponseException as exc:
         if 500 <= exc.code < 600:
             raise EmailRefused(f"{exc.code} {exc.message}"[:300]) from exc
         raise
     except aiosmtplib.SMTPRecipientsRefused as exc:
-        raise EmailRefused(str(exc)[:300]) from exc
+        # Greylisting and a full mailbox (4xx) pass; only a refusal of every recipient for good fails.
+        if all(500 <= refused.code < 600 for refused in exc.recipients):
+            raise EmailRefused(str(exc)[:300]) from exc
+        raise
+
+
+def _start_tls(server: SmtpServer) -> bool | None:
+    """smtps: TLS already; smtp:// with a password: STARTTLS required (a server, or someone in
+    between, that does not offer it gets no password in clear); without: when offered."""
+    if server.implicit_tls:
+        return False
+    return True if server.username is not None else None

@@ -25,12 +25,22 @@ WITH due AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE notification_deliveries AS delivery
-SET attempts = delivery.attempts + 1, next_attempt_at = now() + make_interval(secs => $3)
+SET attempts = delivery.attempts + 1, next_attempt_at = now() + make_interval(secs => $3),
+    claim_token = gen_random_uuid()
 FROM due, notification_events AS event
 WHERE delivery.id = due.id AND event.id = delivery.event_id
 RETURNING delivery.id, delivery.event_id, delivery.channel, delivery.user_id, delivery.webhook_id,
-          delivery.attempts, event.type AS event_type, event.job_id, event.data,
+          delivery.attempts, delivery.claim_token, event.type AS event_type, event.job_id, event.data,
           event.created_at AS event_created_at
+"""
+
+# Due again after every attempt was claimed: the last one's worker died before it recorded
+# anything (a send that kills its worker must not be claimed forever).
+GIVE_UP_CRASHED = """
+UPDATE notification_deliveries
+SET status = 'failed', last_error = 'worker_stopped: the last attempt''s worker stopped before it ended',
+    claim_token = NULL
+WHERE organization_id = $1 AND status = 'pending' AND next_attempt_at <= now() AND attempts >= $2
 """
 
 # The body's data is fixed by the first delivery that renders it: every other one sends that.
@@ -64,42 +74,47 @@ ORDER BY count(*) DESC, item.error_code
 LIMIT $4
 """
 
-# Each outcome applies only while the row is still this claim's (a redelivery resets attempts).
+# Each outcome applies only while the row is still this claim's.
 RECORD_DELIVERED = """
 UPDATE notification_deliveries
-SET status = 'delivered', delivered_at = now(), last_status_code = $4, last_error = NULL
-WHERE organization_id = $1 AND id = $2 AND attempts = $3 AND status = 'pending'
+SET status = 'delivered', delivered_at = now(), last_status_code = $4, last_error = NULL, claim_token = NULL
+WHERE organization_id = $1 AND id = $2 AND claim_token = $3 AND status = 'pending'
 """
 RECORD_RETRY = """
 UPDATE notification_deliveries
-SET next_attempt_at = now() + make_interval(secs => $6), last_status_code = $4, last_error = $5
-WHERE organization_id = $1 AND id = $2 AND attempts = $3 AND status = 'pending'
+SET next_attempt_at = now() + make_interval(secs => $6), last_status_code = $4, last_error = $5,
+    claim_token = NULL
+WHERE organization_id = $1 AND id = $2 AND claim_token = $3 AND status = 'pending'
 """
 RECORD_END = """
 UPDATE notification_deliveries
-SET status = $6, last_status_code = $4, last_error = $5
-WHERE organization_id = $1 AND id = $2 AND attempts = $3 AND status = 'pending'
+SET status = $6, last_status_code = $4, last_error = $5, claim_token = NULL
+WHERE organization_id = $1 AND id = $2 AND claim_token = $3 AND status = 'pending'
 """
 
+# The endpoint's row is locked before its delivery's outcome is written: the order in which
+# deleting an endpoint takes them (the endpoint, then its deliveries by cascade).
+LOCK_ENDPOINT = """
+SELECT 1 FROM webhook_endpoints WHERE organization_id = $1 AND id = $2 FOR NO KEY UPDATE
+"""
 ENDPOINT_SUCCEEDED = """
 UPDATE webhook_endpoints SET failing_since = NULL
 WHERE organization_id = $1 AND id = $2 AND failing_since IS NOT NULL
 """
-# A failure starts the endpoint's failure clock; one that has run for long enough disables
-# it, and the statement says whether this call is the one that did.
+# A failure starts the endpoint's failure clock (if it is not running yet).
 ENDPOINT_FAILED = """
-UPDATE webhook_endpoints AS endpoint
-SET failing_since = coalesce(endpoint.failing_since, now()),
-    enabled = endpoint.enabled
-              AND coalesce(endpoint.failing_since, now()) > now() - make_interval(secs => $3),
-    disabled_reason = CASE
-        WHEN endpoint.enabled
-             AND coalesce(endpoint.failing_since, now()) <= now() - make_interval(secs => $3)
-        THEN 'failing' ELSE endpoint.disabled_reason END
-FROM webhook_endpoints AS before
-WHERE endpoint.organization_id = $1 AND endpoint.id = $2 AND before.id = endpoint.id
-RETURNING before.enabled AND NOT endpoint.enabled AS disabled_now, endpoint.url, endpoint.description,
-          endpoint.failing_since
+UPDATE webhook_endpoints SET failing_since = now()
+WHERE organization_id = $1 AND id = $2 AND failing_since IS NULL
+"""
+# An endpoint failing for long enough ($3 seconds), or whose delivery just failed its every
+# attempt ($4) while it was failing, is disabled; only the statement that disables it returns
+# a row (the row is re-checked after any concurrent change), so its admins hear of it once.
+DISABLE_FAILING = """
+UPDATE webhook_endpoints
+SET enabled = false, disabled_reason = 'failing'
+WHERE organization_id = $1 AND id = $2 AND enabled AND failing_since IS NOT NULL
+  AND ($4 OR failing_since <= now() - make_interval(secs => $3))
+RETURNING url, description, failing_since
 """
 
 # An endpoint disabled for failing: its administrators get an email each (one event).
@@ -126,6 +141,7 @@ class Claimed:
     user_id: UUID | None
     webhook_id: UUID | None
     attempts: int
+    claim_token: UUID
     event_type: str
     job_id: UUID | None
     data: dict[str, Any] | None
@@ -141,6 +157,7 @@ class Claimed:
             row["user_id"],
             row["webhook_id"],
             row["attempts"],
+            row["claim_token"],
             row["event_type"],
             row["job_id"],
             None if data is None else orjson.loads(data),
@@ -149,8 +166,15 @@ class Claimed:
 
 
 async def claim_due(
-    connection: asyncpg.Connection, organization_id: UUID, *, limit: int, lease_seconds: float
+    connection: asyncpg.Connection,
+    organization_id: UUID,
+    *,
+    limit: int,
+    lease_seconds: float,
+    max_attempts: int | None = None,
 ) -> list[Claimed]:
+    if max_attempts is not None:
+        await connection.execute(GIVE_UP_CRASHED, organization_id, max_attempts)
     rows = await connection.fetch(CLAIM_DUE, organization_id, limit, lease_seconds)
     return [Claimed.from_row(row) for row in rows]
 
@@ -189,7 +213,7 @@ async def record(
     retry_in: float | None = None,
 ) -> None:
     """``delivered``; ``pending`` with ``retry_in`` seconds; or ``failed`` / ``skipped``."""
-    key = (organization_id, claimed.id, claimed.attempts)
+    key = (organization_id, claimed.id, claimed.claim_token)
     if status == "delivered":
         await connection.execute(RECORD_DELIVERED, *key, status_code)
     elif status == "pending":

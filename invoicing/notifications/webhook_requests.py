@@ -40,6 +40,11 @@ def parse_webhook_url(value: object, *, allow_private_networks: bool) -> str:
     url = value.strip()
     if not url or len(url) > MAX_URL_LENGTH or any(not c.isprintable() or c.isspace() for c in url):
         raise BadRequest(f"The URL must be 1 to {MAX_URL_LENGTH} printable characters.", code="invalid_url")
+    if not url.isascii() or "\\" in url:
+        raise BadRequest(
+            "The URL must be plain ASCII: write a host's xn-- form and percent-encode the path.",
+            code="invalid_url",
+        )
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -55,12 +60,28 @@ def parse_webhook_url(value: object, *, allow_private_networks: bool) -> str:
         )
     if port == 0:
         raise BadRequest("The URL's port must be 1 to 65535.", code="invalid_url")
+    if not _is_host(parts.hostname):
+        raise BadRequest("The URL's host is not a valid host name or address.", code="invalid_url")
     if not allow_private_networks and not host_may_be_public(parts.hostname):
         raise BadRequest(
             "A webhook may not call a loopback, private, link-local or metadata address.",
             code="webhook_url_not_allowed",
         )
     return url
+
+
+def _is_host(host: str) -> bool:
+    """An address literal, or a name DNS can carry (labels of 1 to 63 characters)."""
+    try:
+        ip_address(host.strip("[]").split("%", 1)[0])
+        return True
+    except ValueError:
+        pass
+    try:
+        host.rstrip(".").encode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 def host_may_be_public(host: str) -> bool:

@@ -23,7 +23,10 @@ def new_salt() -> bytes:
 
 
 def webhook_secret(secret_key: str | None, webhook_id: UUID, salt: bytes) -> str:
-    """The endpoint's secret, ``whsec_`` and 43 URL-safe characters."""
-    key = hmac.new((secret_key or "").encode(), _PURPOSE, hashlib.sha256).digest()
+    """The endpoint's secret, ``whsec_`` and 43 URL-safe characters. There is none without
+    ``SECRET_KEY``: the salt alone, in the database, would then give it away."""
+    if not secret_key:
+        raise ValueError("webhook secrets need SECRET_KEY")
+    key = hmac.new(secret_key.encode(), _PURPOSE, hashlib.sha256).digest()
     digest = hmac.new(key, webhook_id.bytes + salt, hashlib.sha256).digest()
     return PREFIX + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

@@ -30,11 +30,20 @@ async def set_email_preference(database: Database, principal: Principal, email: 
         await store.write_preference(connection, principal.organization_id, principal.user_id, email)
 
 
+def _require_secret_key(settings: Settings) -> None:
+    if not settings.secret_key:
+        raise Conflict(
+            "Webhooks are signed with a secret derived from the server's SECRET_KEY, which is not set.",
+            code="secret_key_required",
+        )
+
+
 async def create_webhook(
     database: Database, settings: Settings, principal: Principal, body: object
 ) -> WebhookWithSecret:
     """Register an endpoint; the answer carries its secret, the only time it is shown."""
     principal.require_admin()
+    _require_secret_key(settings)
     url, events, description = parse_new_webhook(
         body, allow_private_networks=settings.webhook_allow_private_networks
     )
@@ -79,6 +88,7 @@ async def rotate_secret(
 ) -> WebhookWithSecret:
     """A new secret; the old one stops signing at once."""
     principal.require_admin()
+    _require_secret_key(settings)
     salt = new_salt()
     item = await _change(database, principal, store.ROTATE_SECRET, webhook_id, salt)
     return WebhookWithSecret(webhook_secret(settings.secret_key, item.id, salt), item)

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,17 @@ def _invoice_next_orders(client: httpx.Client, count: int) -> dict[str, Any]:
         time.sleep(0.1)
     result: dict[str, Any] = state
     return result
+
+
+def _wait_for_mail(folder: Path, recipient: str) -> EmailMessage:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for path in sorted(folder.glob("*.eml")):
+            message = message_from_bytes(path.read_bytes(), policy=policy.default)
+            if isinstance(message, EmailMessage) and message["To"] == recipient:
+                return message
+        time.sleep(0.1)
+    raise AssertionError(f"no email to {recipient} in {folder}")
 
 
 def _invoicing_beside_dev(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -115,6 +128,11 @@ def test_dev_runs_the_product_on_embedded_services_and_stops_cleanly(
         state = _invoice_next_orders(client, 100)
         assert state["processed_items"] == 100
         assert state["successful_items"] + state["failed_items"] == 100
+        # Its starter's email reached `dev`'s own SMTP server, which /dev/mailbox shows.
+        mail = _wait_for_mail(folder / ".data" / "mailbox", admin["email"])
+        assert mail["Subject"].startswith("100 orders: ")
+        assert f"{url}/jobs/{state['id']}" in mail.get_body(("plain",)).get_content()
+        assert client.get("/dev/mailbox", headers={"Authorization": ""}).status_code == 303
 
         # `dev` supervises its worker: a worker that dies is replaced, and work goes on.
         (worker,) = _workers(process)

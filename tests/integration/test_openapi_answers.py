@@ -48,6 +48,11 @@ MAIN_ERRORS = {304, 400, 401, 403, 404, 409, 422}
 #: Documented answers no call reaches, and why.
 UNREACHABLE = {
     ("POST", "/api/tokens", 404): "`membership_not_found`: an authenticated caller is a member",
+    (
+        "POST",
+        "/api/webhooks/{webhook_id}/rotate-secret",
+        409,
+    ): "`secret_key_required`: the tests set SECRET_KEY",
 }
 
 JOB = "/api/batch-jobs/{job_id}"
