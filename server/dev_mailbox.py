@@ -72,7 +72,9 @@ async def mailbox(request: Request) -> Response:
     paths = sorted(folder.glob("*.eml"), reverse=True) if folder.is_dir() else []
     mine = [path for path in paths if _addressed_to(_parse(path), principal.email)][:SHOWN]
     context = await account_context(request, principal)
-    return render_page(request, "dev_mailbox.html", mails=[_mail(path) for path in mine], **context)
+    return render_page(
+        request, "dev_mailbox.html", page="mailbox", mails=[_mail(path) for path in mine], **context
+    )
 
 
 async def mail_html(request: Request) -> Response:

@@ -19,7 +19,13 @@ from invoicing.kernel.settings import Settings
 from tests.conftest import make_settings
 from tests.integration.test_api_jobs import submit
 from tests.support.app import api_client, error_of
-from tests.support.factories import Organization, create_mixed_orders, create_orders, create_organization
+from tests.support.factories import (
+    TEST_PASSWORD,
+    Organization,
+    create_mixed_orders,
+    create_orders,
+    create_organization,
+)
 from tests.support.jobs import fetch_one
 from tests.support.receivers import receiving
 from tests.support.waiting import eventually
@@ -463,3 +469,48 @@ async def test_an_endpoint_failing_for_a_day_is_disabled_and_its_admins_are_emai
     await eventually(lambda: _async(len(box.messages) == 1), what="the admins' email")
     assert box.messages[0]["To"] == organization.admin.email
     assert receiver.url in box.messages[0].get_body(("plain",)).get_content()
+
+
+# --- The development mailbox ---------------------------------------------------------------------
+
+
+async def test_the_dev_mailbox_shows_a_signed_in_user_their_own_mail_only(
+    database_url: str, redis_url: str, database: Database, tmp_path: Any
+) -> None:
+    organization = await create_organization(database, with_passwords=True)
+    folder = tmp_path / "mailbox"
+    box = Mailbox(folder)
+    server = SmtpServer(box).start()
+    try:
+        settings = make_settings(database_url, redis_url, SMTP_URL=server.url, DEV_MAILBOX_DIR=str(folder))
+        orders = await create_orders(database, organization, 2)
+        async with api_client(settings) as client:
+            await run_job(client, settings, organization.admin.headers, orders)  # the admin's mail
+            await run_job(
+                client, settings, organization.member.headers, await create_orders(database, organization, 1)
+            )
+            await eventually(lambda: _async(len(list(folder.glob("*.eml"))) == 2), what="two emails")
+            assert (await client.get("/dev/mailbox")).status_code == 303  # signed out
+            signed_in = await client.post(
+                "/login",
+                data={"email": organization.member.email, "password": TEST_PASSWORD},
+                headers={"Origin": "http://testserver"},
+            )
+            assert signed_in.status_code == 303
+            page = await client.get("/dev/mailbox")
+            assert page.status_code == 200
+            assert "1 order: 1 invoice created" in page.text
+            assert "2 orders" not in page.text
+            theirs, mine = sorted(
+                folder.glob("*.eml"), key=lambda p: organization.member.email in p.read_text()
+            )
+            html = await client.get(f"/dev/mailbox/{mine.stem}.html")
+            assert html.status_code == 200
+            assert "default-src 'none'" in html.headers["content-security-policy"]
+            assert (await client.get(f"/dev/mailbox/{theirs.stem}.html")).status_code == 404
+    finally:
+        server.stop()
+
+
+async def test_the_dev_mailbox_is_not_routed_outside_dev(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/dev/mailbox")).status_code == 404
