@@ -47,11 +47,18 @@ async def webhooks_collection(request: Request) -> Response:
     return JSONResponse({"items": [item.to_json() for item in found]})
 
 
-async def delete_webhook(request: Request) -> Response:
+async def one_webhook(request: Request) -> Response:
+    # One route for both methods, so a 405 on this path lists both in its Allow header.
     services = state.services(request)
     principal = await authenticate(request, services.database)
     principal.require_admin()  # before anything about the request is looked at
     webhook_id = path_uuid(request, "webhook_id", NotFound.webhook)
+    if request.method == "PATCH":
+        body = await read_json(request, max_bytes=MAX_BODY_BYTES)
+        item = await webhooks.update_webhook(
+            services.database, services.settings, principal, webhook_id, body
+        )
+        return JSONResponse(item.to_json())
     await webhooks.delete_webhook(services.database, principal, webhook_id)
     return Response(status_code=204)
 
@@ -119,7 +126,7 @@ async def webhooks_page(request: Request) -> Response:
 routes: list[Route] = [
     Route("/api/me/notifications", notification_settings, methods=["GET", "PUT"]),
     Route("/api/webhooks", webhooks_collection, methods=["GET", "POST"]),
-    Route("/api/webhooks/{webhook_id}", delete_webhook, methods=["DELETE"]),
+    Route("/api/webhooks/{webhook_id}", one_webhook, methods=["PATCH", "DELETE"]),
     Route("/api/webhooks/{webhook_id}/rotate-secret", rotate_secret, methods=["POST"]),
     Route("/api/webhooks/{webhook_id}/enable", enable_webhook, methods=["POST"]),
     Route("/api/webhooks/{webhook_id}/disable", disable_webhook, methods=["POST"]),

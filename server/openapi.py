@@ -37,6 +37,7 @@ from invoicing.kernel.settings import ENVIRONMENT
 from invoicing.notifications import views as notification_views
 from invoicing.notifications.webhook_requests import (
     NOTIFICATION_SETTINGS_REQUEST_SCHEMA,
+    WEBHOOK_CHANGES_SCHEMA,
     WEBHOOK_REQUEST_SCHEMA,
 )
 from invoicing.orders import views as order_views
@@ -282,6 +283,16 @@ def _notification_paths() -> dict[str, Any]:
             ),
         },
         "/api/webhooks/{webhook_id}": {
+            "patch": admin(
+                "updateWebhook",
+                "Change an endpoint's URL, events or description (its secret stays).",
+                ok("The endpoint.", "Webhook"),
+                400,
+                404,
+                413,
+                parameters=[webhook_id],
+                requestBody=json_body("WebhookChanges"),
+            ),
             "delete": admin(
                 "deleteWebhook",
                 "Delete an endpoint; its pending deliveries are dropped.",
@@ -481,6 +492,7 @@ def _component_schemas(max_batch_size: int) -> dict[str, Schema]:
         **notification_views.SCHEMAS,
         "NotificationSettingsRequest": NOTIFICATION_SETTINGS_REQUEST_SCHEMA,
         "WebhookRequest": WEBHOOK_REQUEST_SCHEMA,
+        "WebhookChanges": WEBHOOK_CHANGES_SCHEMA,
         "WebhookDeliveryPage": paged("WebhookDelivery"),
         "AuditEntryPage": paged("AuditEntry"),
     }

@@ -61,6 +61,15 @@ WHERE organization_id = $1 AND id = $2
 RETURNING {_WEBHOOK_COLUMNS}
 """
 
+# An edit; a new URL is a new destination, whose failure clock starts afresh.
+UPDATE_WEBHOOK = f"""
+UPDATE webhook_endpoints
+SET url = coalesce($3, url), events = coalesce($4, events), description = coalesce($5, description),
+    failing_since = CASE WHEN $3::text IS DISTINCT FROM NULL AND $3 <> url THEN NULL ELSE failing_since END
+WHERE organization_id = $1 AND id = $2
+RETURNING {_WEBHOOK_COLUMNS}
+"""
+
 DELETE_WEBHOOK = "DELETE FROM webhook_endpoints WHERE organization_id = $1 AND id = $2 RETURNING id"
 
 _DELIVERY_COLUMNS = """

@@ -3,6 +3,7 @@ their emails: each body checked, with a stable code for what is wrong."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from ipaddress import ip_address
 from urllib.parse import urlsplit
 
@@ -133,6 +134,29 @@ def parse_new_webhook(body: object, *, allow_private_networks: bool) -> tuple[st
     return url, events, description
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookChanges:
+    """What an edit changes (None: left as it is)."""
+
+    url: str | None = None
+    events: tuple[str, ...] | None = None
+    description: str | None = None
+
+
+def parse_webhook_changes(body: object, *, allow_private_networks: bool) -> WebhookChanges:
+    """``{"url"?, "events"?, "description"?}``, at least one, each checked as when creating."""
+    fields = json_object(body, {"url", "events", "description"})
+    if not fields:
+        raise BadRequest("Name at least one of 'url', 'events', 'description'.", code="missing_field")
+    return WebhookChanges(
+        url=None
+        if "url" not in fields
+        else parse_webhook_url(fields["url"], allow_private_networks=allow_private_networks),
+        events=None if "events" not in fields else parse_events(fields["events"]),
+        description=None if "description" not in fields else parse_description(fields["description"]),
+    )
+
+
 WEBHOOK_REQUEST_SCHEMA: Schema = closed_object(
     {
         "url": {
@@ -146,3 +170,9 @@ WEBHOOK_REQUEST_SCHEMA: Schema = closed_object(
     },
     optional=("events", "description"),
 )
+
+#: What ``parse_webhook_changes`` accepts: the same fields, any of them, at least one.
+WEBHOOK_CHANGES_SCHEMA: Schema = {
+    **closed_object(WEBHOOK_REQUEST_SCHEMA["properties"], optional=("url", "events", "description")),
+    "minProperties": 1,
+}

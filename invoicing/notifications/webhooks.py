@@ -13,7 +13,7 @@ from invoicing.kernel.settings import Settings
 from invoicing.notifications import store
 from invoicing.notifications.addresses import AddressRefused, resolve_checked
 from invoicing.notifications.views import Webhook, WebhookDelivery, WebhookWithSecret
-from invoicing.notifications.webhook_requests import parse_new_webhook
+from invoicing.notifications.webhook_requests import parse_new_webhook, parse_webhook_changes
 from invoicing.notifications.webhook_secrets import new_salt, webhook_secret
 
 #: Endpoints one organization may register.
@@ -75,6 +75,20 @@ async def _refuse_private_name(url: str) -> None:
                 code="webhook_url_not_allowed",
             ) from None
         # A name that does not resolve yet is accepted: its calls fail until it does.
+
+
+async def update_webhook(
+    database: Database, settings: Settings, principal: Principal, webhook_id: UUID, body: object
+) -> Webhook:
+    """Change an endpoint's URL, events or description; its secret stays."""
+    principal.require_admin()
+    changes = parse_webhook_changes(body, allow_private_networks=settings.webhook_allow_private_networks)
+    if changes.url is not None and not settings.webhook_allow_private_networks:
+        await _refuse_private_name(changes.url)
+    events = None if changes.events is None else list(changes.events)
+    return await _change(
+        database, principal, store.UPDATE_WEBHOOK, webhook_id, changes.url, events, changes.description
+    )
 
 
 async def list_webhooks(database: Database, principal: Principal) -> list[Webhook]:

@@ -8,6 +8,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -16,7 +17,8 @@ from devtools.mailbox import Mailbox, SmtpServer
 from invoicing.domain.notices import SIGNATURE_HEADER, verify_signature
 from invoicing.infra.database import Database
 from invoicing.kernel.settings import Settings
-from tests.conftest import make_settings
+from invoicing.notifications.webhook_secrets import webhook_secret
+from tests.conftest import TEST_SECRET_KEY, make_settings
 from tests.integration.test_api_jobs import submit
 from tests.support.app import api_client, error_of
 from tests.support.factories import (
@@ -514,3 +516,45 @@ async def test_the_dev_mailbox_shows_a_signed_in_user_their_own_mail_only(
 
 async def test_the_dev_mailbox_is_not_routed_outside_dev(client: httpx.AsyncClient) -> None:
     assert (await client.get("/dev/mailbox")).status_code == 404
+
+
+async def test_an_endpoint_is_edited_in_place_keeping_its_secret(
+    client: httpx.AsyncClient, database: Database, organization: Organization
+) -> None:
+    headers = organization.admin.headers
+    created = await register(client, organization, "https://hooks.example.test/a", description="ERP")
+    webhook_id = created["item"]["id"]
+    async with database.connection() as connection:
+        await connection.execute(
+            "UPDATE webhook_endpoints SET failing_since = now() - interval '1 hour' WHERE id = $1", webhook_id
+        )
+    path = f"/api/webhooks/{webhook_id}"
+    edited = await client.patch(
+        path, json={"description": " Ledger ", "events": ["batch_job.failed"]}, headers=headers
+    )
+    assert edited.status_code == 200, edited.text
+    item = edited.json()
+    assert (item["description"], item["events"], item["url"]) == (
+        "Ledger",
+        ["batch_job.failed"],
+        created["item"]["url"],
+    )
+    assert item["failing_since"] is not None  # the same destination: still failing
+    moved = (await client.patch(path, json={"url": "https://hooks.example.test/b"}, headers=headers)).json()
+    assert (moved["url"], moved["failing_since"]) == ("https://hooks.example.test/b", None)
+    for body, code in (
+        ({}, "missing_field"),
+        ({"url": "ftp://x"}, "invalid_url"),
+        ({"events": []}, "invalid_events"),
+        ({"secret": "x"}, "unknown_field"),
+    ):
+        assert error_of(await client.patch(path, json=body, headers=headers)) == (400, code)
+    assert (await client.get("/api/webhooks", headers=headers)).json()["items"] == [moved]
+    assert error_of(
+        await client.patch(path, json={"description": "x"}, headers=organization.member.headers)
+    ) == (
+        403,
+        "admin_required",
+    )
+    salt = await fetch_one(database, "SELECT secret_salt FROM webhook_endpoints WHERE id = $1", webhook_id)
+    assert webhook_secret(TEST_SECRET_KEY, UUID(webhook_id), salt["secret_salt"]) == created["secret"]
