@@ -375,18 +375,19 @@ async def test_private_addresses_are_refused_at_registration(
         assert (await client.get("/api/webhooks", headers=organization.admin.headers)).json()["items"] == []
 
 
-async def test_a_name_resolving_to_loopback_is_refused_when_the_call_is_made(
-    database: Database, database_url: str, redis_url: str, organization: Organization
+@pytest.mark.parametrize("host", ["localhost", "169.254.169.254", "[::ffff:127.0.0.1]"])
+async def test_an_address_not_public_is_refused_when_the_call_is_made(
+    database: Database, database_url: str, redis_url: str, organization: Organization, host: str
 ) -> None:
-    """Registered while allowed (or while the name resolved elsewhere): the address it resolves
-    to now is what counts, and nothing reaches the receiver."""
+    """Registered while allowed (or while its name resolved elsewhere): the address the host
+    resolves to when the call is made is what counts, and no connection is made to it."""
     lenient = make_settings(database_url, redis_url)
     strict = lenient.with_overrides(webhook_allow_private_networks=False)
     orders = await create_orders(database, organization, 1)
     with receiving() as receiver:
         port = receiver.url.split(":")[2].split("/")[0]
         async with api_client(lenient) as client:
-            await register(client, organization, f"https://localhost:{port}/hooks")
+            await register(client, organization, f"https://{host}:{port}/hooks")
             job = await submit(client, organization.member.headers, orders)
         await drain_queue(strict)
         assert receiver.received() == []
