@@ -61,11 +61,13 @@ WHERE organization_id = $1 AND id = $2
 RETURNING {_WEBHOOK_COLUMNS}
 """
 
-# An edit; a new URL is a new destination, whose failure clock starts afresh.
+# An edit; a new URL is a new destination, whose failure clock starts afresh (an endpoint
+# disabled for failing keeps it, as its record, until it is enabled).
 UPDATE_WEBHOOK = f"""
 UPDATE webhook_endpoints
 SET url = coalesce($3, url), events = coalesce($4, events), description = coalesce($5, description),
-    failing_since = CASE WHEN $3::text IS DISTINCT FROM NULL AND $3 <> url THEN NULL ELSE failing_since END
+    failing_since = CASE WHEN enabled AND $3::text IS DISTINCT FROM NULL AND $3 <> url THEN NULL
+                         ELSE failing_since END
 WHERE organization_id = $1 AND id = $2
 RETURNING {_WEBHOOK_COLUMNS}
 """
@@ -165,7 +167,8 @@ async def read_webhook(
 async def change_webhook(
     connection: asyncpg.Connection, statement: str, organization_id: UUID, webhook_id: UUID, *args: object
 ) -> Webhook | None:
-    """Run one of ROTATE_SECRET, ENABLE_WEBHOOK, DISABLE_WEBHOOK; None if there is no such endpoint."""
+    """Run one of ROTATE_SECRET, ENABLE_WEBHOOK, DISABLE_WEBHOOK, UPDATE_WEBHOOK; None if there
+    is no such endpoint."""
     row = await connection.fetchrow(statement, organization_id, webhook_id, *args)
     return None if row is None else Webhook.from_row(row)
 

@@ -1,6 +1,6 @@
 """The Settings page's email choice and the Webhooks page, in real Chromium: an administrator
-adds, disables, enables, rotates and deletes an endpoint and reads and redelivers its
-deliveries; a member is kept out; both pages pass axe-core and fit a phone.
+adds, edits, disables, enables, rotates and deletes an endpoint and reads and redelivers its
+deliveries; a member is kept out; both pages pass axe-core and fit a laptop and a phone.
 
 The server runs alone, with no worker: deliveries stay as the test wrote them, and the
 endpoints' URLs (on 127.0.0.1, which WEBHOOK_ALLOW_PRIVATE_NETWORKS allows) are never called.
@@ -18,10 +18,11 @@ from uuid import UUID
 import httpx
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Dialog, Locator, Page, expect
+from playwright.async_api import Browser, Dialog, Locator, Page, Request, expect
 
 from devtools.embedded import free_port
 from invoicing.infra.database import Database
+from invoicing.notifications.webhook_secrets import webhook_secret
 from tests.conftest import make_settings
 from tests.support.axe import assert_no_axe_violations
 from tests.support.browser import DESKTOP, NO_SIDEWAYS_SCROLL, PHONE, Product, logged_in_page
@@ -36,6 +37,9 @@ SECRET = re.compile(r"^whsec_[A-Za-z0-9_-]{43}$")
 REDELIVER = re.compile(r"^Redeliver ")
 #: Deliveries written for one endpoint: more than the page's 20, so there is a second page.
 DELIVERIES = 25
+EVENTS = ["batch_job.completed", "batch_job.failed", "batch_job.cancelled"]
+#: A common laptop's width, besides the suite's DESKTOP.
+LAPTOP = {"width": 1366, "height": 900}
 
 
 @pytest_asyncio.fixture
@@ -216,6 +220,127 @@ async def test_an_admin_adds_disables_enables_rotates_and_deletes_an_endpoint(
     await assert_no_markup_ran(page)
 
 
+async def test_an_admin_edits_an_endpoint_in_its_card_and_its_secret_stays(
+    browser: Browser, product: Product, database: Database
+) -> None:
+    url = hook_url()
+    created = await call(product, "POST", "/api/webhooks", json={"url": url, "description": "Accounting"})
+    webhook_id = created["item"]["id"]
+    async with database.connection() as connection:
+        await connection.execute(
+            "UPDATE webhook_endpoints SET failing_since = now() - interval '2 hours' WHERE id = $1",
+            UUID(webhook_id),
+        )
+    [before] = (await call(product, "GET", "/api/webhooks"))["items"]
+    page = await logged_in_page(browser, product)
+    patches: list[Request] = []
+    page.on("request", lambda request: patches.append(request) if request.method == "PATCH" else None)
+    await page.goto("/webhooks")
+    card = endpoint_card(page)
+    edit = card.get_by_role("button", name=f"Edit webhook {url}")
+    await expect(edit).to_have_attribute("aria-expanded", "false")
+
+    # The form is filled from the endpoint; Cancel, and Escape, drop what was typed.
+    await edit.click()
+    form = card.get_by_role("form", name=f"Edit endpoint {url}")
+    url_field = form.get_by_role("textbox", name="URL")
+    description = form.get_by_role("textbox", name="Description")
+    await expect(url_field).to_be_focused()
+    await expect(edit).to_have_attribute("aria-expanded", "true")
+    await expect(url_field).to_have_value(url)
+    await expect(description).to_have_value("Accounting")
+    for event in EVENTS:
+        await expect(form.get_by_role("checkbox", name=event)).to_be_checked()
+    await url_field.fill(hook_url())
+    await description.fill("Changed")
+    await form.get_by_role("checkbox", name="batch_job.failed").uncheck()
+    await form.get_by_role("button", name="Cancel").click()
+    await expect(form).to_have_count(0)
+    await expect(edit).to_be_focused()
+    await expect(edit).to_have_attribute("aria-expanded", "false")
+    await expect(card.get_by_role("heading", name=url)).to_be_visible()
+    await expect(card.locator(".webhook__description")).to_have_text("Accounting")
+    await expect(card.locator(".webhook__event")).to_have_text(EVENTS)
+    await edit.click()
+    await expect(url_field).to_have_value(url)
+    await expect(description).to_have_value("Accounting")
+    await expect(form.get_by_role("checkbox", name="batch_job.failed")).to_be_checked()
+    await description.fill("Changed")
+    await page.keyboard.press("Escape")
+    await expect(form).to_have_count(0)
+    await expect(edit).to_be_focused()
+    # Saved unchanged: nothing is sent.
+    await edit.click()
+    await form.get_by_role("button", name="Save").click()
+    await expect(form).to_have_count(0)
+    await expect(edit).to_be_focused()
+    await expect(page.locator("#toasts")).to_contain_text("Nothing changed")
+    assert patches == []
+    assert (await call(product, "GET", "/api/webhooks"))["items"] == [before]
+
+    # What the server refuses is said under its field, which is marked and focused.
+    await edit.click()
+    await url_field.fill("ftp://example.com/hook")
+    await description.fill(HOSTILE)
+    await form.get_by_role("button", name="Save").click()
+    refused = "A webhook URL must start with https:// or http://."
+    url_box = form.locator(".field").filter(has=page.get_by_role("textbox", name="URL"))
+    await expect(url_box.get_by_role("alert")).to_have_text(refused)
+    await expect(url_field).to_have_accessible_description(refused)
+    await expect(url_field).to_have_attribute("aria-invalid", "true")
+    await expect(url_field).to_be_focused()
+    await expect(form.get_by_role("alert")).to_have_count(1)
+    assert [request.post_data_json for request in patches] == [
+        {"url": "ftp://example.com/hook", "description": HOSTILE}
+    ]
+    assert (await call(product, "GET", "/api/webhooks"))["items"] == [before]
+    for event in EVENTS:
+        await form.get_by_role("checkbox", name=event).uncheck()
+    await form.get_by_role("button", name="Save").click()
+    await expect(form.get_by_role("alert")).to_have_text("Choose at least one event.")
+    await expect(form.get_by_role("checkbox", name="batch_job.completed")).to_be_focused()
+    await expect(url_field).not_to_have_attribute("aria-invalid", "true")
+    assert len(patches) == 1
+
+    # Only what changed is sent: the same URL is not. The markup is shown as text.
+    await url_field.fill(url)
+    for event in EVENTS[:2]:
+        await form.get_by_role("checkbox", name=event).check()
+    await form.get_by_role("button", name="Save").click()
+    await expect(form).to_have_count(0)
+    await expect(edit).to_be_focused()
+    await expect(page.locator("#toasts")).to_contain_text("Saved")
+    await expect(card.locator(".webhook__description")).to_have_text(HOSTILE)
+    await expect(card.locator(".webhook__event")).to_have_text(EVENTS[:2])
+    await expect(card).to_contain_text("Failing since")  # the same destination: still failing
+    assert patches[-1].post_data_json == {"description": HOSTILE, "events": EVENTS[:2]}
+    [stored] = (await call(product, "GET", "/api/webhooks"))["items"]
+    assert (stored["url"], stored["description"], stored["events"]) == (url, HOSTILE, EVENTS[:2])
+
+    # A new URL: the card and its buttons' names follow; its failure clock starts afresh.
+    new_url = hook_url()
+    await edit.click()
+    await url_field.fill(new_url)
+    await form.get_by_role("button", name="Save").click()
+    await expect(card.get_by_role("heading", name=new_url)).to_be_visible()
+    await expect(card.get_by_role("button", name=f"Edit webhook {new_url}")).to_be_focused()
+    await expect(card.locator("summary")).to_contain_text(f"Deliveries to {new_url}")
+    await expect(card).not_to_contain_text("Failing since")
+    assert patches[-1].post_data_json == {"url": new_url}
+    [stored] = (await call(product, "GET", "/api/webhooks"))["items"]
+    assert (stored["url"], stored["description"], stored["events"]) == (new_url, HOSTILE, EVENTS[:2])
+    assert stored["failing_since"] is None
+
+    # The secret is the one given when the endpoint was added: no new one is shown or made.
+    await expect(card.get_by_role("textbox", name="Signing secret")).to_have_count(0)
+    async with database.connection() as connection:
+        salt = await connection.fetchval(
+            "SELECT secret_salt FROM webhook_endpoints WHERE id = $1", UUID(webhook_id)
+        )
+    assert webhook_secret(product.settings.secret_key, UUID(webhook_id), salt) == created["secret"]
+    await assert_no_markup_ran(page)
+
+
 async def test_an_endpoints_deliveries_come_page_by_page_and_are_redelivered(
     browser: Browser, product: Product, database: Database
 ) -> None:
@@ -359,10 +484,20 @@ async def test_both_pages_pass_axe_and_fit_a_phone(
     await first.locator("summary", has_text="Deliveries").click()
     await expect(first.locator(".deliveries-table tbody tr")).to_have_count(20)
     await expect(first.locator(".deliveries-table")).to_have_attribute("aria-busy", "false")
-    for viewport in (DESKTOP, PHONE):
+    # Two edit forms open, one with the server's error under its URL.
+    await cards.nth(1).get_by_role("button", name=re.compile("^Edit webhook ")).click()
+    last = cards.nth(2)
+    await last.get_by_role("button", name=re.compile("^Edit webhook ")).click()
+    await last.get_by_role("textbox", name="URL").fill("ftp://example.com/" + "long-path/" * 30)
+    await last.get_by_role("button", name="Save").click()
+    await expect(last.get_by_role("alert")).to_contain_text("must start with")
+    for viewport in (LAPTOP, DESKTOP, PHONE):
         await page.set_viewport_size(viewport)
         await assert_no_axe_violations(page)
         assert await page.evaluate(NO_SIDEWAYS_SCROLL), f"/webhooks scrolls sideways at {viewport}"
+        save = await last.get_by_role("button", name="Save").bounding_box()
+        assert save is not None
+        assert save["x"] + save["width"] <= viewport["width"], "Save is reachable without scrolling sideways"
 
     await page.goto("/settings")
     await expect(page.get_by_role("group", name="Email me when a batch I started ends")).to_be_enabled()

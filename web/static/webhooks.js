@@ -1,12 +1,12 @@
 // Webhooks page (administrators): the organization's endpoints, each with its status, its
-// actions and its deliveries. A new or rotated secret is shown once, in its endpoint's card,
-// and is gone with the page: nothing keeps it.
+// actions, an edit form and its deliveries (webhook-deliveries.js). A new or rotated secret is
+// shown once, in its endpoint's card, and is gone with the page: nothing keeps it.
 
-import { getJSON, postJSON, request, withQuery } from "./api.js";
+import { getJSON, postJSON, request } from "./api.js";
 import * as fmt from "./format.js";
 import { announce, el, errorMessage, setText, toast } from "./ui.js";
+import { apiPath, button, Deliveries } from "./webhook-deliveries.js";
 
-const DELIVERIES_PAGE = 20;
 const SECRET_WARNING = "Copy this secret now: it will not be shown again.";
 const $ = (selector) => document.querySelector(selector);
 const view = {
@@ -21,35 +21,20 @@ const view = {
   events: $("[data-webhook-events]"),
   addError: $("[data-add-error]"),
   submit: $("[data-add-submit]"),
+  editTemplate: $("#webhook-edit-template"),
 };
 /** The cards on the page by endpoint id, in the list's order. */
 const cards = new Map();
-const DELIVERY_STATUS = {
-  pending: ["Pending", "badge--pending"],
-  delivered: ["Delivered", "badge--completed"],
-  failed: ["Failed", "badge--failed"],
+/** Which field a 400 of the API is about; the others are said under the form. */
+const FIELD_OF_ERROR = {
+  invalid_url: "url",
+  webhook_url_not_allowed: "url",
+  missing_field: "url",
+  invalid_events: "events",
+  invalid_description: "description",
 };
-
-/** A delivery's time, its year left out in the current year: the time column stays narrow. */
-function shortTime(text) {
-  const date = new Date(text);
-  const sameYear = date.getFullYear() === new Date().getFullYear();
-  return date.toLocaleString(undefined, {
-    year: sameYear ? undefined : "numeric",
-    month: "short",
-    day: "numeric",
-    hour: "2-digit",
-    minute: "2-digit",
-  });
-}
-
-const apiPath = (id, action = "") => `/api/webhooks/${encodeURIComponent(id)}${action}`;
-
-function button(text, onClick, { className = "button button--small", label } = {}) {
-  const node = el("button", { className, text, attrs: { type: "button", "aria-label": label } });
-  node.addEventListener("click", onClick);
-  return node;
-}
+const NO_URL = "Give the URL that should get the calls (https://…).";
+const NO_EVENT = "Choose at least one event.";
 
 /** What a card says of an endpoint's state: a badge, and a sentence when it needs attention. */
 function endpointStatus(item) {
@@ -81,134 +66,105 @@ async function copySecret(input) {
   }
 }
 
-/** One endpoint's deliveries, newest first, in a disclosure loaded when first opened. */
-class Deliveries {
-  constructor(item) {
-    this.id = item.id;
-    this.cursor = null;
-    this.loaded = false;
-    this.body = el("tbody");
-    const heads = ["Event", "Status", "Attempts", "Last answer", "When"].map((name) =>
-      el("th", { text: name, className: name === "Attempts" ? "num" : "", attrs: { scope: "col" } }),
-    );
-    heads.push(el("th", { attrs: { scope: "col" } }, [el("span", { className: "visually-hidden", text: "Actions" })]));
-    this.table = el("table", { className: "table table--stack deliveries-table", attrs: { hidden: true } }, [
-      el("caption", { className: "visually-hidden", text: `Deliveries to ${item.url}` }),
-      el("thead", {}, [el("tr", {}, heads)]),
-      this.body,
-    ]);
-    this.empty = el("p", {
-      className: "empty",
-      text: "No calls yet: one is made when a batch ends with one of this endpoint's events.",
-      attrs: { hidden: true },
-    });
-    this.error = el("p", { className: "form-error deliveries__error", attrs: { role: "alert", hidden: true } });
-    this.more = button("Load more", () => this.loadMore(), { className: "button", label: `Load more deliveries to ${item.url}` });
-    this.more.hidden = true;
-    const refresh = button("Refresh", () => this.load(), {
-      className: "button button--quiet button--small",
-      label: `Refresh deliveries to ${item.url}`,
-    });
-    this.root = el("details", { className: "deliveries" }, [
-      el("summary", { className: "deliveries__summary" }, [
-        document.createTextNode("Deliveries"),
-        el("span", { className: "visually-hidden", text: ` to ${item.url}` }),
-      ]),
-      el("div", { className: "deliveries__body" }, [
-        el("div", { className: "deliveries__tools" }, [el("span", { text: "Newest first" }), refresh]),
-        this.error,
-        el("div", { className: "table-wrap" }, [this.table]),
-        this.empty,
-        el("div", { className: "deliveries__more" }, [this.more]),
-      ]),
-    ]);
-    this.root.addEventListener("toggle", () => {
-      if (this.root.open && !this.loaded) this.load();
+/**
+ * An endpoint's edit form, in its card: the New endpoint form's fields (from the page's
+ * template), filled from the endpoint. Save sends only what changed; each error is said
+ * under its field, which is marked and focused.
+ */
+class EditForm {
+  constructor(endpoint) {
+    const { item } = endpoint;
+    const prefix = `webhook-edit-${item.id}`;
+    this.endpoint = endpoint;
+    this.form = view.editTemplate.content.firstElementChild.cloneNode(true);
+    this.form.id = prefix;
+    for (const node of this.form.querySelectorAll("[data-part]")) node.id = `${prefix}-${node.dataset.part}`;
+    for (const label of this.form.querySelectorAll("label[data-for]")) label.htmlFor = `${prefix}-${label.dataset.for}`;
+    for (const node of this.form.querySelectorAll("[data-described-by]")) {
+      node.setAttribute("aria-describedby", `${prefix}-${node.dataset.describedBy}`);
+    }
+    // "Edit endpoint https://…": each open form has a name of its own.
+    this.form.setAttribute("aria-labelledby", `${prefix}-title ${endpoint.title.id}`);
+    const part = (name) => this.form.querySelector(`[data-part="${name}"]`);
+    this.fields = { url: part("url"), description: part("description") };
+    this.boxes = [...this.form.querySelectorAll("input[name=events]")];
+    this.errors = {
+      url: part("url-error"),
+      description: part("description-error"),
+      events: part("events-error"),
+      form: part("error"),
+    };
+    this.fields.url.value = item.url;
+    this.fields.description.value = item.description;
+    for (const box of this.boxes) box.checked = item.events.includes(box.value);
+    this.form.addEventListener("submit", (event) => this.save(event));
+    this.form.querySelector("[data-edit-cancel]").addEventListener("click", () => endpoint.closeEdit());
+    this.form.addEventListener("keydown", (event) => {
+      if (event.key !== "Escape" || event.defaultPrevented) return;
+      event.preventDefault();
+      endpoint.closeEdit();
     });
   }
 
-  /** The first page again (append: the next one); the rows added, or null on an error. */
-  async load({ append = false } = {}) {
-    const path = withQuery(apiPath(this.id, "/deliveries"), { limit: DELIVERIES_PAGE, cursor: append ? this.cursor : null });
-    this.table.setAttribute("aria-busy", "true");
+  /** The fields that differ from the endpoint, as PATCH takes them. */
+  changes(url, description, events) {
+    const { item } = this.endpoint;
+    const changes = {};
+    if (url !== item.url) changes.url = url;
+    if (description !== item.description) changes.description = description;
+    if ([...events].sort().join() !== [...item.events].sort().join()) changes.events = events;
+    return changes;
+  }
+
+  async save(event) {
+    event.preventDefault();
+    if (this.form.getAttribute("aria-busy") === "true") return;
+    this.clearErrors();
+    const url = this.fields.url.value.trim();
+    const description = this.fields.description.value.trim();
+    const events = this.boxes.filter((box) => box.checked).map((box) => box.value);
+    if (!url) {
+      this.showError(NO_URL, "url");
+      return;
+    }
+    if (!events.length) {
+      this.showError(NO_EVENT, "events");
+      return;
+    }
+    const changes = this.changes(url, description, events);
+    if (!Object.keys(changes).length) {
+      this.endpoint.closeEdit();
+      toast("Nothing changed: there was nothing to save.", "info");
+      return;
+    }
+    this.form.setAttribute("aria-busy", "true");
     try {
-      const { items, next_cursor: next } = await getJSON(path);
-      const rows = items.map((delivery) => this.row(delivery));
-      if (append) this.body.append(...rows);
-      else this.body.replaceChildren(...rows);
-      this.cursor = next;
-      this.loaded = true;
-      this.more.hidden = !next;
-      this.table.hidden = this.body.children.length === 0;
-      this.empty.hidden = !this.table.hidden;
-      this.error.hidden = true;
-      return rows;
+      const response = await request(apiPath(this.endpoint.item.id), { method: "PATCH", body: changes });
+      this.endpoint.update(await response.json());
+      // Closed (and perhaps opened again) while the answer was on its way: that form stays.
+      if (this.endpoint.editor === this) this.endpoint.closeEdit();
+      toast("Saved", "success");
     } catch (error) {
-      setText(this.error, `The deliveries could not be loaded: ${errorMessage(error)}`);
-      this.error.hidden = false;
-      return null;
+      if (this.endpoint.editor === this) this.showError(errorMessage(error), FIELD_OF_ERROR[error.code]);
+      else toast(`Not saved: ${errorMessage(error)}`, "error");
     } finally {
-      this.table.setAttribute("aria-busy", "false");
+      this.form.setAttribute("aria-busy", "false");
     }
   }
 
-  async loadMore() {
-    const rows = await this.load({ append: true });
-    // The button is gone with the last page: go on from the first row it brought.
-    if (this.more.hidden && rows && rows.length) rows[0].querySelector("button").focus();
+  clearErrors() {
+    for (const node of Object.values(this.errors)) node.hidden = true;
+    for (const input of Object.values(this.fields)) input.removeAttribute("aria-invalid");
   }
 
-  row(delivery) {
-    const tr = el("tr");
-    const redeliver = button("Redeliver", () => this.redeliver(tr, redeliver));
-    const actions = el("td", { className: "num" }, [redeliver]);
-    this.fill(tr, delivery, actions, redeliver);
-    return tr;
-  }
-
-  /** (Re)writes a row's cells; the actions cell is kept, so its button keeps the focus. */
-  fill(tr, delivery, actions, redeliver) {
-    tr.dataset.deliveryId = delivery.id;
-    tr.dataset.status = delivery.status;
-    const [statusText, badge] = DELIVERY_STATUS[delivery.status] || [delivery.status, "badge--pending"];
-    // One element per cell: a phone shows the cell as a label beside a single value.
-    const status = el("div", {}, [el("span", { className: `badge ${badge}`, text: statusText })]);
-    if (delivery.status === "pending" && delivery.next_attempt_at) {
-      status.append(el("span", { className: "deliveries__note", text: `Next attempt ${shortTime(delivery.next_attempt_at)}` }));
-    }
-    const answer = el("div");
-    if (delivery.last_status_code !== null) answer.append(el("span", { className: "deliveries__code", text: `HTTP ${delivery.last_status_code}` }));
-    if (delivery.last_error) answer.append(el("span", { className: "deliveries__note", text: delivery.last_error }));
-    if (!answer.hasChildNodes()) answer.textContent = "—";
-    const when = shortTime(delivery.created_at);
-    redeliver.setAttribute("aria-label", `Redeliver ${delivery.event_type} of ${when}`);
-    const cells = [
-      el("td", { className: "mono", text: delivery.event_type, dataset: { label: "Event" } }),
-      el("td", { className: "deliveries__status", dataset: { label: "Status" } }, [status]),
-      el("td", { className: "num", text: fmt.count(delivery.attempts), dataset: { label: "Attempts" } }),
-      el("td", { className: "deliveries__answer", dataset: { label: "Last answer" } }, [answer]),
-      el("td", { className: "deliveries__when", text: when, dataset: { label: "When" } }),
-    ];
-    // Taken out of the document, even for a moment, the button would lose the focus.
-    for (const cell of [...tr.children]) if (cell !== actions) cell.remove();
-    if (actions.parentElement === tr) actions.before(...cells);
-    else tr.append(...cells, actions);
-  }
-
-  async redeliver(tr, redeliver) {
-    if (tr.dataset.busy) return;
-    tr.dataset.busy = "true";
-    this.error.hidden = true;
-    try {
-      const delivery = await postJSON(`/api/webhook-deliveries/${encodeURIComponent(tr.dataset.deliveryId)}/redeliver`, {});
-      this.fill(tr, delivery, redeliver.parentElement, redeliver);
-      toast("Delivery queued: the call is made again shortly.", "success");
-    } catch (error) {
-      setText(this.error, errorMessage(error));
-      this.error.hidden = false;
-    } finally {
-      delete tr.dataset.busy;
-    }
+  /** The error under its field (marked and focused), or under the form when it is no field's. */
+  showError(text, field) {
+    const node = (field && this.errors[field]) || this.errors.form;
+    setText(node, text);
+    node.hidden = false;
+    const input = field === "events" ? this.boxes[0] : this.fields[field];
+    if (field === "url" || field === "description") input.setAttribute("aria-invalid", "true");
+    if (input) input.focus();
   }
 }
 
@@ -223,9 +179,18 @@ class Endpoint {
     this.created = el("dd");
     this.note = el("p");
     this.secret = el("div", { className: "webhook__secret", attrs: { hidden: true } });
+    this.editButton = button("Edit", () => (this.editor ? this.closeEdit() : this.openEdit()));
+    this.editButton.setAttribute("aria-expanded", "false");
+    this.editor = null;
     this.toggleButton = button("", () => this.toggle());
     this.rotateButton = button("Rotate secret", () => this.rotate());
     this.deleteButton = button("Delete", () => this.remove(), { className: "button button--danger button--small" });
+    this.actions = el("div", { className: "webhook__actions" }, [
+      this.editButton,
+      this.toggleButton,
+      this.rotateButton,
+      this.deleteButton,
+    ]);
     this.deliveries = new Deliveries(item);
     this.root = el("li", { className: "webhook", dataset: { webhookId: item.id } }, [
       el("div", { className: "webhook__head" }, [this.title, this.badge]),
@@ -236,7 +201,7 @@ class Endpoint {
       ]),
       this.note,
       this.secret,
-      el("div", { className: "webhook__actions" }, [this.toggleButton, this.rotateButton, this.deleteButton]),
+      this.actions,
       this.deliveries.root,
     ]);
     this.update(item);
@@ -261,6 +226,25 @@ class Endpoint {
     this.toggleButton.setAttribute("aria-label", `${toggle} webhook ${item.url}`);
     this.rotateButton.setAttribute("aria-label", `Rotate secret of webhook ${item.url}`);
     this.deleteButton.setAttribute("aria-label", `Delete webhook ${item.url}`);
+    this.editButton.setAttribute("aria-label", `Edit webhook ${item.url}`);
+    this.deliveries.name(item.url);
+  }
+
+  openEdit() {
+    this.editor = new EditForm(this);
+    this.actions.after(this.editor.form);
+    this.editButton.setAttribute("aria-expanded", "true");
+    this.editButton.setAttribute("aria-controls", this.editor.form.id);
+    this.editor.fields.url.focus();
+  }
+
+  /** Closes the form, what it holds unsaved dropped, and goes on from the Edit button. */
+  closeEdit() {
+    if (this.editor) this.editor.form.remove();
+    this.editor = null;
+    this.editButton.setAttribute("aria-expanded", "false");
+    this.editButton.removeAttribute("aria-controls");
+    this.editButton.focus();
   }
 
   /** Runs one action at a time; buttons stay enabled (and focused), a second click waits. */
@@ -371,14 +355,6 @@ async function load() {
   }
 }
 
-const FIELD_OF_ERROR = {
-  invalid_url: "url",
-  webhook_url_not_allowed: "url",
-  missing_field: "url",
-  invalid_events: "events",
-  invalid_description: "description",
-};
-
 function addError(text, field) {
   setText(view.addError, text);
   view.addError.hidden = false;
@@ -394,8 +370,8 @@ async function add(event) {
   view.description.removeAttribute("aria-invalid");
   const url = view.url.value.trim();
   const events = [...view.events.querySelectorAll("input:checked")].map((input) => input.value);
-  if (!url) return addError("Give the URL that should get the calls (https://…).", "url");
-  if (!events.length) return addError("Choose at least one event.", "events");
+  if (!url) return addError(NO_URL, "url");
+  if (!events.length) return addError(NO_EVENT, "events");
   view.submit.disabled = true;
   try {
     const { secret, item } = await postJSON("/api/webhooks", { url, events, description: view.description.value.trim() });
