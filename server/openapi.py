@@ -1,15 +1,16 @@
 """The published OpenAPI 3.1 description of the JSON API (``GET /api/openapi.json``).
 
-The paths and operations are the server's and are written here; every component schema comes
-from the module that writes that JSON, beside its ``to_json`` (``invoicing/*/views.py``, the
-request parsers, ``server/errors.py``, ``server/paging.py``, ``server/health.py``).
+The paths and operations are the server's and are written here (notifications and webhooks in
+``server/openapi_notifications.py``), in the words of ``server/openapi_parts.py``; every
+component schema comes from the module that writes that JSON, beside its ``to_json``
+(``invoicing/*/views.py``, the request parsers, ``server/errors.py``, ``server/paging.py``,
+``server/health.py``).
 ``tests/integration/test_openapi_answers.py`` calls every route and holds each answer to its
 schema; the schemathesis test in ``tests/security`` fuzzes the document against the app.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -28,79 +29,33 @@ from invoicing.domain.batch_requests import (
 )
 from invoicing.domain.job_states import ItemStatus, JobStatus
 from invoicing.domain.order_filters import ORDER_STATUSES
-from invoicing.domain.paging import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
 from invoicing.invoices import views as invoice_views
 from invoicing.jobs import views as job_views
 from invoicing.jobs.sweep import SWEEP_RESULT_SCHEMA
-from invoicing.kernel.json_schema import CURRENCY, DATE, ID, Schema, enum, ref
+from invoicing.kernel.json_schema import CURRENCY, DATE, ID, Schema, ref
 from invoicing.kernel.settings import ENVIRONMENT
-from invoicing.notifications import views as notification_views
-from invoicing.notifications.webhook_requests import (
-    NOTIFICATION_SETTINGS_REQUEST_SCHEMA,
-    WEBHOOK_CHANGES_SCHEMA,
-    WEBHOOK_REQUEST_SCHEMA,
-)
 from invoicing.orders import views as order_views
 from server import health, state
 from server.errors import ERROR_SCHEMA, error_responses
+from server.openapi_notifications import NOTIFICATION_SCHEMAS, notification_paths
+from server.openapi_parts import (
+    BOOLEAN_TEXT,
+    IF_NONE_MATCH,
+    LIMIT,
+    NOT_MODIFIED,
+    PAGING,
+    api,
+    enum_query,
+    id_parameter,
+    json_body,
+    json_content,
+    ok,
+    public,
+    query,
+)
 from server.paging import paged
 
 DEFAULT_MAX_BATCH_SIZE = int(ENVIRONMENT["MAX_BATCH_SIZE"] or 100_000)
-
-
-def json_content(schema: Schema) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
-
-
-def ok(description: str, schema_name: str, **headers: Schema) -> dict[str, Any]:
-    response: dict[str, Any] = {"description": description, "content": json_content(ref(schema_name))}
-    if headers:
-        response["headers"] = {name: {"required": True, "schema": schema} for name, schema in headers.items()}
-    return response
-
-
-def errors(*statuses: int) -> dict[str, Any]:
-    """References to the shared error responses, plus the 401, 500 and 503 every API call may get."""
-    codes = sorted({*map(str, statuses), "401", "500", "503"})
-    return {code: {"$ref": f"#/components/responses/Error{code}"} for code in codes}
-
-
-def id_parameter(name: str, what: str) -> Schema:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": f"The {what}'s id; a malformed one is answered like a missing one (404).",
-        "schema": ID,
-    }
-
-
-def query(name: str, schema: Schema, description: str) -> Schema:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
-
-
-LIMIT: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}
-CURSOR: Schema = {"type": "string", "maxLength": MAX_CURSOR_LENGTH}
-PAGING = [query("limit", LIMIT, "Page size."), query("cursor", CURSOR, "A previous page's `next_cursor`.")]
-BOOLEAN_TEXT = ("true", "false")
-
-
-IF_NONE_MATCH: Schema = {
-    "name": "If-None-Match",
-    "in": "header",
-    "required": False,
-    "description": "The ETag of the copy you have, or `*`.",
-    "schema": {"type": "string"},
-}
-NOT_MODIFIED: dict[str, Any] = {
-    "description": "Unchanged since the ETag sent; no body.",
-    "headers": {"ETag": {"required": True, "schema": {"type": "string"}}},
-}
-PUBLIC: dict[str, Any] = {"security": []}
-
-
-def enum_query(name: str, values: Iterable[str], description: str = "Only this status.") -> Schema:
-    return query(name, enum(values), description)
 
 
 ORDER_FILTERS = [
@@ -111,28 +66,6 @@ ORDER_FILTERS = [
     query("customer_id", ID, "Only this customer's orders."),
     query("currency", CURRENCY, "Only orders in this currency."),
 ]
-
-
-def api(
-    operation_id: str,
-    summary: str,
-    success: dict[str, Any],
-    *error_statuses: int,
-    status: int = 200,
-    also: dict[str, Any] | None = None,
-    **fields: Any,
-) -> dict[str, Any]:
-    """An authenticated operation: its success response, ``also`` others, and the errors it can answer."""
-    responses = {str(status): success, **(also or {}), **errors(*error_statuses)}
-    return {"operationId": operation_id, "summary": summary, **fields, "responses": responses}
-
-
-def public(operation_id: str, summary: str, responses: dict[str, Any]) -> dict[str, Any]:
-    return {"operationId": operation_id, "summary": summary, **PUBLIC, "responses": responses}
-
-
-def json_body(schema_name: str) -> dict[str, Any]:
-    return {"required": True, "content": json_content(ref(schema_name))}
 
 
 # --- paths ----------------------------------------------------------------------------
@@ -241,119 +174,6 @@ def _token_paths() -> dict[str, Any]:
     }
 
 
-def _notification_paths() -> dict[str, Any]:
-    webhook_id = id_parameter("webhook_id", "webhook endpoint")
-    no_store = {"Cache-Control": {"const": "no-store"}}
-
-    def admin(operation_id: str, summary: str, success: dict[str, Any], *statuses: int, **fields: Any) -> Any:
-        return api(operation_id, f"{summary} Administrators only.", success, 403, *statuses, **fields)
-
-    return {
-        "/api/me/notifications": {
-            "get": api(
-                "getNotificationSettings",
-                "When the caller gets an email about their batches.",
-                ok("The settings.", "NotificationSettings"),
-            ),
-            "put": api(
-                "setNotificationSettings",
-                "Choose when the caller gets an email about their batches.",
-                ok("The settings.", "NotificationSettings"),
-                400,
-                403,
-                413,
-                requestBody=json_body("NotificationSettingsRequest"),
-            ),
-        },
-        "/api/webhooks": {
-            "get": admin(
-                "listWebhooks",
-                "The organization's webhook endpoints (never their secrets).",
-                ok("The endpoints.", "WebhookList"),
-            ),
-            "post": admin(
-                "createWebhook",
-                "Register a webhook endpoint.",
-                ok("The endpoint and its signing secret, shown only here.", "WebhookWithSecret", **no_store),
-                400,
-                409,
-                413,
-                status=201,
-                requestBody=json_body("WebhookRequest"),
-            ),
-        },
-        "/api/webhooks/{webhook_id}": {
-            "patch": admin(
-                "updateWebhook",
-                "Change an endpoint's URL, events or description (its secret stays).",
-                ok("The endpoint.", "Webhook"),
-                400,
-                404,
-                413,
-                parameters=[webhook_id],
-                requestBody=json_body("WebhookChanges"),
-            ),
-            "delete": admin(
-                "deleteWebhook",
-                "Delete an endpoint; its pending deliveries are dropped.",
-                {"description": "Deleted."},
-                404,
-                status=204,
-                parameters=[webhook_id],
-            ),
-        },
-        "/api/webhooks/{webhook_id}/rotate-secret": {
-            "post": admin(
-                "rotateWebhookSecret",
-                "A new signing secret; the old one stops at once.",
-                ok("The endpoint and its new secret, shown only here.", "WebhookWithSecret", **no_store),
-                404,
-                409,
-                parameters=[webhook_id],
-            ),
-        },
-        "/api/webhooks/{webhook_id}/enable": {
-            "post": admin(
-                "enableWebhook",
-                "Send events to the endpoint again.",
-                ok("The endpoint.", "Webhook"),
-                404,
-                parameters=[webhook_id],
-            ),
-        },
-        "/api/webhooks/{webhook_id}/disable": {
-            "post": admin(
-                "disableWebhook",
-                "Stop sending events to the endpoint.",
-                ok("The endpoint.", "Webhook"),
-                404,
-                parameters=[webhook_id],
-            ),
-        },
-        "/api/webhooks/{webhook_id}/deliveries": {
-            "get": admin(
-                "listWebhookDeliveries",
-                "The endpoint's deliveries, newest first.",
-                ok("A page of deliveries.", "WebhookDeliveryPage"),
-                400,
-                404,
-                parameters=[webhook_id, query("limit", {**LIMIT, "maximum": 100}, "Page size."), PAGING[1]],
-            ),
-        },
-        "/api/webhook-deliveries/{delivery_id}/redeliver": {
-            "post": admin(
-                "redeliverWebhook",
-                "Send the delivery's event again now (same event id).",
-                ok("The delivery, pending.", "WebhookDelivery"),
-                404,
-                409,
-                status=202,
-                parameters=[id_parameter("delivery_id", "webhook delivery")],
-            ),
-        },
-    }
-
-
 def _paths() -> dict[str, Any]:
     return {
         "/api/me": {"get": api("getMe", "Who the caller is.", ok("The caller.", "Me"))},
@@ -406,7 +226,7 @@ def _paths() -> dict[str, Any]:
         },
         **_job_paths(),
         **_token_paths(),
-        **_notification_paths(),
+        **notification_paths(),
         "/api/invoices": {
             "get": api(
                 "listInvoices",
@@ -489,11 +309,7 @@ def _component_schemas(max_batch_size: int) -> dict[str, Schema]:
         "BatchJobPage": paged("BatchJob"),
         "BatchJobItemPage": paged("BatchJobItem"),
         **admin_views.SCHEMAS,
-        **notification_views.SCHEMAS,
-        "NotificationSettingsRequest": NOTIFICATION_SETTINGS_REQUEST_SCHEMA,
-        "WebhookRequest": WEBHOOK_REQUEST_SCHEMA,
-        "WebhookChanges": WEBHOOK_CHANGES_SCHEMA,
-        "WebhookDeliveryPage": paged("WebhookDelivery"),
+        **NOTIFICATION_SCHEMAS,
         "AuditEntryPage": paged("AuditEntry"),
     }
 

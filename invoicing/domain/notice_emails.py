@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from invoicing.domain.reasons import reason_label
 from invoicing.domain.retries import JOB_FAILED
 
 
@@ -75,7 +76,7 @@ _NOT_RECORDED = "Not recorded"
 _UNDER_A_SECOND = "under 1 s"
 
 _FAILURES_HEADING = "Orders not invoiced, by reason"
-_GROUP_TITLE = "{code} ({orders})"
+_GROUP_TITLE = "{reason} ({orders}) · {code}"
 _GROUP_MORE = "{listed} and {more} more"
 
 _JOB_ACTION = "Open the job"
@@ -296,7 +297,11 @@ def _group(group: FailureGroup) -> _Group:
     if listed and more:
         orders = _GROUP_MORE.format(listed=orders, more=f"{more:,}")
     return _Group(
-        _GROUP_TITLE.format(code=group.code, orders=_count(group.count, _ORDER)), group.message, orders
+        _GROUP_TITLE.format(
+            reason=reason_label(group.code), orders=_count(group.count, _ORDER), code=group.code
+        ),
+        group.message,
+        orders,
     )
 
 

@@ -208,9 +208,12 @@ def test_failures_are_grouped_by_reason_the_largest_first() -> None:
     ]
     text = email(job, failures).text
     section = text[text.index("Orders not invoiced, by reason") :]
-    assert section.index("* currency_mismatch (8 orders)") < section.index("* customer_blocked (2 orders)")
+    assert section.index(
+        "* Currency differs from the customer's (8 orders) · currency_mismatch"
+    ) < section.index("* Customer blocked (2 orders) · customer_blocked")
     assert (
-        "* currency_mismatch (8 orders)\n  The currency differs from the customer's.\n"
+        "* Currency differs from the customer's (8 orders) · currency_mismatch\n"
+        "  The currency differs from the customer's.\n"
         "  SO-000001, SO-000002, SO-000003, SO-000004, SO-000005 and 3 more\n"
     ) in section
     assert "  SO-000001, SO-000002\n" in section
@@ -233,7 +236,10 @@ def test_a_group_listing_every_order_says_no_more() -> None:
 
 def test_one_failed_order_is_one_order() -> None:
     job = ended_job(JobStatus.completed, total=5, created=4, failed=1)
-    assert "* customer_blocked (1 order)\n" in email(job, [group("customer_blocked", 1, "SO-000001")]).text
+    assert (
+        "* Customer blocked (1 order) · customer_blocked\n"
+        in email(job, [group("customer_blocked", 1, "SO-000001")]).text
+    )
 
 
 # -- Links, escaping, secrets -------------------------------------------------------------------

@@ -1,4 +1,5 @@
 // Words for the stable codes the API reports (the codes stay in the API; people read these).
+// invoicing/domain/reasons.py holds the same table for the emails; a test keeps them equal.
 
 const REASONS = {
   order_not_found: "Order not found",
