@@ -102,6 +102,16 @@ async def list_deliveries(request: Request) -> Response:
     return page(found, limit, WebhookDelivery.to_json, lambda d: (d.created_at.isoformat(), str(d.id)))
 
 
+async def ping_webhook(request: Request) -> Response:
+    services = state.services(request)
+    principal = await authenticate(request, services.database)
+    principal.require_admin()
+    webhook_id = path_uuid(request, "webhook_id", NotFound.webhook)
+    delivery = await webhooks.ping(services.database, principal, webhook_id)
+    await services.queue.enqueue_notifications(principal.organization_id, f"ping:{delivery.event_id}")
+    return JSONResponse(delivery.to_json(), status_code=202)
+
+
 async def redeliver(request: Request) -> Response:
     services = state.services(request)
     principal = await authenticate(request, services.database)
@@ -130,6 +140,7 @@ routes: list[Route] = [
     Route("/api/webhooks/{webhook_id}/rotate-secret", rotate_secret, methods=["POST"]),
     Route("/api/webhooks/{webhook_id}/enable", enable_webhook, methods=["POST"]),
     Route("/api/webhooks/{webhook_id}/disable", disable_webhook, methods=["POST"]),
+    Route("/api/webhooks/{webhook_id}/ping", ping_webhook, methods=["POST"]),
     Route("/api/webhooks/{webhook_id}/deliveries", list_deliveries, methods=["GET"]),
     Route("/api/webhook-deliveries/{delivery_id}/redeliver", redeliver, methods=["POST"]),
     Route("/webhooks", webhooks_page, methods=["GET"]),

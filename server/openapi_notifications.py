@@ -114,6 +114,17 @@ def notification_paths() -> dict[str, Any]:
                 parameters=[webhook_id],
             ),
         },
+        "/api/webhooks/{webhook_id}/ping": {
+            "post": admin(
+                "pingWebhook",
+                "Send the endpoint a signed test call (`webhook.ping`, the endpoint as its data) now, once.",
+                ok("The test call's delivery, pending.", "WebhookDelivery"),
+                404,
+                409,
+                status=202,
+                parameters=[webhook_id],
+            ),
+        },
         "/api/webhooks/{webhook_id}/deliveries": {
             "get": admin(
                 "listWebhookDeliveries",

@@ -23,6 +23,8 @@ DEFAULT_EMAIL_PREFERENCE = EmailPreference.always
 
 #: Events a webhook endpoint can subscribe to, one per way a batch ends.
 JOB_EVENTS = ("batch_job.completed", "batch_job.failed", "batch_job.cancelled")
+#: A test call an admin asks for (``POST /api/webhooks/{id}/ping``): sent once, never retried.
+PING_EVENT = "webhook.ping"
 #: The event of an endpoint disabled after a day of failed calls: its admins get an email.
 ENDPOINT_DISABLED = "webhook_endpoint.disabled"
 

@@ -21,6 +21,7 @@ from invoicing.accounts import store as accounts
 from invoicing.domain.notices import (
     DISABLE_AFTER_SECONDS,
     ENDPOINT_DISABLED,
+    PING_EVENT,
     SIGNATURE_HEADER,
     RetrySchedule,
     signature_header,
@@ -206,7 +207,12 @@ class Deliverer:
     async def _record(self, organization_id: UUID, delivery: Claimed, outcome: Outcome) -> None:
         status, retry_in = outcome.status, None
         if status == "retry":
-            retry_in = self.schedule.delay_after(delivery.attempts, random.random())
+            # A test call answers now or never: an admin is looking at its result.
+            retry_in = (
+                None
+                if delivery.event_type == PING_EVENT
+                else self.schedule.delay_after(delivery.attempts, random.random())
+            )
             status = "failed" if retry_in is None else "pending"
         health = delivery.webhook_id is not None and outcome.called
         async with self.database.scoped(organization_id) as connection:
@@ -224,7 +230,11 @@ class Deliverer:
             if health:
                 assert delivery.webhook_id is not None
                 await self._endpoint_health(
-                    connection, organization_id, delivery.webhook_id, outcome, gave_up=status == "failed"
+                    connection,
+                    organization_id,
+                    delivery.webhook_id,
+                    outcome,
+                    gave_up=status == "failed" and delivery.event_type != PING_EVENT,
                 )
 
     async def _endpoint_health(
@@ -258,7 +268,7 @@ class Deliverer:
             await connection.execute(
                 outbox.ENDPOINT_DISABLED_EVENT,
                 organization_id,
-                orjson.dumps(data).decode(),
+                data,
                 ENDPOINT_DISABLED,
             )
 

@@ -10,7 +10,6 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-import orjson
 
 from invoicing.domain.notice_emails import FailureGroup
 
@@ -160,7 +159,7 @@ class Claimed:
             row["claim_token"],
             row["event_type"],
             row["job_id"],
-            None if data is None else orjson.loads(data),
+            data,  # jsonb comes decoded (the pool's codec)
             row["event_created_at"],
         )
 
@@ -182,8 +181,7 @@ async def claim_due(
 async def fix_event_data(
     connection: asyncpg.Connection, organization_id: UUID, event_id: UUID, data: dict[str, Any]
 ) -> dict[str, Any]:
-    fixed = await connection.fetchval(FIX_EVENT_DATA, organization_id, event_id, orjson.dumps(data).decode())
-    result: dict[str, Any] = orjson.loads(fixed)
+    result: dict[str, Any] = await connection.fetchval(FIX_EVENT_DATA, organization_id, event_id, data)
     return result
 
 

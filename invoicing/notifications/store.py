@@ -120,6 +120,39 @@ WHERE delivery.organization_id = $1 AND delivery.id = $2 AND delivery.webhook_id
 """
 
 
+# A test call to one endpoint: an event of its own (the endpoint as its data) and its delivery,
+# due now; nothing if the endpoint is disabled.
+PING = f"""
+WITH endpoint AS (
+    SELECT id, url, events, description FROM webhook_endpoints
+    WHERE organization_id = $1 AND id = $2 AND enabled
+),
+event AS (
+    INSERT INTO notification_events (organization_id, type, data)
+    SELECT $1, $3, jsonb_build_object('webhook', jsonb_build_object(
+        'id', endpoint.id, 'url', endpoint.url, 'events', to_jsonb(endpoint.events),
+        'description', endpoint.description))
+    FROM endpoint
+    RETURNING id, type
+),
+delivery AS (
+    INSERT INTO notification_deliveries (organization_id, event_id, channel, webhook_id)
+    SELECT $1, event.id, 'webhook', $2 FROM event
+    RETURNING *
+)
+SELECT {_DELIVERY_COLUMNS}
+FROM delivery JOIN event ON event.id = delivery.event_id
+"""
+
+
+async def ping(
+    connection: asyncpg.Connection, organization_id: UUID, webhook_id: UUID, event_type: str
+) -> WebhookDelivery | None:
+    """The test call's delivery; None if the endpoint is disabled (or missing)."""
+    row = await connection.fetchrow(PING, organization_id, webhook_id, event_type)
+    return None if row is None else WebhookDelivery.from_row(row)
+
+
 async def read_preference(
     connection: asyncpg.Connection, organization_id: UUID, user_id: UUID
 ) -> EmailPreference:

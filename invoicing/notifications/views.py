@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from invoicing.domain.notices import JOB_EVENTS, EmailPreference
+from invoicing.domain.notices import JOB_EVENTS, PING_EVENT, EmailPreference
 from invoicing.kernel.json_schema import BOOLEAN, COUNT, ID, TEXT, Schema, array, closed_object, enum, ref
 from invoicing.kernel.json_values import INSTANT, NULLABLE_INSTANT, iso_time
 
@@ -150,7 +150,7 @@ WEBHOOK_DELIVERY_SCHEMA = closed_object(
     {
         "id": ID,
         "event_id": {**ID, "description": "The same for every call of one event: drop repeats by it."},
-        "event_type": enum(JOB_EVENTS),
+        "event_type": enum([*JOB_EVENTS, PING_EVENT]),
         "status": enum(["pending", "delivered", "failed"]),
         "attempts": COUNT,
         "last_status_code": {"type": ["integer", "null"], "description": "HTTP status of the last attempt."},

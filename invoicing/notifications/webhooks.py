@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from invoicing.domain.notices import EmailPreference
+from invoicing.domain.notices import PING_EVENT, EmailPreference
 from invoicing.infra.database import Database
 from invoicing.kernel.errors import BadRequest, Conflict, NotFound
 from invoicing.kernel.principal import Principal
@@ -149,6 +149,22 @@ async def list_deliveries(
         return await store.list_deliveries(
             connection, principal.organization_id, webhook_id, before=before, limit=limit
         )
+
+
+async def ping(database: Database, principal: Principal, webhook_id: UUID) -> WebhookDelivery:
+    """Queue a signed test call (``webhook.ping``) to the endpoint, sent once: it shows whether
+    the receiver answers and checks the signature, before a real batch depends on it."""
+    principal.require_admin()
+    async with database.scoped(principal.organization_id) as connection:
+        delivery = await store.ping(connection, principal.organization_id, webhook_id, PING_EVENT)
+        if (
+            delivery is None
+            and await store.read_webhook(connection, principal.organization_id, webhook_id) is None
+        ):
+            raise NotFound.webhook()
+    if delivery is None:
+        raise Conflict("The endpoint is disabled: enable it first.", code="webhook_disabled")
+    return delivery
 
 
 async def redeliver(database: Database, principal: Principal, delivery_id: UUID) -> WebhookDelivery:

@@ -559,3 +559,36 @@ async def test_an_endpoint_is_edited_in_place_keeping_its_secret(
     )
     salt = await fetch_one(database, "SELECT secret_salt FROM webhook_endpoints WHERE id = $1", webhook_id)
     assert webhook_secret(TEST_SECRET_KEY, UUID(webhook_id), salt["secret_salt"]) == created["secret"]
+
+
+async def test_a_ping_is_one_signed_test_call_never_retried(
+    database: Database, settings: Settings, organization: Organization
+) -> None:
+    headers = organization.admin.headers
+    with receiving([500]) as receiver:
+        async with api_client(settings) as client:
+            created = await register(client, organization, receiver.url, events=["batch_job.failed"])
+            path = f"/api/webhooks/{created['item']['id']}"
+            first = await client.post(f"{path}/ping", headers=headers)
+            assert first.status_code == 202, first.text
+            assert (first.json()["event_type"], first.json()["status"]) == ("webhook.ping", "pending")
+            await drain_queue(settings)
+            second = await client.post(f"{path}/ping", headers=headers)
+            await drain_queue(settings)
+            listed = (await client.get(f"{path}/deliveries", headers=headers)).json()["items"]
+            await client.post(f"{path}/disable", headers=headers)
+            assert error_of(await client.post(f"{path}/ping", headers=headers)) == (409, "webhook_disabled")
+    by_id = {item["id"]: item for item in listed}
+    assert (by_id[first.json()["id"]]["status"], by_id[first.json()["id"]]["attempts"]) == ("failed", 1)
+    assert (by_id[second.json()["id"]]["status"], by_id[second.json()["id"]]["last_status_code"]) == (
+        "delivered",
+        200,
+    )
+    calls = receiver.received()
+    assert len(calls) == 2
+    event = httpx.Response(200, content=calls[1].body).json()
+    assert event["type"] == "webhook.ping"
+    assert event["data"]["webhook"]["url"] == receiver.url
+    assert verify_signature(
+        created["secret"], calls[1].headers[SIGNATURE_HEADER], calls[1].body, now=int(time.time())
+    )
