@@ -121,6 +121,7 @@ def notification_paths() -> dict[str, Any]:
                 ok("The test call's delivery, pending.", "WebhookDelivery"),
                 404,
                 409,
+                429,
                 status=202,
                 parameters=[webhook_id],
             ),

@@ -214,7 +214,8 @@ class Deliverer:
                 else self.schedule.delay_after(delivery.attempts, random.random())
             )
             status = "failed" if retry_in is None else "pending"
-        health = delivery.webhook_id is not None and outcome.called
+        # A test call tells its admin how the receiver answers, not the endpoint's health.
+        health = delivery.webhook_id is not None and outcome.called and delivery.event_type != PING_EVENT
         async with self.database.scoped(organization_id) as connection:
             if health:
                 await connection.execute(outbox.LOCK_ENDPOINT, organization_id, delivery.webhook_id)
@@ -234,7 +235,7 @@ class Deliverer:
                     organization_id,
                     delivery.webhook_id,
                     outcome,
-                    gave_up=status == "failed" and delivery.event_type != PING_EVENT,
+                    gave_up=status == "failed",
                 )
 
     async def _endpoint_health(

@@ -120,6 +120,20 @@ WHERE delivery.organization_id = $1 AND delivery.id = $2 AND delivery.webhook_id
 """
 
 
+# Whether the endpoint is there and enabled, and how many test calls it was sent in the last
+# minute; its row locked to the transaction's end, so that test calls asked at once count
+# each other.
+LOCK_FOR_PING = """
+SELECT endpoint.enabled,
+       (SELECT count(*) FROM notification_deliveries AS delivery
+        JOIN notification_events AS event ON event.id = delivery.event_id
+        WHERE delivery.organization_id = $1 AND delivery.webhook_id = $2 AND event.type = $3
+          AND delivery.created_at > now() - interval '1 minute') AS recent
+FROM webhook_endpoints AS endpoint
+WHERE endpoint.organization_id = $1 AND endpoint.id = $2
+FOR NO KEY UPDATE OF endpoint
+"""
+
 # A test call to one endpoint: an event of its own (the endpoint as its data) and its delivery,
 # due now; nothing if the endpoint is disabled.
 PING = f"""

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from invoicing.domain.notices import PING_EVENT, EmailPreference
 from invoicing.infra.database import Database
-from invoicing.kernel.errors import BadRequest, Conflict, NotFound
+from invoicing.kernel.errors import BadRequest, Conflict, NotFound, TooManyRequests
 from invoicing.kernel.principal import Principal
 from invoicing.kernel.settings import Settings
 from invoicing.notifications import store
@@ -151,19 +151,29 @@ async def list_deliveries(
         )
 
 
+#: Test calls one endpoint may be sent a minute (our workers are nobody's load generator).
+PINGS_PER_MINUTE = 5
+
+
 async def ping(database: Database, principal: Principal, webhook_id: UUID) -> WebhookDelivery:
     """Queue a signed test call (``webhook.ping``) to the endpoint, sent once: it shows whether
     the receiver answers and checks the signature, before a real batch depends on it."""
     principal.require_admin()
     async with database.scoped(principal.organization_id) as connection:
-        delivery = await store.ping(connection, principal.organization_id, webhook_id, PING_EVENT)
-        if (
-            delivery is None
-            and await store.read_webhook(connection, principal.organization_id, webhook_id) is None
-        ):
+        found = await connection.fetchrow(
+            store.LOCK_FOR_PING, principal.organization_id, webhook_id, PING_EVENT
+        )
+        if found is None:
             raise NotFound.webhook()
-    if delivery is None:
-        raise Conflict("The endpoint is disabled: enable it first.", code="webhook_disabled")
+        if not found["enabled"]:
+            raise Conflict("The endpoint is disabled: enable it first.", code="webhook_disabled")
+        if found["recent"] >= PINGS_PER_MINUTE:
+            raise TooManyRequests(
+                f"At most {PINGS_PER_MINUTE} test events a minute to one endpoint; try again shortly.",
+                retry_after=60,
+            )
+        delivery = await store.ping(connection, principal.organization_id, webhook_id, PING_EVENT)
+    assert delivery is not None, "the endpoint is locked and enabled"
     return delivery
 
 

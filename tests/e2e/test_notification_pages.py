@@ -1,17 +1,23 @@
 """The Settings page's email choice and the Webhooks page, in real Chromium: an administrator
-adds, edits, disables, enables, rotates and deletes an endpoint and reads and redelivers its
-deliveries; a member is kept out; both pages pass axe-core and fit a laptop and a phone.
+adds, edits, disables, enables, rotates and deletes an endpoint, sends it test events and reads
+and redelivers its deliveries; a member is kept out; both pages pass axe-core and fit a laptop
+and a phone.
 
 The server runs alone, with no worker: deliveries stay as the test wrote them, and the
 endpoints' URLs (on 127.0.0.1, which WEBHOOK_ALLOW_PRIVATE_NETWORKS allows) are never called.
+Only the test-event test starts a worker, which calls a real receiver on loopback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -21,6 +27,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, Dialog, Locator, Page, Request, expect
 
 from devtools.embedded import free_port
+from invoicing.domain.notices import SIGNATURE_HEADER, verify_signature
 from invoicing.infra.database import Database
 from invoicing.notifications.webhook_secrets import webhook_secret
 from tests.conftest import make_settings
@@ -28,6 +35,9 @@ from tests.support.axe import assert_no_axe_violations
 from tests.support.browser import DESKTOP, NO_SIDEWAYS_SCROLL, PHONE, Product, logged_in_page
 from tests.support.factories import User, create_organization
 from tests.support.live_server import live_server
+from tests.support.receivers import receiving
+from tests.support.waiting import eventually
+from tests.support.workers import Workers
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +59,14 @@ async def product(database_url: str, redis_url: str, database: Database) -> Asyn
     organization = await create_organization(database, with_passwords=True)
     async with live_server(settings) as server:
         yield Product(server, settings, organization)
+
+
+@pytest.fixture
+def workers(tmp_path: Path, database_url: str) -> Iterator[Workers]:
+    """Worker processes a test starts, stopped at its end (before its database is dropped)."""
+    pool = Workers(tmp_path)
+    yield pool
+    pool.stop_all()
 
 
 def hook_url() -> str:
@@ -395,6 +413,229 @@ async def test_an_endpoints_deliveries_come_page_by_page_and_are_redelivered(
     assert box is not None
     assert box["x"] + box["width"] <= PHONE["width"], "Redeliver is reachable without scrolling sideways"
     await assert_no_markup_ran(page)
+
+
+#: What the page's polite announcer said, in order (read as window.__announced).
+RECORD_ANNOUNCEMENTS = """
+window.__announced = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const region = document.getElementById("announcer");
+  new MutationObserver(() => {
+    if (region.textContent) window.__announced.push(region.textContent);
+  }).observe(region, { childList: true, characterData: true, subtree: true });
+});
+"""
+#: When (the page's Date.now()) each poll of a test call's result was sent (window.__polls),
+#: and how many answers were read (window.__answered): once it has grown, the loop that read
+#: it has gone on to its next wait.
+RECORD_POLLS = """
+window.__polls = [];
+window.__answered = 0;
+const originalFetch = window.fetch;
+window.fetch = async (...args) => {
+  const polled = String(args[0]).endsWith("/deliveries?limit=5");
+  if (polled) window.__polls.push(Date.now());
+  const response = await originalFetch(...args);
+  if (polled) {
+    const read = response.json.bind(response);
+    response.json = async () => {
+      try {
+        return await read();
+      } finally {
+        window.__answered += 1;
+      }
+    };
+  }
+  return response;
+};
+"""
+WAITING = "Test event sent: waiting for the receiver's answer…"
+
+
+def card_of(page: Page, webhook_id: str) -> Locator:
+    return page.locator(f'[data-webhook-id="{webhook_id}"]')
+
+
+async def polls(page: Page) -> list[float]:
+    sent: list[float] = await page.evaluate("window.__polls")
+    return sent
+
+
+async def next_poll(page: Page) -> None:
+    """A second of the page's (paused) clock, then its poll's answer read."""
+    answered = await page.evaluate("window.__answered")
+    await page.clock.run_for(1000)
+    await eventually(lambda: page.evaluate(f"window.__answered > {answered}"), timeout=10, what="a poll")
+
+
+async def test_a_test_event_is_sent_and_how_its_call_went_shows_in_the_card(
+    browser: Browser, product: Product, workers: Workers
+) -> None:
+    workers.start(product.settings)
+    with receiving([500]) as receiver, workers.explaining_failures():
+        created = await call(
+            product, "POST", "/api/webhooks", json={"url": receiver.url, "description": "Accounting system"}
+        )
+        webhook = created["item"]
+        stale = await add_endpoint(product, hook_url())  # disabled behind the page's back
+        off = await add_endpoint(product, hook_url())  # disabled before the page is loaded
+        await call(product, "POST", f"/api/webhooks/{off['id']}/disable")
+        page = await logged_in_page(browser, product)
+        await page.add_init_script(RECORD_ANNOUNCEMENTS)
+        await page.set_viewport_size(LAPTOP)
+        await page.goto("/webhooks")
+
+        # A disabled endpoint gets no test call: no button.
+        off_card = card_of(page, off["id"])
+        await expect(off_card.get_by_role("button", name=f"Enable webhook {off['url']}")).to_be_visible()
+        await expect(off_card.get_by_role("button", name=re.compile("^Send test event"))).to_have_count(0)
+
+        card = card_of(page, webhook["id"])
+        await card.locator("summary", has_text="Deliveries").click()
+        await expect(card.locator(".deliveries")).to_contain_text("No calls yet")
+        send = card.get_by_role("button", name=f"Send test event to {receiver.url}")
+        await expect(send).to_have_text("Send test event")
+        line = card.locator(".webhook__ping")
+        await expect(line).to_be_hidden()
+
+        # The receiver answers 500 the first time: the card says so; a test call tells how the
+        # receiver answers, not the endpoint's health (no failure clock started).
+        await send.click()
+        failed = re.compile(r"^Test call failed: HTTP 500 — http_status: the endpoint answered 500$")
+        await expect(line).to_have_text(failed, timeout=20_000)
+        await expect(line).to_have_class(re.compile(r"\bwebhook__ping--failed\b"))
+        await expect(send).to_have_accessible_description(failed)
+        rows = card.locator(".deliveries-table tbody tr")
+        await expect(rows).to_have_count(1)
+        await expect(rows.first.locator("td").first).to_have_text("Test (webhook.ping)")
+        await expect(rows.first.locator(".badge")).to_have_text("Failed")
+        await expect(rows.first).to_contain_text("HTTP 500")
+        await expect(card.locator(".webhook__note")).to_be_hidden()
+        await eventually(
+            lambda: page.evaluate("window.__announced.length >= 2"), timeout=10, what="the result said"
+        )
+        assert await page.evaluate("window.__announced") == [
+            f"Test event sent to {receiver.url}.",
+            "Test call failed: HTTP 500 — http_status: the endpoint answered 500",
+        ]
+        for viewport in (LAPTOP, PHONE):
+            await page.set_viewport_size(viewport)
+            await assert_no_axe_violations(page)
+            assert await page.evaluate(NO_SIDEWAYS_SCROLL), f"/webhooks scrolls sideways at {viewport}"
+            box = await send.bounding_box()
+            assert box is not None
+            assert box["x"] + box["width"] <= viewport["width"], "the button is reachable without scrolling"
+        await page.set_viewport_size(LAPTOP)
+
+        # Then 200: delivered.
+        await send.click()
+        await expect(line).to_have_text("Test call delivered: HTTP 200", timeout=20_000)
+        await expect(line).to_have_class(re.compile(r"\bwebhook__ping--delivered\b"))
+        await expect(rows).to_have_count(2)
+        await expect(rows.first.locator(".badge")).to_have_text("Delivered")
+        await expect(rows.first).to_contain_text("HTTP 200")
+        await expect(rows.nth(1).locator(".badge")).to_have_text("Failed")
+        await expect(card.locator(".webhook__note")).to_be_hidden()
+        await expect(send).to_be_focused()
+
+        # Disabled since the page was loaded: the server's reason, then the card as it is now.
+        stale_card = card_of(page, stale["id"])
+        await call(product, "POST", f"/api/webhooks/{stale['id']}/disable")
+        await stale_card.get_by_role("button", name=f"Send test event to {stale['url']}").click()
+        await expect(stale_card.locator(".webhook__ping")).to_have_text(
+            "Test event not sent: The endpoint is disabled: enable it first."
+        )
+        await expect(stale_card.locator(".webhook__head .badge")).to_have_text("Disabled by an administrator")
+        await expect(stale_card.get_by_role("button", name=re.compile("^Send test event"))).to_have_count(0)
+        await expect(stale_card.get_by_role("button", name=f"Enable webhook {stale['url']}")).to_be_focused()
+
+    calls = receiver.received()
+    assert len(calls) == 2
+    for received in calls:
+        event = json.loads(received.body)
+        assert event["type"] == "webhook.ping"
+        assert event["data"]["webhook"]["url"] == receiver.url
+        assert verify_signature(
+            created["secret"], received.headers[SIGNATURE_HEADER], received.body, now=int(time.time())
+        )
+    await assert_no_markup_ran(page)
+
+
+async def test_a_test_calls_result_is_waited_for_by_one_loop_that_stops_with_its_card_or_page(
+    browser: Browser, product: Product
+) -> None:
+    """No worker: the test calls stay pending. The page's clock is paused, each second of it
+    given by the test, so every poll the page sends is counted."""
+    url = hook_url()
+    webhook = await add_endpoint(product, url)
+    page = await logged_in_page(browser, product)
+    await page.add_init_script(RECORD_POLLS)
+    await page.clock.install()
+    await page.goto("/webhooks")
+    await page.clock.pause_at(datetime.now(UTC) + timedelta(seconds=2))
+    card = card_of(page, webhook["id"])
+    await card.locator("summary", has_text="Deliveries").click()
+    await expect(card.locator(".deliveries")).to_contain_text("No calls yet")
+    send = card.get_by_role("button", name=f"Send test event to {url}")
+    line = card.locator(".webhook__ping")
+    rows = card.locator(".deliveries-table tbody tr")
+
+    # Sent: said politely, shown as waiting, the pending call on top of the open deliveries.
+    await send.click()
+    await expect(line).to_have_text(WAITING)
+    await expect(line).to_have_class(re.compile(r"\bwebhook__ping--pending\b"))
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_have_attribute("data-status", "pending")
+    await expect(rows.first.locator("td").first).to_have_text("Test (webhook.ping)")
+    await page.clock.run_for(100)
+    await expect(page.locator("#announcer")).to_have_text(f"Test event sent to {url}.")
+    assert await polls(page) == []
+
+    # One poll a second; a second test call is waited for by the same loop.
+    await next_poll(page)
+    await next_poll(page)
+    await send.click()
+    await expect(rows).to_have_count(2)
+    for _ in range(3):
+        await next_poll(page)
+    sent = await polls(page)
+    assert len(sent) == 5
+    assert all(later - earlier >= 1000 for earlier, later in itertools.pairwise(sent)), sent
+
+    # A hidden page is not polled; shown again, the wait goes on (its 15 s afresh).
+    hide = """(state) => {
+      Object.defineProperty(document, "visibilityState", { value: state, configurable: true });
+      document.dispatchEvent(new Event("visibilitychange"));
+    }"""
+    await page.evaluate(hide, "hidden")
+    await page.clock.run_for(5000)
+    assert len(await polls(page)) == 5
+    await page.evaluate(hide, "visible")
+    await next_poll(page)
+    assert len(await polls(page)) == 6
+    await expect(line).to_have_text(WAITING)
+
+    # 15 s without an answer: said, and the polls end.
+    await page.clock.run_for(15_000)
+    no_result = "No result yet: the test call is still pending. Its result will show in Deliveries."
+    await expect(line).to_have_text(no_result)
+    await page.clock.run_for(100)
+    await expect(page.locator("#announcer")).to_have_text(no_result)
+    counted = len(await polls(page))
+    await page.clock.run_for(5000)
+    assert len(await polls(page)) == counted
+
+    # A card deleted while it waits: its polls end with it.
+    await send.click()
+    await expect(line).to_have_text(WAITING)
+    await expect(rows).to_have_count(3)
+    await next_poll(page)
+    answer_dialog(page, accept=True)
+    await card.get_by_role("button", name=f"Delete webhook {url}").click()
+    await expect(card).to_have_count(0)
+    counted = len(await polls(page))
+    await page.clock.run_for(5000)
+    assert len(await polls(page)) == counted
 
 
 async def test_a_member_has_no_webhooks_link_and_gets_the_not_allowed_page(

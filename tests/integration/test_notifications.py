@@ -592,3 +592,22 @@ async def test_a_ping_is_one_signed_test_call_never_retried(
     assert verify_signature(
         created["secret"], calls[1].headers[SIGNATURE_HEADER], calls[1].body, now=int(time.time())
     )
+
+
+async def test_test_calls_are_limited_per_endpoint_and_leave_its_health_alone(
+    database: Database, settings: Settings, organization: Organization
+) -> None:
+    headers = organization.admin.headers
+    with receiving([500]) as receiver:
+        async with api_client(settings) as client:
+            created = await register(client, organization, receiver.url)
+            path = f"/api/webhooks/{created['item']['id']}/ping"
+            assert (await client.post(path, headers=headers)).status_code == 202
+            await drain_queue(settings)
+            [item] = (await client.get("/api/webhooks", headers=headers)).json()["items"]
+            assert (item["enabled"], item["failing_since"]) == (True, None)
+            for _ in range(4):
+                assert (await client.post(path, headers=headers)).status_code == 202
+            refused = await client.post(path, headers=headers)
+    assert error_of(refused) == (429, "rate_limited")
+    assert refused.headers["retry-after"] == "60"

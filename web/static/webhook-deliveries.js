@@ -11,6 +11,8 @@ const DELIVERY_STATUS = {
   delivered: ["Delivered", "badge--completed"],
   failed: ["Failed", "badge--failed"],
 };
+/** Events said in words as well as by their code (a test call is no batch's). */
+const EVENT_NAMES = { "webhook.ping": "Test" };
 
 /** A delivery's time, its year left out in the current year: the time column stays narrow. */
 function shortTime(text) {
@@ -52,7 +54,7 @@ export class Deliveries {
     ]);
     this.empty = el("p", {
       className: "empty",
-      text: "No calls yet: one is made when a batch ends with one of this endpoint's events.",
+      text: "No calls yet: one is made when a batch ends with one of this endpoint's events, or when a test event is sent.",
       attrs: { hidden: true },
     });
     this.error = el("p", { className: "form-error deliveries__error", attrs: { role: "alert", hidden: true } });
@@ -118,6 +120,21 @@ export class Deliveries {
     if (this.more.hidden && rows && rows.length) rows[0].querySelector("button").focus();
   }
 
+  /** A delivery's latest state in the list once loaded: its row rewritten (its button keeps
+   *  the focus), or a new row on top. */
+  show(delivery) {
+    if (!this.loaded) return;
+    const tr = [...this.body.rows].find((row) => row.dataset.deliveryId === delivery.id);
+    if (tr) {
+      const actions = tr.lastElementChild;
+      this.fill(tr, delivery, actions, actions.querySelector("button"));
+      return;
+    }
+    this.body.prepend(this.row(delivery));
+    this.table.hidden = false;
+    this.empty.hidden = true;
+  }
+
   row(delivery) {
     const tr = el("tr");
     const redeliver = button("Redeliver", () => this.redeliver(tr, redeliver));
@@ -142,8 +159,14 @@ export class Deliveries {
     if (!answer.hasChildNodes()) answer.textContent = "—";
     const when = shortTime(delivery.created_at);
     redeliver.setAttribute("aria-label", `Redeliver ${delivery.event_type} of ${when}`);
+    const name = EVENT_NAMES[delivery.event_type];
+    const event = name
+      ? el("td", { className: "deliveries__event", dataset: { label: "Event" } }, [
+          el("div", {}, [`${name} (`, el("code", { text: delivery.event_type }), ")"]),
+        ])
+      : el("td", { className: "mono", text: delivery.event_type, dataset: { label: "Event" } });
     const cells = [
-      el("td", { className: "mono", text: delivery.event_type, dataset: { label: "Event" } }),
+      event,
       el("td", { className: "deliveries__status", dataset: { label: "Status" } }, [status]),
       el("td", { className: "num", text: fmt.count(delivery.attempts), dataset: { label: "Attempts" } }),
       el("td", { className: "deliveries__answer", dataset: { label: "Last answer" } }, [answer]),

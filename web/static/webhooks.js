@@ -1,11 +1,13 @@
 // Webhooks page (administrators): the organization's endpoints, each with its status, its
-// actions, an edit form and its deliveries (webhook-deliveries.js). A new or rotated secret is
-// shown once, in its endpoint's card, and is gone with the page: nothing keeps it.
+// actions, its test calls (webhook-ping.js), an edit form and its deliveries
+// (webhook-deliveries.js). A new or rotated secret is shown once, in its endpoint's card, and
+// is gone with the page: nothing keeps it.
 
 import { getJSON, postJSON, request } from "./api.js";
 import * as fmt from "./format.js";
 import { announce, el, errorMessage, setText, toast } from "./ui.js";
 import { apiPath, button, Deliveries } from "./webhook-deliveries.js";
+import { PingTest } from "./webhook-ping.js";
 
 const SECRET_WARNING = "Copy this secret now: it will not be shown again.";
 const $ = (selector) => document.querySelector(selector);
@@ -185,10 +187,12 @@ class Endpoint {
     this.toggleButton = button("", () => this.toggle());
     this.rotateButton = button("Rotate secret", () => this.rotate());
     this.deleteButton = button("Delete", () => this.remove(), { className: "button button--danger button--small" });
+    this.ping = new PingTest(this, item.id);
     this.actions = el("div", { className: "webhook__actions" }, [
       this.editButton,
       this.toggleButton,
       this.rotateButton,
+      this.ping.button,
       this.deleteButton,
     ]);
     this.deliveries = new Deliveries(item);
@@ -202,6 +206,7 @@ class Endpoint {
       this.note,
       this.secret,
       this.actions,
+      this.ping.line,
       this.deliveries.root,
     ]);
     this.update(item);
@@ -227,12 +232,13 @@ class Endpoint {
     this.rotateButton.setAttribute("aria-label", `Rotate secret of webhook ${item.url}`);
     this.deleteButton.setAttribute("aria-label", `Delete webhook ${item.url}`);
     this.editButton.setAttribute("aria-label", `Edit webhook ${item.url}`);
+    this.ping.update(item, this.toggleButton);
     this.deliveries.name(item.url);
   }
 
   openEdit() {
     this.editor = new EditForm(this);
-    this.actions.after(this.editor.form);
+    this.ping.line.after(this.editor.form);
     this.editButton.setAttribute("aria-expanded", "true");
     this.editButton.setAttribute("aria-controls", this.editor.form.id);
     this.editor.fields.url.focus();
