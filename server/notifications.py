@@ -3,11 +3,15 @@ deliveries (administrators), and the Webhooks page."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from uuid import UUID
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from invoicing.kernel.errors import NotFound
+from invoicing.kernel.errors import InvoicingError, NotFound
+from invoicing.kernel.principal import Principal
 from invoicing.notifications import webhooks
 from invoicing.notifications.views import WebhookDelivery, notification_settings_json
 from invoicing.notifications.webhook_requests import parse_notification_settings
@@ -21,6 +25,17 @@ from server.requests import path_uuid, read_json, reject_unknown_query
 MAX_BODY_BYTES = 16 * 1024
 #: The secret is in this answer only: never cached, never stored by the client's caches.
 NOT_STORED = {"Cache-Control": "no-store"}
+
+
+async def _admin_on(
+    request: Request, name: str = "webhook_id", not_found: Callable[[], InvoicingError] = NotFound.webhook
+) -> tuple[state.Services, Principal, UUID]:
+    """An administrator's request about one endpoint (or delivery): the caller's role is checked
+    before anything about the request is looked at."""
+    services = state.services(request)
+    principal = await authenticate(request, services.database)
+    principal.require_admin()
+    return services, principal, path_uuid(request, name, not_found)
 
 
 async def notification_settings(request: Request) -> Response:
@@ -49,10 +64,7 @@ async def webhooks_collection(request: Request) -> Response:
 
 async def one_webhook(request: Request) -> Response:
     # One route for both methods, so a 405 on this path lists both in its Allow header.
-    services = state.services(request)
-    principal = await authenticate(request, services.database)
-    principal.require_admin()  # before anything about the request is looked at
-    webhook_id = path_uuid(request, "webhook_id", NotFound.webhook)
+    services, principal, webhook_id = await _admin_on(request)
     if request.method == "PATCH":
         body = await read_json(request, max_bytes=MAX_BODY_BYTES)
         item = await webhooks.update_webhook(
@@ -64,19 +76,13 @@ async def one_webhook(request: Request) -> Response:
 
 
 async def rotate_secret(request: Request) -> Response:
-    services = state.services(request)
-    principal = await authenticate(request, services.database)
-    principal.require_admin()  # before anything about the request is looked at
-    webhook_id = path_uuid(request, "webhook_id", NotFound.webhook)
+    services, principal, webhook_id = await _admin_on(request)
     rotated = await webhooks.rotate_secret(services.database, services.settings, principal, webhook_id)
     return JSONResponse(rotated.to_json(), headers=NOT_STORED)
 
 
 async def _set_enabled(request: Request, *, enabled: bool) -> Response:
-    services = state.services(request)
-    principal = await authenticate(request, services.database)
-    principal.require_admin()  # before anything about the request is looked at
-    webhook_id = path_uuid(request, "webhook_id", NotFound.webhook)
+    services, principal, webhook_id = await _admin_on(request)
     item = await webhooks.set_enabled(services.database, principal, webhook_id, enabled=enabled)
     return JSONResponse(item.to_json())
 
@@ -90,10 +96,7 @@ async def disable_webhook(request: Request) -> Response:
 
 
 async def list_deliveries(request: Request) -> Response:
-    services = state.services(request)
-    principal = await authenticate(request, services.database)
-    principal.require_admin()  # before anything about the request is looked at
-    webhook_id = path_uuid(request, "webhook_id", NotFound.webhook)
+    services, principal, webhook_id = await _admin_on(request)
     reject_unknown_query(request, {"limit", "cursor"})
     limit = limit_of(request, maximum=100)
     found = await webhooks.list_deliveries(
@@ -103,20 +106,14 @@ async def list_deliveries(request: Request) -> Response:
 
 
 async def ping_webhook(request: Request) -> Response:
-    services = state.services(request)
-    principal = await authenticate(request, services.database)
-    principal.require_admin()
-    webhook_id = path_uuid(request, "webhook_id", NotFound.webhook)
+    services, principal, webhook_id = await _admin_on(request)
     delivery = await webhooks.ping(services.database, principal, webhook_id)
     await services.queue.enqueue_notifications(principal.organization_id, f"ping:{delivery.event_id}")
     return JSONResponse(delivery.to_json(), status_code=202)
 
 
 async def redeliver(request: Request) -> Response:
-    services = state.services(request)
-    principal = await authenticate(request, services.database)
-    principal.require_admin()
-    delivery_id = path_uuid(request, "delivery_id", NotFound.webhook_delivery)
+    services, principal, delivery_id = await _admin_on(request, "delivery_id", NotFound.webhook_delivery)
     delivery = await webhooks.redeliver(services.database, principal, delivery_id)
     await services.queue.enqueue_notifications(principal.organization_id, f"redeliver:{delivery.id}")
     return JSONResponse(delivery.to_json(), status_code=202)

@@ -37,11 +37,15 @@ async def sweep_periodically(database: Database, settings: Settings, *, once: bo
 
 
 async def _sweep_once(database: Database, queue: JobQueue, settings: Settings) -> None:
-    try:
-        await sweep(database, queue, settings)
-        await enqueue_due(database, queue, settings.sweep_interval_seconds)
-    except Exception as exc:
-        if is_unavailable(exc):
-            logger.warning("sweep skipped: the database cannot be reached (%s)", exc)
-        else:
-            logger.exception("sweep failed; the next one tries again")
+    # Each step on its own: jobs that cannot be swept now do not hold back the notices.
+    for step, run in (
+        ("sweep", lambda: sweep(database, queue, settings)),
+        ("notification sweep", lambda: enqueue_due(database, queue, settings.sweep_interval_seconds)),
+    ):
+        try:
+            await run()
+        except Exception as exc:
+            if is_unavailable(exc):
+                logger.warning("%s skipped: the database cannot be reached (%s)", step, exc)
+            else:
+                logger.exception("%s failed; the next one tries again", step)

@@ -42,46 +42,56 @@ class JobQueue:
 
         With ``delay``, no worker starts it before that many seconds (a backoff).
         """
-        try:
-            queued = await self.redis.enqueue_job(
-                keys.PROCESS_BATCH_JOB,
-                str(job_id),
-                _job_id=keys.arq_job_id(job_id, generation),
-                _queue_name=self.queue_name,
-                _defer_by=delay or None,
-            )
-        except (RedisError, OSError) as exc:
-            logger.warning("could not enqueue job %s (the sweep will): %s", job_id, exc)
-            return False
-        return queued is not None
+        return await self._enqueue(
+            keys.PROCESS_BATCH_JOB,
+            job_id,
+            keys.arq_job_id(job_id, generation),
+            self.queue_name,
+            delay=delay,
+            failure=("could not enqueue job %s (the sweep will): %s", logging.WARNING),
+        )
 
     async def enqueue_cue(self, job_id: UUID, generation: int, claim: int) -> bool:
         """Ask one more free worker slot to join the job (a part of it is free). Best effort:
         a slot that finishes its part chooses again anyway, and the sweep sends what is missing."""
-        try:
-            queued = await self.redis.enqueue_job(
-                keys.PROCESS_BATCH_JOB,
-                str(job_id),
-                _job_id=keys.arq_cue_id(job_id, generation, claim),
-                _queue_name=self.queue_name,
-            )
-        except (RedisError, OSError) as exc:
-            logger.debug("could not send a cue for job %s: %s", job_id, exc)
-            return False
-        return queued is not None
+        return await self._enqueue(
+            keys.PROCESS_BATCH_JOB,
+            job_id,
+            keys.arq_cue_id(job_id, generation, claim),
+            self.queue_name,
+            failure=("could not send a cue for job %s: %s", logging.DEBUG),
+        )
 
     async def enqueue_notifications(self, organization_id: UUID, cause: str) -> bool:
         """Ask a worker to send the organization's due notifications now. Best effort: the
         sweep finds whatever is due and not sent."""
+        return await self._enqueue(
+            keys.DELIVER_NOTIFICATIONS,
+            organization_id,
+            keys.arq_notifications_id(organization_id, cause),
+            self.notification_queue_name,
+            failure=("could not ask for organization %s's notifications: %s", logging.DEBUG),
+        )
+
+    async def _enqueue(
+        self,
+        function: str,
+        argument: UUID,
+        arq_id: str,
+        queue_name: str,
+        *,
+        failure: tuple[str, int],
+        delay: float = 0.0,
+    ) -> bool:
+        """True if arq accepted a new message; False if one of that id is queued (arq's dedupe)
+        or Redis is down (logged with ``failure``'s message and level)."""
         try:
             queued = await self.redis.enqueue_job(
-                keys.DELIVER_NOTIFICATIONS,
-                str(organization_id),
-                _job_id=keys.arq_notifications_id(organization_id, cause),
-                _queue_name=self.notification_queue_name,
+                function, str(argument), _job_id=arq_id, _queue_name=queue_name, _defer_by=delay or None
             )
         except (RedisError, OSError) as exc:
-            logger.debug("could not ask for organization %s's notifications: %s", organization_id, exc)
+            message, level = failure
+            logger.log(level, message, argument, exc)
             return False
         return queued is not None
 

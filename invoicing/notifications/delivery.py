@@ -5,6 +5,7 @@ it went: delivered, tried again later with backoff, failed for good, or skipped.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import ssl
@@ -21,7 +22,6 @@ from invoicing.accounts import store as accounts
 from invoicing.domain.notices import (
     DISABLE_AFTER_SECONDS,
     ENDPOINT_DISABLED,
-    PING_EVENT,
     SIGNATURE_HEADER,
     RetrySchedule,
     signature_header,
@@ -49,6 +49,12 @@ DELIVERIES_PER_RUN = 100
 USER_AGENT = "batch-invoicing-webhooks/1"
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The system's CAs, loaded once per process (not for every run)."""
+    return ssl.create_default_context()
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     #: delivered, retry (if attempts are left), failed or skipped.
@@ -71,7 +77,7 @@ class Deliverer:
         self.schedule = RetrySchedule(settings.webhook_retry_base_seconds, settings.webhook_max_attempts)
         self.smtp = None if settings.smtp_url is None else SmtpServer.from_url(settings.smtp_url)
         self.http = httpcore.AsyncConnectionPool(
-            ssl_context=ssl.create_default_context(),
+            ssl_context=_tls_context(),
             network_backend=CheckedNetwork(allow_private_networks=settings.webhook_allow_private_networks),
             max_connections=CLAIM_BATCH,
             retries=0,
@@ -86,14 +92,12 @@ class Deliverer:
     async def run(self, organization_id: UUID) -> int:
         """Send the organization's due deliveries (up to ``DELIVERIES_PER_RUN``); how many."""
         done = 0
+        async with self.database.scoped(organization_id) as connection:
+            await outbox.give_up_crashed(connection, organization_id, self.schedule.max_attempts)
         while done < DELIVERIES_PER_RUN:
             async with self.database.scoped(organization_id) as connection:
                 claimed = await outbox.claim_due(
-                    connection,
-                    organization_id,
-                    limit=CLAIM_BATCH,
-                    lease_seconds=self.claim_lease,
-                    max_attempts=self.schedule.max_attempts,
+                    connection, organization_id, limit=CLAIM_BATCH, lease_seconds=self.claim_lease
                 )
             if not claimed:
                 break
@@ -210,12 +214,12 @@ class Deliverer:
             # A test call answers now or never: an admin is looking at its result.
             retry_in = (
                 None
-                if delivery.event_type == PING_EVENT
+                if delivery.is_test_call
                 else self.schedule.delay_after(delivery.attempts, random.random())
             )
             status = "failed" if retry_in is None else "pending"
         # A test call tells its admin how the receiver answers, not the endpoint's health.
-        health = delivery.webhook_id is not None and outcome.called and delivery.event_type != PING_EVENT
+        health = delivery.webhook_id is not None and outcome.called and not delivery.is_test_call
         async with self.database.scoped(organization_id) as connection:
             if health:
                 await connection.execute(outbox.LOCK_ENDPOINT, organization_id, delivery.webhook_id)

@@ -12,6 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from invoicing.domain.notice_emails import FailureGroup
+from invoicing.domain.notices import PING_EVENT
 
 # Due deliveries, oldest due first; each is leased by moving its next attempt past the time a
 # send may take, so that a worker that dies leaves it due again, and others skip it meanwhile.
@@ -146,6 +147,11 @@ class Claimed:
     data: dict[str, Any] | None
     event_created_at: datetime
 
+    @property
+    def is_test_call(self) -> bool:
+        """An admin's ``webhook.ping``: sent once, and no sign of the endpoint's health."""
+        return self.event_type == PING_EVENT
+
     @classmethod
     def from_row(cls, row: Any) -> Claimed:
         data = row["data"]
@@ -164,16 +170,13 @@ class Claimed:
         )
 
 
+async def give_up_crashed(connection: asyncpg.Connection, organization_id: UUID, max_attempts: int) -> None:
+    await connection.execute(GIVE_UP_CRASHED, organization_id, max_attempts)
+
+
 async def claim_due(
-    connection: asyncpg.Connection,
-    organization_id: UUID,
-    *,
-    limit: int,
-    lease_seconds: float,
-    max_attempts: int | None = None,
+    connection: asyncpg.Connection, organization_id: UUID, *, limit: int, lease_seconds: float
 ) -> list[Claimed]:
-    if max_attempts is not None:
-        await connection.execute(GIVE_UP_CRASHED, organization_id, max_attempts)
     rows = await connection.fetch(CLAIM_DUE, organization_id, limit, lease_seconds)
     return [Claimed.from_row(row) for row in rows]
 

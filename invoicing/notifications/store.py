@@ -91,32 +91,28 @@ ORDER BY delivery.created_at DESC, delivery.id DESC
 LIMIT $5
 """
 
-# Once more, now, with a fresh round of attempts; the same event (and event id). An endpoint
-# that is disabled gets nothing: the row is left as it is (the caller answers 409).
+# A webhook delivery's endpoint: whether it is enabled (no row: no such webhook delivery). The
+# endpoint is held (shared) to the transaction's end, so it is not disabled between this
+# answer and the redelivery; taken before the delivery's row, as recording an outcome does.
+ENDPOINT_OF_DELIVERY = """
+SELECT endpoint.enabled
+FROM notification_deliveries AS delivery
+JOIN webhook_endpoints AS endpoint ON endpoint.id = delivery.webhook_id
+WHERE delivery.organization_id = $1 AND delivery.id = $2
+FOR SHARE OF endpoint
+"""
+
+# Once more, now, with a fresh round of attempts; the same event (and event id).
 REDELIVER = f"""
-WITH endpoint AS (
-    SELECT id, enabled FROM webhook_endpoints AS endpoint
-    WHERE endpoint.organization_id = $1
-      AND endpoint.id = (
-          SELECT webhook_id FROM notification_deliveries WHERE organization_id = $1 AND id = $2
-      )
-),
-redelivered AS (
-    UPDATE notification_deliveries AS delivery
+WITH delivery AS (
+    UPDATE notification_deliveries
     SET status = 'pending', attempts = 0, next_attempt_at = now(), delivered_at = NULL,
-        last_status_code = NULL, last_error = NULL
-    FROM endpoint
-    WHERE delivery.organization_id = $1 AND delivery.id = $2 AND delivery.webhook_id = endpoint.id
-      AND endpoint.enabled
-    RETURNING delivery.*
+        last_status_code = NULL, last_error = NULL, claim_token = NULL
+    WHERE organization_id = $1 AND id = $2
+    RETURNING *
 )
-SELECT {_DELIVERY_COLUMNS}, true AS redelivered
-FROM redelivered AS delivery JOIN notification_events AS event ON event.id = delivery.event_id
-UNION ALL
-SELECT {_DELIVERY_COLUMNS}, false
-FROM notification_deliveries AS delivery JOIN notification_events AS event ON event.id = delivery.event_id
-WHERE delivery.organization_id = $1 AND delivery.id = $2 AND delivery.webhook_id IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM redelivered)
+SELECT {_DELIVERY_COLUMNS}
+FROM delivery JOIN notification_events AS event ON event.id = delivery.event_id
 """
 
 
@@ -237,10 +233,17 @@ async def list_deliveries(
     return [WebhookDelivery.from_row(row) for row in rows]
 
 
+async def delivery_endpoint_enabled(
+    connection: asyncpg.Connection, organization_id: UUID, delivery_id: UUID
+) -> bool | None:
+    """Whether the webhook delivery's endpoint is enabled (held so to the transaction's end);
+    None if there is no such webhook delivery."""
+    enabled: bool | None = await connection.fetchval(ENDPOINT_OF_DELIVERY, organization_id, delivery_id)
+    return enabled
+
+
 async def redeliver(
     connection: asyncpg.Connection, organization_id: UUID, delivery_id: UUID
-) -> tuple[WebhookDelivery, bool] | None:
-    """The delivery and whether it was queued again (False: its endpoint is disabled); None if
-    there is no such webhook delivery."""
-    row = await connection.fetchrow(REDELIVER, organization_id, delivery_id)
-    return None if row is None else (WebhookDelivery.from_row(row), row["redelivered"])
+) -> WebhookDelivery:
+    """The delivery made pending again, due now (check its endpoint first)."""
+    return WebhookDelivery.from_row(await connection.fetchrow(REDELIVER, organization_id, delivery_id))

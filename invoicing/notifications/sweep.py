@@ -18,8 +18,8 @@ async def enqueue_due(database: Database, queue: JobQueue, round_seconds: float 
     """Queue a delivery run for each organization with something due; how many were queued.
 
     A run is named after the sweep's round: the sweeps of every worker in one round queue it
-    once, and a run whose worker died (arq keeps its name taken for a day) does not stop the
-    next round's."""
+    once, and a run whose worker died (arq keeps its name taken until that run's timeout
+    has passed) does not stop the next round's."""
     async with database.unscoped() as connection:
         rows = await connection.fetch(DUE_ORGANIZATIONS, ORGANIZATIONS_PER_SWEEP)
     cause = f"sweep:{int(time.time() // max(round_seconds, 1.0))}"

@@ -181,10 +181,9 @@ async def redeliver(database: Database, principal: Principal, delivery_id: UUID)
     """Send the delivery's event again (same event id), now and with a fresh round of retries."""
     principal.require_admin()
     async with database.scoped(principal.organization_id) as connection:
-        found = await store.redeliver(connection, principal.organization_id, delivery_id)
-    if found is None:
-        raise NotFound.webhook_delivery()
-    delivery, queued = found
-    if not queued:
-        raise Conflict("The endpoint is disabled: enable it first.", code="webhook_disabled")
-    return delivery
+        enabled = await store.delivery_endpoint_enabled(connection, principal.organization_id, delivery_id)
+        if enabled is None:
+            raise NotFound.webhook_delivery()
+        if not enabled:
+            raise Conflict("The endpoint is disabled: enable it first.", code="webhook_disabled")
+        return await store.redeliver(connection, principal.organization_id, delivery_id)

@@ -436,13 +436,15 @@ async def _settled(database: Database, job_id: str) -> Any:
 
 
 class StallingMailbox(Mailbox):
-    """Takes the message and never answers (the client waits until it dies)."""
+    """Takes the message and does not answer until the test is over (the client, a worker
+    killed meanwhile, never hears back); then refuses it, so nothing counts as sent."""
 
     arrived = False
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         self.arrived = True
-        await asyncio.sleep(3600)
+        # An event nobody sets: the server's stop at teardown cancels the wait.
+        await asyncio.Event().wait()
         return "451 never"
 
 
